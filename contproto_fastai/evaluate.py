@@ -28,14 +28,15 @@ def decode_spans(probs, word_idx, mask):
 
 # %% ../nbs/03_evaluate.ipynb #c008
 @torch.no_grad()
-def span_probs(model, examples, bs=32, device=None, side='src'):
-    "Softmax span probabilities per example (list of `[S_i, C]` tensors, on the CPU), in `examples` order."
+def span_probs(model, examples, bs=32, device=None, side='src', pbar=None):
+    """Softmax span probabilities per example (list of `[S_i, C]` tensors, on the CPU), in `examples` order.
+    `pbar` optionally wraps the batch iterator (e.g. a progress bar)."""
     was_training = model.training; model.eval()
     device = device or next(model.parameters()).device
     out = [None] * len(examples)
     dl = SpanDL(examples, bs=bs, side=side, device=device, sort_by_len=True)
     order = dl.order()
-    for k, (x, _) in enumerate(dl):
+    for k, (x, _) in enumerate(pbar(dl) if pbar else dl):
         o = model(x)[side]
         p = F.softmax(o['logits'].float(), -1).cpu()
         n = x[side]['span_mask'].sum(1).tolist()
@@ -43,9 +44,9 @@ def span_probs(model, examples, bs=32, device=None, side='src'):
     model.train(was_training)
     return out
 
-def predict_spans(model, examples, n_sentences, bs=32, device=None, probs=None):
+def predict_spans(model, examples, n_sentences, bs=32, device=None, probs=None, pbar=None):
     "Decoded entities `[(start, end, class, prob)]` for each of `n_sentences` sentences."
-    probs = probs if probs is not None else span_probs(model, examples, bs, device)
+    probs = probs if probs is not None else span_probs(model, examples, bs, device, pbar=pbar)
     preds = [[] for _ in range(n_sentences)]
     for e, p in zip(examples, probs):
         wi = torch.tensor(e.word_spans)

@@ -109,7 +109,8 @@ class RichProgress(Callback):
     def after_validate(self): self._end()
     def _log(self, row):
         names = self.recorder.metric_names
-        self.console.print(f"[{self.title}] " + '  '.join(f"{n} {v}" for n, v in zip(names, row)), highlight=False)
+        fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+        self.console.print(f"[{self.title}] " + '  '.join(f"{n} {fmt(v)}" for n, v in zip(names, row)), highlight=False, markup=False)
     def after_fit(self):
         if self.progress: self.progress.stop()
         self.learn.logger = self._old_logger

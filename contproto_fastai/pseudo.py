@@ -89,9 +89,9 @@ class ContProtoState:
     def load(cls, path): return cls.from_state_dict(torch.load(path, weights_only=False))
 
 # %% ../nbs/04_pseudo.ipynb #c010
-def teacher_pseudo_labels(model, examples, bs=32, device=None):
+def teacher_pseudo_labels(model, examples, bs=32, device=None, pbar=None):
     "`PseudoLabels` holding the teacher's span distributions $P_{\\theta_t}(s_{jk})$ for every target example."
-    return PseudoLabels.from_probs(span_probs(model, examples, bs=bs, device=device, side='tgt'))
+    return PseudoLabels.from_probs(span_probs(model, examples, bs=bs, device=device, side='tgt', pbar=pbar))
 
 def pseudo_label_f1(pseudo_labels, examples, sentences, labels, max_span_len=4):
     "Entity F1 (seqeval) of the decoded pseudo labels against the gold tags kept aside in `Sentence.gold`."

@@ -5,11 +5,12 @@
 # %% ../nbs/02_testing.ipynb #c002
 from __future__ import annotations
 import random
+from pathlib import Path
 from types import SimpleNamespace
 from .data import Sentence, LabelSet, encode, word_tokenizer
 
 # %% auto #0
-__all__ = ['toy_sentences', 'toy_task']
+__all__ = ['toy_sentences', 'toy_task', 'save_tiny_model', 'write_conll']
 
 # %% ../nbs/02_testing.ipynb #c004
 _ENT = dict(PER=[['Anna'], ['Peter'], ['Maria', 'Schmidt'], ['John', 'Smith'], ['Li', 'Wei'], ['Omar'], ['Sofia', 'Rossi']],
@@ -51,3 +52,18 @@ def toy_task(n_src=200, n_tgt=100, n_dev=50, n_test=50, max_span_len=4, seed=0):
     t.src_train, t.src_dev = enc(t.src_sents, t.labels), enc(t.dev_sents, t.labels)
     t.tgt_train, t.tgt_test = enc(t.tgt_sents, None), enc(t.test_sents, None)
     return t
+
+# %% ../nbs/02_testing.ipynb #c006
+def save_tiny_model(path, words, hidden=64, layers=2, heads=2, seed=0):
+    "Save a tiny random BERT and a word-level tokenizer over `words` to `path` (loadable with `load_encoder(path)`)."
+    from contproto_fastai.model import tiny_encoder
+    tok = word_tokenizer(words)
+    tiny_encoder(len(tok), hidden=hidden, layers=layers, heads=heads, seed=seed).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+def write_conll(sents, path):
+    "Write `sents` as `token<TAB>tag` lines (gold tags if the sentence is unlabelled), blank line between sentences."
+    rows = ('\n'.join(f'{w}\t{t}' for w, t in zip(s.tokens, s.tags or s.gold)) for s in sents)
+    Path(path).write_text('\n\n'.join(rows) + '\n', encoding='utf-8')
+    return path
