@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb #c002
 from __future__ import annotations
-import json, logging, platform, random, time
+import json, logging, platform, random, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -19,7 +19,7 @@ from .pseudo import ContProtoState, teacher_pseudo_labels, pseudo_label_f1
 from .learner import teacher_learner, student_learner, RichProgress
 
 # %% auto #0
-__all__ = ['FitConfig', 'data_paths', 'subset', 'run_pipeline', 'results_table', 'main']
+__all__ = ['FitConfig', 'data_paths', 'subset', 'run_pipeline', 'results_table', 'fit', 'main']
 
 # %% ../nbs/06_cli.ipynb #c005
 @dataclass
@@ -61,10 +61,6 @@ def subset(xs, n, seed):
     return [xs[i] for i in keep]
 
 # %% ../nbs/06_cli.ipynb #c007
-def _console(quiet):
-    from rich.console import Console
-    return Console(stderr=True, quiet=False), quiet
-
 def _track(console, quiet, what):
     "A function wrapping an iterable in a rich progress bar (or nothing when quiet)."
     from rich.progress import track
@@ -79,7 +75,7 @@ def _fit(learn, epochs, lr, fname, console, quiet, title):
 def run_pipeline(cfg:FitConfig, console=None):
     "Teacher → pseudo labels → vanilla self-training student → target test F1. Returns the results dict (also saved as JSON)."
     from rich.console import Console
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, log_path=False)
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed, reproducible=True)
     t0, times, res = time.time(), {}, dict(config=asdict(cfg))
@@ -154,7 +150,7 @@ def results_table(res):
 
 # %% ../nbs/06_cli.ipynb #c011
 @call_parse
-def main(
+def fit(
     data:str=None,              # data directory with <lang>/train.txt, dev.txt, test.txt (e.g. ../shared/data/conll)
     src:str='en',               # source language folder under --data
     tgt:str='de',               # target language folder under --data
@@ -189,8 +185,22 @@ def main(
     cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
                     bs=bs, lr=lr, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, encoding=encoding, quiet=quiet)
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     res = run_pipeline(cfg, console)
     Console().print(results_table(res))
     Console().print(f"results: {Path(out)/'results.json'}  (wall time {res['times']['total']:.0f}s)")
     return res
+
+def _underscores(a):
+    "`--max-span-len=4` → `--max_span_len=4` (options may be written either way)."
+    if not a.startswith('--'): return a
+    k, eq, v = a.partition('=')
+    return '--' + k[2:].replace('-', '_') + eq + v
+
+def main(argv=None):
+    "Entry point of the `contproto-fit` console script: fastcore's `anno_parser` over `fit`, with dashed option names accepted."
+    from fastcore.script import anno_parser
+    p = anno_parser(fit.__wrapped__, prog='contproto-fit')
+    args = vars(p.parse_args([_underscores(a) for a in (sys.argv[1:] if argv is None else argv)]))
+    args.pop('pdb', None); args.pop('xtra', None)
+    fit(**args)

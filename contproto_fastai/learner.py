@@ -82,35 +82,41 @@ def student_learner(model, src_train, tgt_train, src_dev, state:ContProtoState, 
 
 # %% ../nbs/05_learner.ipynb #c011
 class RichProgress(Callback):
-    "Console progress with `rich`: a bar with ETA per epoch and the recorder's values after each epoch."
+    """Console progress with `rich`: a bar with ETA per epoch and the recorder's values after each epoch. When the
+    console is not a terminal (a log file), a plain line every `log_every` of an epoch replaces the bar."""
     order = ProgressCallback.order
-    def __init__(self, title='train', console=None, quiet=False):
+    def __init__(self, title='train', console=None, quiet=False, log_every=0.1):
         from rich.console import Console
-        self.title, self.console, self.quiet = title, console or Console(stderr=True), quiet
+        self.title, self.console, self.quiet, self.log_every = title, console or Console(stderr=True), quiet, log_every
     def before_fit(self):
         from rich.progress import Progress, BarColumn, TextColumn, TimeRemainingColumn, TimeElapsedColumn, MofNCompleteColumn
         self._old_logger, self.learn.logger = self.learn.logger, self._log
-        self.progress = None if self.quiet else Progress(TextColumn('[bold]{task.description}'), BarColumn(), MofNCompleteColumn(),
-                                                          TimeElapsedColumn(), TimeRemainingColumn(), TextColumn('{task.fields[info]}'),
-                                                          console=self.console, transient=True)
+        live = not self.quiet and self.console.is_terminal
+        self.progress = Progress(TextColumn('[bold]{task.description}'), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), TextColumn('{task.fields[info]}'), console=self.console, transient=True) if live else None
         if self.progress: self.progress.start()
-        self.t0 = time.time()
     def _task(self, what):
-        if self.progress: self.task = self.progress.add_task(f"{self.title} {what} epoch {self.epoch+1}/{self.n_epoch}", total=len(self.dl), info='')
+        self.what, self.t0, self.next_log = what, time.time(), self.log_every
+        if self.progress: self.task = self.progress.add_task(f"{self.title} {what} {self.epoch+1}/{self.n_epoch}", total=len(self.dl), info='')
     def before_train(self): self._task('train')
     def before_validate(self): self._task('valid')
     def after_batch(self):
-        if not self.progress: return
         info = f"loss {self.smooth_loss:.4f}" if self.training and hasattr(self.learn, 'smooth_loss') else ''
-        self.progress.update(self.task, advance=1, info=info)
+        if self.progress: self.progress.update(self.task, advance=1, info=info); return
+        done = (self.iter + 1) / len(self.dl)
+        if self.quiet or done < self.next_log or done >= 1: return
+        self.next_log += self.log_every
+        el = time.time() - self.t0
+        self.console.print(f"[{self.title}] {self.what} epoch {self.epoch+1}/{self.n_epoch}: {self.iter+1}/{len(self.dl)} batches, "
+                           f"{el:.0f}s elapsed, ETA {el/done - el:.0f}s {info}", highlight=False, markup=False)
     def _end(self):
         if self.progress: self.progress.remove_task(self.task)
     def after_train(self): self._end()
     def after_validate(self): self._end()
     def _log(self, row):
-        names = self.recorder.metric_names
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
-        self.console.print(f"[{self.title}] " + '  '.join(f"{n} {fmt(v)}" for n, v in zip(names, row)), highlight=False, markup=False)
+        self.console.print(f"[{self.title}] " + '  '.join(f"{n} {fmt(v)}" for n, v in zip(self.recorder.metric_names, row)),
+                           highlight=False, markup=False)
     def after_fit(self):
         if self.progress: self.progress.stop()
         self.learn.logger = self._old_logger
