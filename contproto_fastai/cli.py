@@ -12,7 +12,7 @@ from fastcore.script import call_parse, store_true
 from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.tracker import SaveModelCallback
-from .data import read_conll, LabelSet, encode, logger
+from .data import read_conll, LabelSet, encode, DataFormatError
 from .model import SpanNER, load_encoder
 from .evaluate import predict_spans, score
 from .pseudo import ContProtoState, teacher_pseudo_labels, pseudo_label_f1
@@ -179,14 +179,17 @@ def fit(
     from rich.console import Console
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')
     paths = dict(src_train=src_train, src_dev=src_dev, tgt_train=tgt_train, tgt_test=tgt_test)
-    if data is not None: paths = {**data_paths(data, src, tgt), **{k: v for k, v in paths.items() if v}}
+    if data is not None:
+        try: paths = {**data_paths(data, src, tgt), **{k: v for k, v in paths.items() if v}}
+        except FileNotFoundError as e: raise SystemExit(f"contproto-fit: {e}") from None
     missing = [k for k, v in paths.items() if not v]
     if missing: raise SystemExit(f"contproto-fit: give --data DIR (with --src/--tgt) or all of --src-train --src-dev --tgt-train --tgt-test (missing: {', '.join(missing)})")
     cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
                     bs=bs, lr=lr, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, encoding=encoding, quiet=quiet)
     console = Console(stderr=True, log_path=False)
-    res = run_pipeline(cfg, console)
+    try: res = run_pipeline(cfg, console)
+    except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-fit: {e}") from None
     Console().print(results_table(res))
     Console().print(f"results: {Path(out)/'results.json'}  (wall time {res['times']['total']:.0f}s)")
     return res

@@ -21,8 +21,8 @@ from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
 # %% auto #0
-__all__ = ['AdamW', 'SelfTraining', 'LossTerms', 'span_learner', 'teacher_learner', 'student_learner', 'RichProgress',
-           'console_cbs']
+__all__ = ['AdamW', 'SelfTraining', 'add_recorder_columns', 'LossTerms', 'span_learner', 'teacher_learner', 'student_learner',
+           'RichProgress', 'console_cbs']
 
 # %% ../nbs/05_learner.ipynb #c005
 class SelfTraining(Callback):
@@ -38,14 +38,17 @@ class SelfTraining(Callback):
         self.learn.yb = ({**y, 'tgt_pseudo': pseudo},)
 
 # %% ../nbs/05_learner.ipynb #c007
+def add_recorder_columns(recorder, names):
+    "Insert column `names` into the recorder's table (before `time`); values are appended to `recorder.log` in `after_validate`."
+    mn = recorder.metric_names
+    at = len(mn) - 1 if mn and mn[-1] == 'time' else len(mn)
+    recorder.metric_names = mn[:at] + list(names) + mn[at:]
+
 class LossTerms(Callback):
     "Each loss term in `learn.loss_func.terms` (epoch mean over training batches) as a `<term>_loss` column of the recorder."
     order = 51   # after `Recorder` (50) has set its columns and appended the validation metrics
     def __init__(self, names=('src', 'tgt')): self.names = list(names)
-    def before_fit(self):
-        mn = self.recorder.metric_names
-        at = len(mn) - 1 if mn and mn[-1] == 'time' else len(mn)
-        self.recorder.metric_names = mn[:at] + [f'{n}_loss' for n in self.names] + mn[at:]
+    def before_fit(self): add_recorder_columns(self.recorder, [f'{n}_loss' for n in self.names])
     def before_epoch(self): self.sums, self.counts = {}, {}
     def after_loss(self):
         if not self.training: return
@@ -59,11 +62,14 @@ class LossTerms(Callback):
 # %% ../nbs/05_learner.ipynb #c009
 AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)
 
-def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, **kwargs):
-    "A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW and source span F1 as metric."
+def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',), **kwargs):
+    """A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW and source span F1 as metric. Loss `terms` are
+    logged as columns, plus the `term` of any callback in `cbs` that adds one (`SupConLoss`: `cont`, `ConsistencyReg`: `reg`)."""
     device = device or next(model.parameters()).device
     dls = DataLoaders(train_dl, valid_dl, path=path, device=device)
-    cbs = ([GradientClip(clip)] if clip else []) + [LossTerms()] + list(cbs or [])
+    cbs = list(cbs or [])
+    terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]
+    cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms)] + cbs
     return Learner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
                    metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
 
@@ -76,7 +82,7 @@ def student_learner(model, src_train, tgt_train, src_dev, state:ContProtoState, 
     if state.pseudo_labels is None or len(state.pseudo_labels) != len(tgt_train):
         raise ValueError("state.pseudo_labels must hold one entry per target example (run the teacher first)")
     learn = span_learner(model, PairedDL(src_train, tgt_train, bs, tgt_bs, seed=seed), SpanDL(src_dev, 2*bs),
-                         cbs=[SelfTraining(state)] + list(cbs or []), **kwargs)
+                         cbs=[SelfTraining(state)] + list(cbs or []), terms=('src', 'tgt'), **kwargs)
     learn.state = state
     return learn
 

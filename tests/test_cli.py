@@ -1,0 +1,108 @@
+"End to end through the `contproto-fit` console script on the toy task, and its handling of bad input."
+import json, os, shutil, subprocess
+import pytest
+from contproto_fastai.data import read_conll, DataFormatError
+from contproto_fastai.testing import toy_sentences, save_tiny_model, write_conll
+
+
+@pytest.fixture(scope='module')
+def toy(tmp_path_factory):
+    "Toy CoNLL files (source train/dev labelled, target train/test) and a tiny model over their words."
+    d = tmp_path_factory.mktemp('toy')
+    sets = dict(src_train=toy_sentences(200, 'src', 0), src_dev=toy_sentences(50, 'src', 1),
+                tgt_train=toy_sentences(100, 'tgt', 2, labelled=False), tgt_test=toy_sentences(50, 'tgt', 3))
+    files = {k: str(write_conll(v, d/f'{k}.txt')) for k, v in sets.items()}
+    words = [w for k in ('src_train', 'tgt_train') for s in sets[k] for w in s.tokens]
+    model = save_tiny_model(d/'tiny', words)
+    return dict(dir=d, model=model, **files)
+
+
+@pytest.fixture(scope='module')
+def script():
+    exe = shutil.which('contproto-fit')
+    if exe is None: pytest.skip("console script contproto-fit not on PATH (pip install -e . in the active environment)")
+    return exe
+
+
+def _env():
+    return {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'OMP_NUM_THREADS': '1',
+            'COLUMNS': '200', 'PYTHONWARNINGS': 'ignore'}
+
+
+def _files_args(t, **over):
+    f = {k: over.get(k, t[k]) for k in ('src_train', 'src_dev', 'tgt_train', 'tgt_test')}
+    return ['--src-train', f['src_train'], '--src-dev', f['src_dev'], '--tgt-train', f['tgt_train'], '--tgt-test', f['tgt_test']]
+
+
+def test_cli_end_to_end(toy, script, tmp_path):
+    out = tmp_path/'run'
+    cmd = [script, *_files_args(toy), '--model', toy['model'], '--max-span-len', '4', '--epochs', '2', '--lr', '3e-3',
+           '--dropout', '0.1', '--out', str(out), '--quiet']
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rj = out/'results.json'
+    assert rj.exists()
+    res = json.loads(rj.read_text())
+    assert {'teacher', 'student', 'pseudo_label_f1', 'times', 'config'} <= set(res)
+    assert res['student']['f1'] > 0.5
+    assert 0 <= res['teacher']['f1'] <= 1 and 0 <= res['pseudo_label_f1'] <= 1
+    assert res['labels'] == ['O', 'LOC', 'ORG', 'PER']
+    cfg = res['config']
+    assert (cfg['max_span_len'], cfg['epochs'], cfg['lr'], cfg['dropout'], cfg['quiet']) == (4, 2, 3e-3, 0.1, True)
+    assert cfg['src_train'] == toy['src_train'] and cfg['model'] == toy['model'] and cfg['out'] == str(out)
+    assert {'data', 'teacher', 'pseudo_labels', 'student', 'total'} <= set(res['times'])
+    assert len(res['teacher_history']) == len(res['student_history']) == 2
+    assert (out/'pseudo_labels.pt').exists()
+    assert 'F1' in r.stdout
+    assert 'results.json' in r.stdout
+
+
+def test_cli_bad_column_count(toy, script, tmp_path):
+    "A source line with 3 columns among 2-column lines: non-zero exit, and the error names file:line."
+    lines = open(toy['src_train'], encoding='utf-8').read().splitlines()
+    k = next(i for i, l in enumerate(lines) if l and i > 10)  # a token line well inside the file
+    tok, tag = lines[k].split('\t')
+    lines[k] = f'{tok}\tNNP\t{tag}'
+    bad = tmp_path/'bad_train.txt'
+    bad.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    cmd = [script, *_files_args(toy, src_train=str(bad)), '--model', toy['model'], '--epochs', '1', '--out', str(tmp_path/'run'), '--quiet']
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode != 0
+    assert f'{bad}:{k + 1}' in r.stderr, r.stderr[-3000:]
+    assert 'columns' in r.stderr
+    assert not (tmp_path/'run'/'results.json').exists()
+
+
+def test_main_needs_data_or_files():
+    from contproto_fastai.cli import main
+    with pytest.raises(SystemExit) as ei:
+        main(argv=[])
+    assert '--data' in str(ei.value.code)
+
+
+def test_main_names_missing_files(toy):
+    from contproto_fastai.cli import main
+    with pytest.raises(SystemExit) as ei:
+        main(argv=[f"--src-train={toy['src_train']}", '--tgt-test', toy['tgt_test']])
+    msg = str(ei.value.code)
+    assert '--data' in msg and 'src_dev' in msg and 'tgt_train' in msg and 'src_train' not in msg.split('missing')[-1]
+
+
+@pytest.mark.parametrize('content', ['', '\n\n', '-DOCSTART-\tO\n\n-DOCSTART-\tO\n'])
+def test_empty_file_read(tmp_path, content):
+    p = tmp_path/'empty.txt'
+    p.write_text(content, encoding='utf-8')
+    with pytest.raises(DataFormatError, match='no sentences') as ei:
+        read_conll(p, labelled=False)
+    assert ei.value.path == str(p)
+
+
+def test_main_empty_target(toy, tmp_path):
+    "Through the CLI entry point: an empty target train file stops the run with a DataFormatError naming it."
+    from contproto_fastai.cli import main
+    empty = tmp_path/'empty_tgt.txt'
+    empty.write_text('', encoding='utf-8')
+    with pytest.raises(DataFormatError, match='no sentences') as ei:
+        main(argv=[*_files_args(toy, tgt_train=str(empty)), '--model', toy['model'], '--out', str(tmp_path/'run'), '--quiet'])
+    assert ei.value.path == str(empty)
+    assert not (tmp_path/'run'/'results.json').exists()
