@@ -7,8 +7,7 @@ from __future__ import annotations
 import math
 import torch, torch.nn.functional as F
 from fastai.callback.core import Callback
-from .pseudo import ContProtoState, pseudo_label_f1
-from .learner import add_recorder_columns
+from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
 
 # %% auto #0
 __all__ = ['PRESETS', 'DoubleForward', 'views', 'consistency_kl', 'ConsistencyReg', 'supcon_loss', 'PseudoPositive', 'SupConLoss',
@@ -168,7 +167,6 @@ class MarginRefiner(Callback):
         C = st.pseudo_labels.n_classes
         if st.margins is None: st.margins = torch.full((C,), float(self.fixed_margin or 0.))
         if self.fixed_margin is not None: st.margins = torch.full((C,), float(self.fixed_margin))
-        add_recorder_columns(self.recorder, [f"r_{c}" for c in (st.classes or range(C))])
     def before_epoch(self):
         C = _state(self.learn).pseudo_labels.n_classes
         self.sum, self.count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
@@ -196,7 +194,10 @@ class MarginRefiner(Callback):
             have = self.count > 0
             st.margins = torch.where(have, (self.sum / self.count.clamp(min=1)).float(), st.margins)
         st.extra.setdefault('margins', []).append(st.margins.tolist())
-    def after_validate(self): self.recorder.log += _state(self.learn).margins.tolist()
+    def columns(self):
+        st = _state(self.learn)
+        return [f"r_{c}" for c in (st.classes or range(st.pseudo_labels.n_classes))]
+    def column_values(self): return _state(self.learn).margins.tolist()
 
 # %% ../nbs/07_contproto.ipynb #c022
 class PseudoLabelF1(Callback):
@@ -210,10 +211,9 @@ class PseudoLabelF1(Callback):
     def before_fit(self):
         self.curve = _state(self.learn).extra.setdefault('pseudo_f1', [])
         if not self.curve: self.curve.append(self._f1())
-        add_recorder_columns(self.recorder, ['pseudo_f1'])
-    def after_validate(self):
-        f = self._f1(); self.curve.append(f)
-        self.recorder.log += [float('nan') if f is None else f]
+    def after_train(self): self.curve.append(self._f1())
+    def columns(self): return ['pseudo_f1']
+    def column_values(self): return [float('nan') if self.curve[-1] is None else self.curve[-1]]
 
 # %% ../nbs/07_contproto.ipynb #c024
 PRESETS = dict(

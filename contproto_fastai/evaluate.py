@@ -74,10 +74,10 @@ def score(sentences, preds, labels, max_span_len=4, tags_attr='tags'):
         g = {(a, b, t) for a, b, t in gold if b - a < max_span_len}
         tp += len(g & set(ps)); n_pred += len(ps); n_gold += len(g)
     rep = classification_report(y_true, y_pred, mode='strict', scheme=IOB2, output_dict=True, zero_division=0)
-    per_type = {k: dict(precision=v['precision'], recall=v['recall'], f1=v['f1-score'], support=int(v['support']))
+    per_type = {k: dict(precision=float(v['precision']), recall=float(v['recall']), f1=float(v['f1-score']), support=int(v['support']))
                 for k, v in rep.items() if 'avg' not in k}
     mi = rep['micro avg']
-    return dict(precision=mi['precision'], recall=mi['recall'], f1=mi['f1-score'], support=int(mi['support']),
+    return dict(precision=float(mi['precision']), recall=float(mi['recall']), f1=float(mi['f1-score']), support=int(mi['support']),
                 per_type=per_type, span_f1=prf(tp, n_pred, n_gold)['f1'])
 
 # %% ../nbs/03_evaluate.ipynb #c013

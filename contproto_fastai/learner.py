@@ -21,7 +21,7 @@ from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
 # %% auto #0
-__all__ = ['AdamW', 'SelfTraining', 'add_recorder_columns', 'LossTerms', 'span_learner', 'teacher_learner', 'student_learner',
+__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'span_learner', 'teacher_learner', 'student_learner',
            'RichProgress', 'console_cbs']
 
 # %% ../nbs/05_learner.ipynb #c005
@@ -38,26 +38,31 @@ class SelfTraining(Callback):
         self.learn.yb = ({**y, 'tgt_pseudo': pseudo},)
 
 # %% ../nbs/05_learner.ipynb #c007
-def add_recorder_columns(recorder, names):
-    "Insert column `names` into the recorder's table (before `time`); values are appended to `recorder.log` in `after_validate`."
-    mn = recorder.metric_names
-    at = len(mn) - 1 if mn and mn[-1] == 'time' else len(mn)
-    recorder.metric_names = mn[:at] + list(names) + mn[at:]
+class ExtraColumns(Callback):
+    """Columns of the recorder's table supplied by other callbacks: any callback with `columns()` (names, fixed at
+    `before_fit`) and `column_values()` (one value each, read after every epoch's validation)."""
+    order = 51   # after `Recorder` (50) has set its columns and appended the validation metrics
+    def before_fit(self):
+        self.providers = [cb for cb in self.learn.cbs if hasattr(cb, 'column_values')]
+        mn = self.recorder.metric_names
+        at = len(mn) - 1 if mn and mn[-1] == 'time' else len(mn)
+        self.recorder.metric_names = mn[:at] + [n for cb in self.providers for n in cb.columns()] + mn[at:]
+    def after_validate(self):
+        for cb in self.providers: self.recorder.log += list(cb.column_values())
 
 class LossTerms(Callback):
-    "Each loss term in `learn.loss_func.terms` (epoch mean over training batches) as a `<term>_loss` column of the recorder."
-    order = 51   # after `Recorder` (50) has set its columns and appended the validation metrics
+    "Each loss term in `learn.loss_func.terms` (epoch mean over training batches), as `<term>_loss` columns."
     def __init__(self, names=('src', 'tgt')): self.names = list(names)
-    def before_fit(self): add_recorder_columns(self.recorder, [f'{n}_loss' for n in self.names])
     def before_epoch(self): self.sums, self.counts = {}, {}
-    def after_loss(self):
+    def after_batch(self):   # after every callback's `after_loss` has added its term
         if not self.training: return
         for k, v in getattr(self.learn.loss_func, 'terms', {}).items():
             self.sums[k] = self.sums.get(k, 0.) + float(v); self.counts[k] = self.counts.get(k, 0) + 1
     def means(self): return {k: self.sums[k] / self.counts[k] for k in self.sums}
-    def after_validate(self):
+    def columns(self): return [f'{n}_loss' for n in self.names]
+    def column_values(self):
         m = self.means()
-        self.recorder.log += [m.get(n, float('nan')) for n in self.names]
+        return [m.get(n, float('nan')) for n in self.names]
 
 # %% ../nbs/05_learner.ipynb #c009
 AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)
@@ -69,7 +74,7 @@ def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None
     dls = DataLoaders(train_dl, valid_dl, path=path, device=device)
     cbs = list(cbs or [])
     terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]
-    cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms)] + cbs
+    cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns()] + cbs
     return Learner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
                    metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
 
