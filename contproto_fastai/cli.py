@@ -15,7 +15,8 @@ from fastai.callback.tracker import SaveModelCallback
 from .data import read_conll, LabelSet, encode, DataFormatError
 from .model import SpanNER, load_encoder
 from .evaluate import predict_spans, score
-from .pseudo import ContProtoState, teacher_pseudo_labels, pseudo_label_f1
+from .pseudo import ContProtoState, PseudoLabels, teacher_pseudo_labels, pseudo_label_f1
+from fastai.learner import load_model
 from .learner import teacher_learner, student_learner, RichProgress
 from .contproto import contproto_callbacks, preset_rep, PseudoLabelF1, PRESETS
 
@@ -49,6 +50,7 @@ class FitConfig:
     beta: float = 0.95
     temperature: float = 0.07
     warmup: int = 1
+    teacher_from: str|None = None
     encoding: str = 'auto'
     quiet: bool = False
 
@@ -102,25 +104,32 @@ def run_pipeline(cfg:FitConfig, console=None):
     ex_tgt, ex_test = enc(tgt_train, None, 'tgt train'), enc(tgt_test, None, 'tgt test')
     times['data'] = time.time() - t0
 
-    # teacher (eq. 1)
+    # teacher (eq. 1), or the teacher and pseudo labels of an earlier run with the same data options
     t = time.time()
     teacher = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
     learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr)
-    res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, cfg.lr, 'teacher', console, cfg.quiet, 'teacher')
-    times['teacher'] = time.time() - t
     evaluate = lambda m, what: score(tgt_test, predict_spans(m, ex_test, len(tgt_test), bs=2*cfg.bs,
                                      pbar=_track(console, cfg.quiet, f"evaluating {what}")), labels.classes, cfg.max_span_len)
-    res['teacher'] = evaluate(learn.model, 'teacher')
+    if cfg.teacher_from:
+        td = Path(cfg.teacher_from)
+        load_model(td/'models'/'teacher.pth', teacher, None, with_opt=False, device='cpu')
+        pl = PseudoLabels.load(td/'pseudo_labels.pt')
+        if len(pl) != len(ex_tgt) or len(pl.probs) != sum(len(e.word_spans) for e in ex_tgt):
+            raise ValueError(f"{td}/pseudo_labels.pt does not fit this target set: use the same data, limits, seed, max_len and max_span_len")
+        prev = json.loads((td/'results.json').read_text()) if (td/'results.json').exists() else {}
+        res['teacher_history'], res['teacher'] = prev.get('teacher_history'), prev.get('teacher') or evaluate(teacher, 'teacher')
+        say(f"teacher and pseudo labels from {td}")
+    else:
+        res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, cfg.lr, 'teacher', console, cfg.quiet, 'teacher')
+        res['teacher'] = evaluate(learn.model, 'teacher')
+        pl = teacher_pseudo_labels(learn.model, ex_tgt, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
+        pl.save(out/'pseudo_labels.pt')
+        (out/'results.json').write_text(json.dumps(res, indent=2))     # a later run can pick the teacher up (--teacher-from)
+    times['teacher'] = time.time() - t
     say(f"teacher (zero-shot) target test F1 {res['teacher']['f1']:.4f}")
-
-    # pseudo labels (eq. 2's soft targets)
-    t = time.time()
-    state = ContProtoState(teacher_pseudo_labels(learn.model, ex_tgt, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target')),
-                           rep=preset_rep(cfg.ablation), classes=labels.classes)
-    state.pseudo_labels.save(out/'pseudo_labels.pt')
+    state = ContProtoState(pl, rep=preset_rep(cfg.ablation), classes=labels.classes)
     pf1 = pseudo_label_f1(state.pseudo_labels, ex_tgt, tgt_train, labels.classes, cfg.max_span_len)
     res['pseudo_label_f1'] = None if pf1 is None else pf1['f1']
-    times['pseudo_labels'] = time.time() - t
     del learn, teacher, encoder
 
     # student: vanilla self-training (eq. 3) plus the preset's ContProto callbacks (eq. 7)
@@ -189,6 +198,7 @@ def fit(
     beta:float=0.95,            # pseudo-label moving-average rate (eq. 9)
     temperature:float=0.07,     # SupCon temperature (eq. 4)
     warmup:int=1,               # epochs without pseudo-label updates
+    teacher_from:str=None,      # reuse the teacher and pseudo labels of an earlier run's --out (same data options)
     encoding:str='auto',        # data file encoding ('auto': UTF-8, else Latin-1)
     quiet:store_true=False,     # no progress bars, only epoch lines and the results table
 ):
@@ -204,7 +214,7 @@ def fit(
     cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
                     bs=bs, lr=lr, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta,
-                    temperature=temperature, warmup=warmup, encoding=encoding, quiet=quiet)
+                    temperature=temperature, warmup=warmup, teacher_from=teacher_from, encoding=encoding, quiet=quiet)
     console = Console(stderr=True, log_path=False)
     try: res = run_pipeline(cfg, console)
     except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-fit: {e}") from None

@@ -137,7 +137,7 @@ def spans_to_tags(spans, n):
         for k in range(s+1, e+1): tags[k] = f'I-{typ}'
     return tags
 
-# %% ../nbs/00_data.ipynb #c013
+# %% ../nbs/00_data.ipynb #c015
 class LabelSet:
     "The classes $\\mathbb{C}$: `O` at index 0, then the entity types."
     def __init__(self, types):
@@ -160,12 +160,12 @@ class LabelSet:
                     if t not in self.o2i:
                         raise DataFormatError(s.path, s.line + st, f"entity type {t!r} in {what} is not in the source label set {self.classes[1:]}")
 
-# %% ../nbs/00_data.ipynb #c018
+# %% ../nbs/00_data.ipynb #c020
 def enumerate_spans(n, max_span_len=4):
     "All word spans `(start, end)` (end inclusive) of `n` words with width ≤ `max_span_len`, ordered by start then end."
     return [(i, j) for i in range(n) for j in range(i, min(n, i + max_span_len))]
 
-# %% ../nbs/00_data.ipynb #c021
+# %% ../nbs/00_data.ipynb #c023
 @dataclass
 class Example:
     "One encoded chunk of a sentence."
@@ -192,7 +192,7 @@ class EncodeReport:
                 f"{self.n_entities} gold entities, {self.n_long_entities} longer than max_span_len, {self.n_cut_entities} cut by a split; "
                 f"{self.n_empty_words} words with no subword encoded as unk")
 
-# %% ../nbs/00_data.ipynb #c022
+# %% ../nbs/00_data.ipynb #c024
 def _chunks(lens, budget):
     "Split word lengths `lens` greedily into consecutive chunks whose total stays within `budget`."
     out, start, tot = [], 0, 0
@@ -249,7 +249,7 @@ def encode(sents, tokenizer, labels:LabelSet|None=None, max_span_len=4, max_len=
     rep.n_examples = len(exs)
     return exs, rep
 
-# %% ../nbs/00_data.ipynb #c024
+# %% ../nbs/00_data.ipynb #c026
 def collate(exs, pad_id=0):
     "Pad a list of `Example`s into a dict of tensors."
     B, T, S = len(exs), max(len(e.input_ids) for e in exs), max(len(e.word_spans) for e in exs)
@@ -268,7 +268,7 @@ def collate(exs, pad_id=0):
     if any(e.labels is not None for e in exs): b['labels'] = lab
     return b
 
-# %% ../nbs/00_data.ipynb #c026
+# %% ../nbs/00_data.ipynb #c028
 def _split_xy(b, side):
     x = {k: v for k, v in b.items() if k != 'labels'}
     return x, b.get('labels', b['idx'])
@@ -316,7 +316,7 @@ class PairedDL:
             xt, yt = self._next_tgt()
             yield _move({**xs, **xt}, self.device), _move({**ys, **yt}, self.device)
 
-# %% ../nbs/00_data.ipynb #c028
+# %% ../nbs/00_data.ipynb #c030
 def word_tokenizer(words, lowercase=False):
     "A word-level `PreTrainedTokenizerFast` over `words`, built in-process (no download)."
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, normalizers
