@@ -122,10 +122,11 @@ def run_pipeline(cfg:FitConfig, console=None):
     else:
         res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, cfg.lr, 'teacher', console, cfg.quiet, 'teacher')
         res['teacher'] = evaluate(learn.model, 'teacher')
+        times['teacher'], t = time.time() - t, time.time()
         pl = teacher_pseudo_labels(learn.model, ex_tgt, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
         pl.save(out/'pseudo_labels.pt')
         (out/'results.json').write_text(json.dumps(res, indent=2))     # a later run can pick the teacher up (--teacher-from)
-    times['teacher'] = time.time() - t
+    times['teacher' if cfg.teacher_from else 'pseudo_labels'] = time.time() - t
     say(f"teacher (zero-shot) target test F1 {res['teacher']['f1']:.4f}")
     state = ContProtoState(pl, rep=preset_rep(cfg.ablation), classes=labels.classes)
     pf1 = pseudo_label_f1(state.pseudo_labels, ex_tgt, tgt_train, labels.classes, cfg.max_span_len)

@@ -106,3 +106,39 @@ def test_main_empty_target(toy, tmp_path):
         main(argv=[*_files_args(toy, tgt_train=str(empty)), '--model', toy['model'], '--out', str(tmp_path/'run'), '--quiet'])
     assert str(empty) in str(ei.value.code)
     assert not (tmp_path/'run'/'results.json').exists()
+
+
+@pytest.fixture(scope='module')
+def teacher_run(toy, tmp_path_factory):
+    "One finished run whose teacher and pseudo labels the preset runs reuse (--teacher-from)."
+    from contproto_fastai.cli import main
+    out = tmp_path_factory.mktemp('teacher')/'run'
+    main(argv=[*_files_args(toy), '--model', toy['model'], '--epochs', '1', '--teacher-epochs', '3', '--lr', '3e-3',
+               '--dropout', '0.1', '--ablation', 'vanilla', '--out', str(out), '--quiet'])
+    return out
+
+
+@pytest.mark.parametrize('preset', ['contproto', 'no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl', 'vanilla'])
+def test_cli_every_ablation(toy, teacher_run, tmp_path, preset):
+    "Every Table 3 preset runs end to end from the console entry point and logs what it should."
+    from contproto_fastai.cli import main
+    from contproto_fastai.contproto import PRESETS
+    out = tmp_path/preset
+    main(argv=[*_files_args(toy), '--model', toy['model'], '--epochs', '2', '--lr', '3e-3', '--dropout', '0.1',
+               '--ablation', preset, '--teacher-from', str(teacher_run), '--out', str(out), '--quiet'])
+    res = json.loads((out/'results.json').read_text())
+    first = json.loads((teacher_run/'results.json').read_text())
+    assert res['config']['ablation'] == preset and res['teacher'] == first['teacher']
+    cols = set(res['student_history'][-1])
+    assert ('cont_loss' in cols) == ('SupConLoss' in PRESETS[preset])
+    assert ('reg_loss' in cols) == ('ConsistencyReg' in PRESETS[preset])
+    assert ('r_PER' in cols) == ('MarginRefiner' in PRESETS[preset])
+    assert len(res['pseudo_label_f1_curve']) == 3                     # before training and after each epoch
+    if 'MarginRefiner' not in PRESETS[preset]: assert res['pseudo_label_f1_curve'][-1] == res['pseudo_label_f1']
+    assert 0 <= res['student']['f1'] <= 1 and (out/'state.pt').exists()
+
+
+def test_cli_unknown_ablation(toy, tmp_path):
+    from contproto_fastai.cli import main
+    with pytest.raises(ValueError, match='unknown ablation'):
+        main(argv=[*_files_args(toy), '--model', toy['model'], '--ablation', 'nope', '--out', str(tmp_path/'x'), '--quiet'])
