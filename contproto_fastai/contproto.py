@@ -61,23 +61,20 @@ class ConsistencyReg(Callback):
 
 # %% ../nbs/06_contproto.ipynb #c011
 def supcon_loss(features, labels, temperature=0.07, chunk=4096):
-    "Eq. (4): SupCon loss of L2-normalised `features` `[n, d]` with integer `labels` `[n]` (mean over anchors with a positive)."
-    n = len(labels)
-    losses = []
-    for s in range(0, n, chunk):
-        f = features[s:s+chunk]
-        sim = f @ features.T / temperature                                  # [k, n]
-        self_mask = torch.zeros_like(sim, dtype=torch.bool)
-        self_mask[torch.arange(len(f)), torch.arange(s, s + len(f))] = True
-        sim = sim.masked_fill(self_mask, float('-inf'))
-        log_prob = sim - torch.logsumexp(sim, 1, keepdim=True)
-        pos = (labels[s:s+chunk, None] == labels[None]) & ~self_mask
-        n_pos = pos.sum(1)
-        has = n_pos > 0
-        lp = log_prob.masked_fill(~pos, 0.).sum(1)
-        losses.append(-(lp[has] / n_pos[has]))
-    losses = torch.cat(losses)
-    return losses.mean() if len(losses) else features.sum() * 0.
+    """Eq. (4): SupCon loss of L2-normalised `features` `[n, d]` with integer `labels` `[n]` (mean over anchors with a positive).
+    The positives' numerator needs no $n\\times n$ matrix: $\\sum_{p\\in P(i)}\\zeta_i\\cdot\\zeta_p = \\zeta_i\\cdot(S_{y_i}-\\zeta_i)$ with
+    $S_c$ the sum of class $c$'s features; only the log-denominator is $n\\times n$, computed `chunk` anchors at a time."""
+    C = int(labels.max()) + 1
+    onehot = F.one_hot(labels, C).to(features.dtype)
+    class_sum, count = onehot.T @ features, onehot.sum(0)                   # S_c, |c|
+    n_pos = count[labels] - 1
+    pos_dot = ((class_sum[labels] - features) * features).sum(-1) / temperature
+    self_dot = (features * features).sum(-1) / temperature
+    lse = torch.cat([torch.logsumexp(features[s:s+chunk] @ features.T / temperature, 1) for s in range(0, len(labels), chunk)])
+    lse = lse + torch.log1p(-torch.exp(self_dot - lse).clamp(max=1 - 1e-6))  # drop a = i from the denominator
+    has = n_pos > 0
+    if not has.any(): return features.sum() * 0.
+    return (lse[has] - pos_dot[has] / n_pos[has]).mean()
 
 class PseudoPositive(Callback):
     "Label target spans by the current model's argmax (eq. 5) so they join the contrastive set as pseudo-positives."
