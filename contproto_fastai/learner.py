@@ -21,7 +21,7 @@ from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
 # %% auto #0
-__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'span_learner', 'teacher_learner', 'student_learner',
+__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'span_learner', 'teacher_learner', 'student_learner',
            'RichProgress', 'console_cbs']
 
 # %% ../nbs/05_learner.ipynb #c005
@@ -65,6 +65,17 @@ class LossTerms(Callback):
         return [m.get(n, float('nan')) for n in self.names]
 
 # %% ../nbs/05_learner.ipynb #c009
+class NanGuard(Callback):
+    "Raise `FloatingPointError` naming the loss term that became NaN/inf, before the backward pass."
+    order = 50
+    def after_loss(self):
+        if not self.training: return
+        terms = dict(getattr(self.learn.loss_func, 'terms', {}), total=self.learn.loss_grad.detach())
+        bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]
+        if bad: raise FloatingPointError(f"non-finite loss term(s) {bad} at epoch {self.epoch}, batch {self.iter}: "
+                                         f"{ {k: float(terms[k]) for k in bad} }; training stopped (try a lower lr)")
+
+# %% ../nbs/05_learner.ipynb #c011
 AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)
 
 def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',), **kwargs):
@@ -74,7 +85,7 @@ def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None
     dls = DataLoaders(train_dl, valid_dl, path=path, device=device)
     cbs = list(cbs or [])
     terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]
-    cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns()] + cbs
+    cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns(), NanGuard()] + cbs
     return Learner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
                    metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
 
@@ -91,7 +102,7 @@ def student_learner(model, src_train, tgt_train, src_dev, state:ContProtoState, 
     learn.state = state
     return learn
 
-# %% ../nbs/05_learner.ipynb #c011
+# %% ../nbs/05_learner.ipynb #c013
 class RichProgress(Callback):
     """Console progress with `rich`: a bar with ETA per epoch and the recorder's values after each epoch. When the
     console is not a terminal (a log file), a plain line every `log_every` of an epoch replaces the bar."""
