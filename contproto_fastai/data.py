@@ -278,11 +278,14 @@ def _move(x, device):
     return x if device is None else to_device(x, device)
 
 class SpanDL:
-    "Batches of one example set, as `({side: x}, {side: y})`; `y` is the labels, or the example indices if unlabelled."
+    """Batches of one example set, as `({side: x}, {side: y})`; `y` is the labels, or the example indices if unlabelled.
+    `state_dict()` captures where a pass stands (the shuffle RNG and the batches already served) so that a resumed
+    run continues with exactly the batches an uninterrupted one would have seen."""
     def __init__(self, examples, bs=16, shuffle=False, side='src', seed=None, pad_id=0, device=None, sort_by_len=False):
         self.examples, self.bs, self.shuffle, self.side, self.pad_id, self.device = examples, bs, shuffle, side, pad_id, device
         self.rng = random.Random(seed)
         self.sort_by_len = sort_by_len
+        self._pass_rng, self.n_served, self.skip = None, 0, 0
     def __len__(self): return (len(self.examples) + self.bs - 1) // self.bs
     def to(self, device): self.device = device; return self
     def order(self):
@@ -291,10 +294,20 @@ class SpanDL:
         elif self.sort_by_len: o.sort(key=lambda i: len(self.examples[i].input_ids))
         return o
     def __iter__(self):
-        o = self.order()
-        for i in range(0, len(o), self.bs):
+        self._pass_rng = self.rng.getstate()            # the state this pass's order was drawn from
+        o, skip, self.skip = self.order(), self.skip, 0
+        self.n_served = skip
+        for i in range(skip * self.bs, len(o), self.bs):
             x, y = _split_xy(collate([self.examples[j] for j in o[i:i+self.bs]], self.pad_id), self.side)
+            self.n_served += 1
             yield _move({self.side: x}, self.device), _move({self.side: y}, self.device)
+    def state_dict(self):
+        "Mid-pass: the RNG state the pass started from and the batches served; between passes: the RNG state now."
+        mid = self._pass_rng is not None and 0 < self.n_served < len(self)
+        return dict(rng=self._pass_rng if mid else self.rng.getstate(), skip=self.n_served if mid else 0)
+    def load_state_dict(self, d):
+        "The next `iter` re-draws the interrupted pass's order and skips the batches already served."
+        self.rng.setstate(d['rng']); self.skip = d['skip']
 
 class PairedDL:
     "Self-training batches: a pass over source `src` with target `tgt` batches cycled alongside (each reshuffled per pass)."
@@ -315,6 +328,9 @@ class PairedDL:
         for xs, ys in self.src:
             xt, yt = self._next_tgt()
             yield _move({**xs, **xt}, self.device), _move({**ys, **yt}, self.device)
+    def state_dict(self): return dict(src=self.src.state_dict(), tgt=self.tgt.state_dict())
+    def load_state_dict(self, d):
+        self.src.load_state_dict(d['src']); self.tgt.load_state_dict(d['tgt']); self._tgt_it = None
 
 # %% ../nbs/00_data.ipynb #c030
 def word_tokenizer(words, lowercase=False):
