@@ -184,6 +184,8 @@ class MarginRefiner(Callback):
             full = old.clone(); full[mask] = new
             st.pseudo_labels.update(y['tgt'], full, mask)
             self.learn.yb = ({**y, 'tgt_pseudo': full},)                        # this batch's loss already sees them
+    def get_state(self): return dict(sum=self.sum.clone(), count=self.count.clone())
+    def set_state(self, d): self.sum, self.count = d['sum'].clone(), d['count'].clone()
     def after_train(self):
         "Eq. (11): this epoch's mean similarity per predicted class becomes next epoch's margin (classes never predicted keep theirs)."
         st = _state(self.learn)
@@ -205,8 +207,9 @@ class PseudoLabelF1(Callback):
     def _f1(self):
         r = pseudo_label_f1(_state(self.learn).pseudo_labels, self.examples, self.sentences, self.labels, self.max_span_len)
         return None if r is None else r['f1']
+    @property
+    def curve(self): return _state(self.learn).extra.setdefault('pseudo_f1', [])
     def before_fit(self):
-        self.curve = _state(self.learn).extra.setdefault('pseudo_f1', [])
         if not self.curve: self.curve.append(self._f1())
     def after_train(self): self.curve.append(self._f1())
     def columns(self): return ['pseudo_f1']

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from functools import partial
 import numpy as np, torch
-from fastai.learner import Learner
+from fastai.learner import Learner, CancelEpochException
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
 from fastai.callback.tracker import SaveModelCallback
@@ -21,8 +21,8 @@ from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
 # %% auto #0
-__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'span_learner', 'teacher_learner', 'student_learner',
-           'RichProgress', 'console_cbs']
+__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'SpanLearner', 'Checkpoint', 'span_learner',
+           'teacher_learner', 'student_learner', 'RichProgress', 'console_cbs']
 
 # %% ../nbs/05_learner.ipynb #c005
 class SelfTraining(Callback):
@@ -59,6 +59,8 @@ class LossTerms(Callback):
         for k, v in getattr(self.learn.loss_func, 'terms', {}).items():
             self.sums[k] = self.sums.get(k, 0.) + float(v); self.counts[k] = self.counts.get(k, 0) + 1
     def means(self): return {k: self.sums[k] / self.counts[k] for k in self.sums}
+    def get_state(self): return dict(sums=dict(self.sums), counts=dict(self.counts))
+    def set_state(self, d): self.sums, self.counts = dict(d['sums']), dict(d['counts'])
     def columns(self): return [f'{n}_loss' for n in self.names]
     def column_values(self):
         m = self.means()
@@ -76,6 +78,82 @@ class NanGuard(Callback):
                                          f"{ {k: float(terms[k]) for k in bad} }; training stopped (try a lower lr)")
 
 # %% ../nbs/05_learner.ipynb #c011
+import random as _random
+from pathlib import Path
+from fastai.callback.core import TrainEvalCallback
+from fastai.callback.tracker import TrackerCallback
+from .pseudo import atomic_save
+
+def _rng_states():
+    st = dict(torch=torch.get_rng_state(), python=_random.getstate(), numpy=np.random.get_state())
+    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
+    return st
+
+def _set_rng_states(st):
+    torch.set_rng_state(st['torch']); _random.setstate(st['python']); np.random.set_state(st['numpy'])
+    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
+
+class SpanLearner(Learner):
+    "A fastai `Learner` whose `fit` can start in the middle of a run (`resume`)."
+    def resume(self, path):
+        "Continue from the checkpoint at `path` in the next `fit`/`fit_one_cycle` (call it with the original arguments)."
+        self._resume = torch.load(path, weights_only=False, map_location='cpu')
+        return self
+    def _do_fit(self):
+        ck = getattr(self, '_resume', None)
+        start = ck['epoch'] if ck else 0
+        for epoch in range(start, self.n_epoch):
+            self.epoch = epoch
+            self._with_events(self._do_epoch, 'epoch', CancelEpochException)
+
+class Checkpoint(Callback):
+    "Save a resumable checkpoint to `path` every `every` training batches (0: epochs only) and after every epoch."
+    order = 70    # after the recorder, the trackers and the progress callbacks have done their per-batch work
+    def __init__(self, path, every=0): self.path, self.every = Path(path), every
+    def _stateful(self): return [cb for cb in self.learn.cbs if hasattr(cb, 'get_state') and cb is not self]
+    def _cb_key(self, cb): return f"{type(cb).__name__}_{[type(c) for c in self.learn.cbs].index(type(cb))}"
+    def save(self, epoch, batches):
+        L_ = self.learn
+        tr = [cb for cb in L_.cbs if isinstance(cb, TrackerCallback)]
+        atomic_save(dict(model=L_.model.state_dict(), opt=L_.opt.state_dict(), epoch=epoch, batches=batches,
+                         n_epoch=L_.n_epoch, rng=_rng_states(), loader=L_.dls.train.state_dict(),
+                         state=L_.state.state_dict() if getattr(L_, 'state', None) is not None else None,
+                         callbacks={self._cb_key(cb): cb.get_state() for cb in self._stateful()},
+                         trackers=[cb.best for cb in tr],
+                         recorder=dict(values=L_.recorder.values, losses=L_.recorder.losses, lrs=L_.recorder.lrs,
+                                       iters=L_.recorder.iters),
+                         smooth_loss=dict(count=L_.recorder.smooth_loss.count, val=L_.recorder.smooth_loss.val)), self.path)
+    def after_batch(self):
+        if self.training and self.every and (self.iter + 1) % self.every == 0 and self.iter + 1 < self.n_iter:
+            self.save(self.epoch, self.iter + 1)
+    def after_epoch(self): self.save(self.epoch + 1, 0)
+    def before_train(self):
+        ck = getattr(self.learn, '_resume', None)
+        if ck is None: return
+        L_ = self.learn
+        if ck['n_epoch'] != L_.n_epoch: raise ValueError(f"checkpoint is from a {ck['n_epoch']}-epoch fit; call fit with the same arguments")
+        L_.model.load_state_dict(ck['model']); L_.opt.load_state_dict(ck['opt'])
+        L_.dls.train.load_state_dict(ck['loader'])
+        if ck['state'] is not None:
+            from contproto_fastai.pseudo import ContProtoState
+            new = ContProtoState.from_state_dict(ck['state'])
+            for k, v in vars(new).items(): setattr(L_.state, k, v)
+        for cb in self._stateful():
+            if self._cb_key(cb) in ck['callbacks']: cb.set_state(ck['callbacks'][self._cb_key(cb)])
+        for cb, best in zip([cb for cb in L_.cbs if isinstance(cb, TrackerCallback)], ck['trackers']): cb.best = best
+        for k, v in ck['recorder'].items(): setattr(L_.recorder, k, v)
+        L_.recorder.smooth_loss.count, L_.recorder.smooth_loss.val = ck['smooth_loss']['count'], ck['smooth_loss']['val']
+        n_iter = len(L_.dls.train)
+        L_.train_iter = ck['epoch'] * n_iter + ck['batches']
+        L_.pct_train = L_.train_iter / (n_iter * L_.n_epoch)
+        self._offset = ck['batches']
+        _set_rng_states(ck['rng'])
+        L_._resume = None
+    def before_batch(self):
+        if getattr(self, '_offset', 0) and self.training: self.learn.iter += self._offset   # batch numbers as in the original run
+    def after_train(self): self._offset = 0
+
+# %% ../nbs/05_learner.ipynb #c013
 AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)
 
 def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',), **kwargs):
@@ -86,8 +164,8 @@ def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None
     cbs = list(cbs or [])
     terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]
     cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns(), NanGuard()] + cbs
-    return Learner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
-                   metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
+    return SpanLearner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
+                       metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
 
 def teacher_learner(model, src_train, src_dev, bs=16, seed=0, **kwargs):
     "The teacher: source-only training (eq. 1)."
@@ -102,7 +180,7 @@ def student_learner(model, src_train, tgt_train, src_dev, state:ContProtoState, 
     learn.state = state
     return learn
 
-# %% ../nbs/05_learner.ipynb #c013
+# %% ../nbs/05_learner.ipynb #c015
 class RichProgress(Callback):
     """Console progress with `rich`: a bar with ETA per epoch and the recorder's values after each epoch. When the
     console is not a terminal (a log file), a plain line every `log_every` of an epoch replaces the bar."""
