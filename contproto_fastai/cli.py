@@ -17,7 +17,7 @@ from .model import SpanNER, load_encoder
 from .evaluate import predict_spans, score
 from .pseudo import ContProtoState, PseudoLabels, teacher_pseudo_labels, pseudo_label_f1
 from fastai.learner import load_model
-from .learner import teacher_learner, student_learner, RichProgress
+from .learner import teacher_learner, student_learner, RichProgress, Checkpoint
 from .contproto import contproto_callbacks, preset_rep, PseudoLabelF1, PRESETS
 
 # %% auto #0
@@ -51,6 +51,7 @@ class FitConfig:
     temperature: float = 0.07
     warmup: int = 1
     teacher_from: str|None = None
+    checkpoint_every: int = 200
     encoding: str = 'auto'
     quiet: bool = False
 
@@ -74,18 +75,27 @@ def _track(console, quiet, what):
     from rich.progress import track
     return (lambda it: it) if quiet else (lambda it: track(it, description=what, console=console, transient=True))
 
-def _fit(learn, epochs, lr, fname, console, quiet, title):
+def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False):
+    "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints."
     learn.remove_cb(ProgressCallback)
-    learn.add_cbs([RichProgress(title, console=console, quiet=quiet), SaveModelCallback(monitor='span_f1', fname=fname)])
+    ck = Path(learn.path)/f'{fname}_ckpt.pt'
+    learn.add_cbs([RichProgress(title, console=console, quiet=quiet), SaveModelCallback(monitor='span_f1', fname=fname),
+                   Checkpoint(ck, every=every)])
+    if resume and ck.exists():
+        learn.resume(ck)
+        console.print(f"[{title}] resuming from {ck}", highlight=False, markup=False)
     learn.fit_one_cycle(epochs, lr)
     return [dict(zip(learn.recorder.metric_names[1:], map(float, v))) for v in learn.recorder.values]
 
-def run_pipeline(cfg:FitConfig, console=None):
-    "Teacher → pseudo labels → self-training student (`cfg.ablation`: a Table 3 preset) → target test F1. Returns the results (also `results.json`)."
+def run_pipeline(cfg:FitConfig, console=None, resume=False):
+    """Teacher → pseudo labels → self-training student (`cfg.ablation`: a Table 3 preset) → target test F1. Returns the
+    results (also `results.json`). With `resume=True`, a finished teacher in `cfg.out` is reused and an interrupted
+    teacher or student continues from its last checkpoint."""
     from rich.console import Console
     console = console or Console(stderr=True, log_path=False)
     if cfg.ablation not in PRESETS: raise ValueError(f"unknown ablation {cfg.ablation!r}; choose from {', '.join(PRESETS)}")
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
+    (out/'config.json').write_text(json.dumps(asdict(cfg), indent=2))
     set_seed(cfg.seed, reproducible=True)
     t0, times, res = time.time(), {}, dict(config=asdict(cfg))
     say = (lambda *a: None) if cfg.quiet else console.log
@@ -110,8 +120,11 @@ def run_pipeline(cfg:FitConfig, console=None):
     learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr)
     evaluate = lambda m, what: score(tgt_test, predict_spans(m, ex_test, len(tgt_test), bs=2*cfg.bs,
                                      pbar=_track(console, cfg.quiet, f"evaluating {what}")), labels.classes, cfg.max_span_len)
-    if cfg.teacher_from:
-        td = Path(cfg.teacher_from)
+    done = out/'results.json'
+    teacher_from = cfg.teacher_from or (str(out) if resume and (out/'pseudo_labels.pt').exists() and done.exists()
+                                        and 'teacher' in json.loads(done.read_text()) else None)
+    if teacher_from:
+        td = Path(teacher_from)
         load_model(td/'models'/'teacher.pth', teacher, None, with_opt=False, device='cpu')
         pl = PseudoLabels.load(td/'pseudo_labels.pt')
         if len(pl) != len(ex_tgt) or len(pl.probs) != sum(len(e.word_spans) for e in ex_tgt):
@@ -120,13 +133,14 @@ def run_pipeline(cfg:FitConfig, console=None):
         res['teacher_history'], res['teacher'] = prev.get('teacher_history'), prev.get('teacher') or evaluate(teacher, 'teacher')
         say(f"teacher and pseudo labels from {td}")
     else:
-        res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, cfg.lr, 'teacher', console, cfg.quiet, 'teacher')
+        res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, cfg.lr, 'teacher', console, cfg.quiet, 'teacher',
+                                      cfg.checkpoint_every, resume)
         res['teacher'] = evaluate(learn.model, 'teacher')
         times['teacher'], t = time.time() - t, time.time()
         pl = teacher_pseudo_labels(learn.model, ex_tgt, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
         pl.save(out/'pseudo_labels.pt')
         (out/'results.json').write_text(json.dumps(res, indent=2))     # a later run can pick the teacher up (--teacher-from)
-    times['teacher' if cfg.teacher_from else 'pseudo_labels'] = time.time() - t
+    times['teacher' if teacher_from else 'pseudo_labels'] = time.time() - t
     say(f"teacher (zero-shot) target test F1 {res['teacher']['f1']:.4f}")
     state = ContProtoState(pl, rep=preset_rep(cfg.ablation), classes=labels.classes)
     pf1 = pseudo_label_f1(state.pseudo_labels, ex_tgt, tgt_train, labels.classes, cfg.max_span_len)
@@ -141,7 +155,8 @@ def run_pipeline(cfg:FitConfig, console=None):
     cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup)
     if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
     slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, cbs=cbs)
-    res['student_history'] = _fit(slearn, cfg.epochs, cfg.lr, 'student', console, cfg.quiet, f'student {cfg.ablation}')
+    res['student_history'] = _fit(slearn, cfg.epochs, cfg.lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
+                                  cfg.checkpoint_every, resume)
     times['student'] = time.time() - t
     state.save(out/'state.pt')
     res['pseudo_label_f1_curve'], res['margins'] = state.extra.get('pseudo_f1'), state.extra.get('margins')
@@ -200,12 +215,20 @@ def fit(
     temperature:float=0.07,     # SupCon temperature (eq. 4)
     warmup:int=1,               # epochs without pseudo-label updates
     teacher_from:str=None,      # reuse the teacher and pseudo labels of an earlier run's --out (same data options)
+    resume:str=None,            # continue the interrupted run in this --out directory (its config.json; other options ignored)
+    checkpoint_every:int=200,   # also checkpoint every this many training batches (0: once per epoch)
     encoding:str='auto',        # data file encoding ('auto': UTF-8, else Latin-1)
     quiet:store_true=False,     # no progress bars, only epoch lines and the results table
 ):
     "Train a teacher on the source language, pseudo-label the target text, train a ContProto (or ablation) student, report target F1."
     from rich.console import Console
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')
+    console = Console(stderr=True, log_path=False)
+    if resume is not None:
+        cf = Path(resume)/'config.json'
+        if not cf.exists(): raise SystemExit(f"contproto-fit: {cf} not found: --resume takes the --out directory of an earlier run")
+        cfg = FitConfig(**json.loads(cf.read_text()))
+        return _run_and_report(cfg, console, resume=True)
     paths = dict(src_train=src_train, src_dev=src_dev, tgt_train=tgt_train, tgt_test=tgt_test)
     if data is not None:
         try: paths = {**data_paths(data, src, tgt), **{k: v for k, v in paths.items() if v}}
@@ -215,12 +238,16 @@ def fit(
     cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
                     bs=bs, lr=lr, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta,
-                    temperature=temperature, warmup=warmup, teacher_from=teacher_from, encoding=encoding, quiet=quiet)
-    console = Console(stderr=True, log_path=False)
-    try: res = run_pipeline(cfg, console)
+                    temperature=temperature, warmup=warmup, teacher_from=teacher_from, checkpoint_every=checkpoint_every,
+                    encoding=encoding, quiet=quiet)
+    return _run_and_report(cfg, console)
+
+def _run_and_report(cfg, console, resume=False):
+    from rich.console import Console
+    try: res = run_pipeline(cfg, console, resume=resume)
     except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-fit: {e}") from None
     Console().print(results_table(res))
-    Console().print(f"results: {Path(out)/'results.json'}  (wall time {res['times']['total']:.0f}s)")
+    Console().print(f"results: {Path(cfg.out)/'results.json'}  (wall time {res['times']['total']:.0f}s)")
     return res
 
 def _underscores(a):

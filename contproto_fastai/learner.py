@@ -137,9 +137,11 @@ class Checkpoint(Callback):
         if ck['state'] is not None:
             from contproto_fastai.pseudo import ContProtoState
             new = ContProtoState.from_state_dict(ck['state'])
-            for k, v in vars(new).items(): setattr(L_.state, k, v)
-        for cb in self._stateful():
-            if self._cb_key(cb) in ck['callbacks']: cb.set_state(ck['callbacks'][self._cb_key(cb)])
+            for k, v in vars(new).items():
+                if k != 'refine': setattr(L_.state, k, v)    # `refine` was just set for this epoch by `Warmup.before_epoch`
+        if ck['batches']:   # per-epoch callback statistics only matter inside an interrupted epoch
+            for cb in self._stateful():
+                if self._cb_key(cb) in ck['callbacks']: cb.set_state(ck['callbacks'][self._cb_key(cb)])
         for cb, best in zip([cb for cb in L_.cbs if isinstance(cb, TrackerCallback)], ck['trackers']): cb.best = best
         for k, v in ck['recorder'].items(): setattr(L_.recorder, k, v)
         L_.recorder.smooth_loss.count, L_.recorder.smooth_loss.val = ck['smooth_loss']['count'], ck['smooth_loss']['val']

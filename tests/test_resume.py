@@ -44,3 +44,37 @@ def test_atomic_save_keeps_last_good_checkpoint(tmp_path):
         def __reduce__(self): raise RuntimeError("crash while saving")
     with pytest.raises(RuntimeError): atomic_save({'step': 2, 'x': Boom()}, path)
     assert torch.load(path) == {'step': 1}
+
+
+def test_cli_resume_after_sigkill(tmp_path):
+    "contproto-fit killed during the student, then `contproto-fit --resume OUT`, ends with the uninterrupted run's results."
+    import json, shutil
+    from contproto_fastai.data import read_conll
+    from contproto_fastai.testing import toy_sentences, save_tiny_model, write_conll
+    exe = shutil.which('contproto-fit')
+    if exe is None: pytest.skip("contproto-fit not on PATH")
+    f = dict(src_train=write_conll(toy_sentences(400, 'src', 0), tmp_path/'src.txt'), src_dev=write_conll(toy_sentences(30, 'src', 1), tmp_path/'dev.txt'),
+             tgt_train=write_conll(toy_sentences(200, 'tgt', 2, labelled=False), tmp_path/'tgt.txt'),
+             tgt_test=write_conll(toy_sentences(30, 'tgt', 3), tmp_path/'test.txt'))
+    model = save_tiny_model(tmp_path/'tiny', [w for p in f.values() for s in read_conll(p) for w in s.tokens])
+    args = ['--src-train', str(f['src_train']), '--src-dev', str(f['src_dev']), '--tgt-train', str(f['tgt_train']),
+            '--tgt-test', str(f['tgt_test']), '--model', model, '--epochs', '3', '--teacher-epochs', '1', '--lr', '3e-3',
+            '--dropout', '0.1', '--checkpoint-every', '1', '--quiet']
+    r = subprocess.run([exe, *args, '--out', str(tmp_path/'ref')], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path/'run'
+    p = subprocess.Popen([exe, *args, '--out', str(out)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < 300:
+        if (out/'student_ckpt.pt').exists():
+            if torch.load(out/'student_ckpt.pt', weights_only=False)['epoch'] >= 1: break
+        time.sleep(0.02)
+    assert p.poll() is None, "the run finished before it could be killed"
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    r = subprocess.run([exe, '--resume', str(out)], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ref, res = json.loads((tmp_path/'ref'/'results.json').read_text()), json.loads((out/'results.json').read_text())
+    assert res['student'] == ref['student'] and res['teacher'] == ref['teacher']
+    assert res['student_history'] == ref['student_history'] and res['pseudo_label_f1_curve'] == ref['pseudo_label_f1_curve']
+    a, b = torch.load(tmp_path/'ref'/'state.pt', weights_only=False), torch.load(out/'state.pt', weights_only=False)
+    assert torch.equal(a['pseudo_labels']['probs'], b['pseudo_labels']['probs']) and torch.equal(a['prototypes'], b['prototypes'])
