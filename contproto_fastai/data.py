@@ -286,8 +286,13 @@ class SpanDL:
         self.rng = random.Random(seed)
         self.sort_by_len = sort_by_len
         self._pass_rng, self.n_served, self.skip = None, 0, 0
-    def __len__(self): return (len(self.examples) + self.bs - 1) // self.bs
+        self.rank, self.world = 0, 1
+    def __len__(self): return (len(self.examples) + self.bs * self.world - 1) // (self.bs * self.world)
     def to(self, device): self.device = device; return self
+    def shard(self, rank, world):
+        "Serve this process's slice (`bs` examples) of each global batch of `bs * world` (see `distributed`)."
+        self.rank, self.world = rank, world; return self
+    def loaders(self): return [self]
     def order(self):
         o = list(range(len(self.examples)))
         if self.shuffle: self.rng.shuffle(o)
@@ -296,9 +301,11 @@ class SpanDL:
     def __iter__(self):
         self._pass_rng = self.rng.getstate()            # the state this pass's order was drawn from
         o, skip, self.skip = self.order(), self.skip, 0
-        self.n_served = skip
-        for i in range(skip * self.bs, len(o), self.bs):
-            x, y = _split_xy(collate([self.examples[j] for j in o[i:i+self.bs]], self.pad_id), self.side)
+        self.n_served, gbs = skip, self.bs * self.world
+        if self.world > 1 and len(o) % gbs: o = o + (o * gbs)[:gbs - len(o) % gbs]   # complete the last global batch
+        for i in range(skip * gbs, len(o), gbs):
+            part = o[i + self.rank * self.bs:i + (self.rank + 1) * self.bs]
+            x, y = _split_xy(collate([self.examples[j] for j in part], self.pad_id), self.side)
             self.n_served += 1
             yield _move({self.side: x}, self.device), _move({self.side: y}, self.device)
     def state_dict(self):
@@ -318,6 +325,7 @@ class PairedDL:
         self.device, self._tgt_it = device, None
     def __len__(self): return len(self.src)
     def to(self, device): self.device = device; return self
+    def loaders(self): return [self.src, self.tgt]
     def _next_tgt(self):
         if self._tgt_it is not None:
             try: return next(self._tgt_it)
