@@ -19,6 +19,7 @@ from .pseudo import ContProtoState, PseudoLabels, teacher_pseudo_labels, pseudo_
 from fastai.learner import load_model
 from .learner import teacher_learner, student_learner, RichProgress, Checkpoint
 from .contproto import contproto_callbacks, preset_rep, PseudoLabelF1, PRESETS
+from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 
 # %% auto #0
 __all__ = ['FitConfig', 'data_paths', 'subset', 'run_pipeline', 'results_table', 'fit', 'main']
@@ -79,7 +80,7 @@ def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=Fals
     "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints."
     learn.remove_cb(ProgressCallback)
     ck = Path(learn.path)/f'{fname}_ckpt.pt'
-    learn.add_cbs([RichProgress(title, console=console, quiet=quiet), SaveModelCallback(monitor='span_f1', fname=fname),
+    learn.add_cbs([RichProgress(title, console=console, quiet=quiet or rank() != 0), SaveModelCallback(monitor='span_f1', fname=fname),
                    Checkpoint(ck, every=every)])
     if resume and ck.exists():
         learn.resume(ck)
@@ -94,11 +95,14 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     from rich.console import Console
     console = console or Console(stderr=True, log_path=False)
     if cfg.ablation not in PRESETS: raise ValueError(f"unknown ablation {cfg.ablation!r}; choose from {', '.join(PRESETS)}")
+    device, primary = init_from_env(), rank() == 0    # under torchrun: one process per device, process 0 writes
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
-    (out/'config.json').write_text(json.dumps(asdict(cfg), indent=2))
+    if primary: (out/'config.json').write_text(json.dumps(asdict(cfg), indent=2))
     set_seed(cfg.seed, reproducible=True)
-    t0, times, res = time.time(), {}, dict(config=asdict(cfg))
-    say = (lambda *a: None) if cfg.quiet else console.log
+    t0, times, res = time.time(), {}, dict(config=asdict(cfg), processes=world_size())
+    say = console.log if primary and not cfg.quiet else (lambda *a: None)
+    write = (lambda p, text: Path(p).write_text(text)) if primary else (lambda p, text: None)
+    dist_cbs = lambda: [DistributedSelfTraining()] if world_size() > 1 else []
 
     # data
     rd = lambda p, lab, n, k: subset(read_conll(p, encoding=cfg.encoding, labelled=lab), n, cfg.seed + k)
@@ -117,7 +121,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     # teacher (eq. 1), or the teacher and pseudo labels of an earlier run with the same data options
     t = time.time()
     teacher = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
-    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr)
+    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, device=device, cbs=dist_cbs())
     evaluate = lambda m, what: score(tgt_test, predict_spans(m, ex_test, len(tgt_test), bs=2*cfg.bs,
                                      pbar=_track(console, cfg.quiet, f"evaluating {what}")), labels.classes, cfg.max_span_len)
     done = out/'results.json'
@@ -138,8 +142,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         res['teacher'] = evaluate(learn.model, 'teacher')
         times['teacher'], t = time.time() - t, time.time()
         pl = teacher_pseudo_labels(learn.model, ex_tgt, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
-        pl.save(out/'pseudo_labels.pt')
-        (out/'results.json').write_text(json.dumps(res, indent=2))     # a later run can pick the teacher up (--teacher-from)
+        if primary: pl.save(out/'pseudo_labels.pt')
+        write(out/'results.json', json.dumps(res, indent=2))     # a later run can pick the teacher up (--teacher-from)
     times['teacher' if teacher_from else 'pseudo_labels'] = time.time() - t
     say(f"teacher (zero-shot) target test F1 {res['teacher']['f1']:.4f}")
     state = ContProtoState(pl, rep=preset_rep(cfg.ablation), classes=labels.classes)
@@ -154,17 +158,18 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     student = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
     cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup)
     if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
-    slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, cbs=cbs)
+    slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr,
+                             cbs=cbs + dist_cbs(), device=device)
     res['student_history'] = _fit(slearn, cfg.epochs, cfg.lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
                                   cfg.checkpoint_every, resume)
     times['student'] = time.time() - t
-    state.save(out/'state.pt')
+    if primary: state.save(out/'state.pt')
     res['pseudo_label_f1_curve'], res['margins'] = state.extra.get('pseudo_f1'), state.extra.get('margins')
     res['student'] = evaluate(slearn.model, 'student')
     times['total'] = time.time() - t0
     res.update(times=times, labels=labels.classes, machine=dict(platform=platform.platform(), processor=platform.processor(),
                torch=torch.__version__, threads=torch.get_num_threads(), device=str(next(slearn.model.parameters()).device)))
-    (out/'results.json').write_text(json.dumps(res, indent=2))
+    write(out/'results.json', json.dumps(res, indent=2))
     return res
 
 def _report(r, what, say):
@@ -200,7 +205,7 @@ def fit(
     teacher_epochs:int=None,    # teacher epochs (default: --epochs)
     max_span_len:int=4,         # widest span, in words
     max_len:int=128,            # subwords per encoder input; longer sentences are split at word boundaries
-    bs:int=16,                  # sentences per batch (source and target each)
+    bs:int=16,                  # sentences per batch and process (source and target each)
     lr:float=1e-5,              # peak learning rate of the one-cycle schedule
     dropout:float=0.2,          # dropout of encoder and span classifier
     seed:int=0,                 # random seed
@@ -246,6 +251,7 @@ def _run_and_report(cfg, console, resume=False):
     from rich.console import Console
     try: res = run_pipeline(cfg, console, resume=resume)
     except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-fit: {e}") from None
+    if rank() != 0: return res
     Console().print(results_table(res))
     Console().print(f"results: {Path(cfg.out)/'results.json'}  (wall time {res['times']['total']:.0f}s)")
     return res

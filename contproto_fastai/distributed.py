@@ -9,7 +9,8 @@ import torch, torch.distributed as dist
 from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['is_dist', 'world_size', 'rank', 'gather_objects', 'gather_cat', 'all_reduce_sum', 'DistributedSelfTraining']
+__all__ = ['is_dist', 'world_size', 'rank', 'gather_objects', 'gather_cat', 'all_reduce_sum', 'init_from_env',
+           'DistributedSelfTraining']
 
 # %% ../nbs/06_distributed.ipynb #c005
 def is_dist():
@@ -40,6 +41,17 @@ def all_reduce_sum(t):
     t = t.clone(); dist.all_reduce(t); return t
 
 # %% ../nbs/06_distributed.ipynb #c006
+def init_from_env():
+    """Join the process group a launcher (`torchrun`, `accelerate launch`) describes in the environment, if any, and
+    return this process's device: `cuda:LOCAL_RANK` (nccl) when GPUs are present, else the CPU (gloo)."""
+    cuda = torch.cuda.is_available()
+    device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if cuda else torch.device('cpu')
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1 and not dist.is_initialized():
+        if cuda: torch.cuda.set_device(device)
+        dist.init_process_group('nccl' if cuda else 'gloo')
+    return device
+
+# %% ../nbs/06_distributed.ipynb #c007
 class DistributedSelfTraining(Callback):
     "Shard the training loader by process and average gradients after each backward pass (see above)."
     order = -40

@@ -15,6 +15,7 @@ from fastai.callback.progress import ProgressCallback
 import fastai.callback.schedule  # noqa: F401  (adds `Learner.fit_one_cycle`)
 from fastai.data.core import DataLoaders
 from fastai.optimizer import Adam
+from fastai.torch_core import rank_distrib
 from .data import SpanDL, PairedDL
 from .model import SelfTrainingLoss
 from .evaluate import SpanF1
@@ -113,6 +114,7 @@ class Checkpoint(Callback):
     def _stateful(self): return [cb for cb in self.learn.cbs if hasattr(cb, 'get_state') and cb is not self]
     def _cb_key(self, cb): return f"{type(cb).__name__}_{[type(c) for c in self.learn.cbs].index(type(cb))}"
     def save(self, epoch, batches):
+        if rank_distrib(): return          # one writer: process 0 (all processes hold the same state)
         L_ = self.learn
         tr = [cb for cb in L_.cbs if isinstance(cb, TrackerCallback)]
         atomic_save(dict(model=L_.model.state_dict(), opt=L_.opt.state_dict(), epoch=epoch, batches=batches,
@@ -216,6 +218,7 @@ class RichProgress(Callback):
     def after_train(self): self._end()
     def after_validate(self): self._end()
     def _log(self, row):
+        if rank_distrib(): return
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
         self.console.print(f"[{self.title}] " + '  '.join(f"{n} {fmt(v)}" for n, v in zip(self.recorder.metric_names, row)),
                            highlight=False, markup=False)

@@ -23,3 +23,26 @@ def test_two_processes_match_single_process(tmp_path):
     assert torch.equal(p2, other['state']['pseudo_labels']['probs'])
     assert (p1 - one['initial']).abs().max() > 1e-2                                     # the labels were really refined
     for k, v in one['model'].items(): assert torch.allclose(v, two['model'][k], atol=1e-4), k
+
+
+def test_contproto_fit_under_torchrun(tmp_path):
+    "The console script runs under torchrun with 2 CPU processes; process 0 writes the results."
+    import json, shutil
+    import pytest
+    from contproto_fastai.data import read_conll
+    from contproto_fastai.testing import toy_sentences, save_tiny_model, write_conll
+    exe = shutil.which('contproto-fit')
+    if exe is None: pytest.skip("contproto-fit not on PATH")
+    f = dict(src_train=write_conll(toy_sentences(128, 'src', 0), tmp_path/'src.txt'), src_dev=write_conll(toy_sentences(30, 'src', 1), tmp_path/'dev.txt'),
+             tgt_train=write_conll(toy_sentences(64, 'tgt', 2, labelled=False), tmp_path/'tgt.txt'),
+             tgt_test=write_conll(toy_sentences(30, 'tgt', 3), tmp_path/'test.txt'))
+    model = save_tiny_model(tmp_path/'tiny', [w for p in f.values() for s in read_conll(p) for w in s.tokens])
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29518', exe,
+           '--src-train', str(f['src_train']), '--src-dev', str(f['src_dev']), '--tgt-train', str(f['tgt_train']),
+           '--tgt-test', str(f['tgt_test']), '--model', model, '--epochs', '2', '--bs', '8', '--lr', '3e-3', '--dropout', '0.1',
+           '--out', str(tmp_path/'run'), '--quiet']
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path/'run'/'results.json').read_text())
+    assert res['processes'] == 2 and res['student']['f1'] > 0.3
+    assert r.stdout.count('Target test set') == 1                  # one results table, from process 0
