@@ -28,6 +28,11 @@ def _add_term(learn, name, value, weight=1., grad_scale=1., logged=None):
     learn.loss = learn.loss.detach() + weight * shown
     if hasattr(learn.loss_func, 'terms'): learn.loss_func.terms[name] = shown
 
+def _check_finite(t, what, cb):
+    "Stop with a clear message instead of letting NaN/inf reach the shared state."
+    if not torch.isfinite(t).all():
+        raise FloatingPointError(f"non-finite {what} at epoch {cb.epoch}, batch {cb.iter} ({type(cb).__name__}); training stopped")
+
 def _state(learn):
     st = getattr(learn, 'state', None)
     if st is None: raise AttributeError("these callbacks need `learn.state` (a ContProtoState): use `student_learner`")
@@ -138,6 +143,7 @@ class PrototypeEMA(Callback):
         with torch.no_grad():
             groups = [(_real(pred['src'], st.rep), y['src'][x['src']['span_mask']])]
             if 'tgt' in pred: groups.append((_real(pred['tgt'], st.rep), _real(pred['tgt'], 'logits').argmax(-1)))
+            for reps, _ in groups: _check_finite(reps, f"span representations '{st.rep}' (prototypes left unchanged)", self)
             if st.prototypes is None:
                 st.prototypes = torch.zeros(pred['src']['logits'].shape[-1], groups[0][0].shape[-1])
             protos = st.prototypes.to(groups[0][0].device)
@@ -182,6 +188,7 @@ class MarginRefiner(Callback):
         pred, y, x = self.learn.pred['tgt'], self.yb[0], self.xb[0]
         with torch.no_grad():
             reps, mask = pred[st.rep].float(), pred['span_mask']
+            _check_finite(reps[mask], f"target span representations '{st.rep}' (pseudo labels left unchanged)", self)
             sims = reps @ st.prototypes.to(reps.device).T                       # [B, S, C]: φ_γ · ζ
             pc = pred['logits'].argmax(-1)                                      # eq. 11 statistics: argmax P_θ
             s_c = sims.gather(-1, pc[..., None])[..., 0]

@@ -142,3 +142,14 @@ def test_cli_unknown_ablation(toy, tmp_path):
     from contproto_fastai.cli import main
     with pytest.raises(ValueError, match='unknown ablation'):
         main(argv=[*_files_args(toy), '--model', toy['model'], '--ablation', 'nope', '--out', str(tmp_path/'x'), '--quiet'])
+
+
+def test_cli_target_type_unknown_to_source(toy, tmp_path):
+    "A target test file with an entity type the source never has stops with file, line and the type."
+    from contproto_fastai.cli import main
+    bad = tmp_path/'test_misc.txt'
+    bad.write_text('Paris\tB-LOC\nist\tO\n\nDie\tO\nGrünen\tB-MISC\n', encoding='utf-8')
+    with pytest.raises(SystemExit) as ei:
+        main(argv=[*_files_args(toy, tgt_test=str(bad)), '--model', toy['model'], '--out', str(tmp_path/'x'), '--quiet'])
+    msg = str(ei.value.code)
+    assert f'{bad}:5:' in msg and "'MISC'" in msg and 'source label set' in msg
