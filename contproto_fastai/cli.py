@@ -52,6 +52,7 @@ class FitConfig:
     temperature: float = 0.07
     warmup: int = 1
     teacher_from: str|None = None
+    student_init: str = 'pretrained'
     checkpoint_every: int = 200
     encoding: str = 'auto'
     quiet: bool = False
@@ -149,6 +150,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     state = ContProtoState(pl, rep=preset_rep(cfg.ablation), classes=labels.classes)
     pf1 = pseudo_label_f1(state.pseudo_labels, ex_tgt, tgt_train, labels.classes, cfg.max_span_len)
     res['pseudo_label_f1'] = None if pf1 is None else pf1['f1']
+    teacher_weights = {k: v.detach().cpu().clone() for k, v in teacher.state_dict().items()} if cfg.student_init == 'teacher' else None
     del learn, teacher, encoder
 
     # student: vanilla self-training (eq. 3) plus the preset's ContProto callbacks (eq. 7)
@@ -156,6 +158,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     set_seed(cfg.seed + 100, reproducible=True)
     encoder, _ = load_encoder(cfg.model, cfg.dropout)
     student = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
+    if cfg.student_init == 'teacher': student.load_state_dict(teacher_weights)
+    elif cfg.student_init != 'pretrained': raise ValueError(f"student_init must be 'pretrained' or 'teacher', not {cfg.student_init!r}")
     cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup)
     if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
     slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr,
@@ -220,6 +224,7 @@ def fit(
     temperature:float=0.07,     # SupCon temperature (eq. 4)
     warmup:int=1,               # epochs without pseudo-label updates
     teacher_from:str=None,      # reuse the teacher and pseudo labels of an earlier run's --out (same data options)
+    student_init:str='pretrained',  # student starts from the 'pretrained' encoder (paper) or from the 'teacher' (cheaper runs)
     resume:str=None,            # continue the interrupted run in this --out directory (its config.json; other options ignored)
     checkpoint_every:int=200,   # also checkpoint every this many training batches (0: once per epoch)
     encoding:str='auto',        # data file encoding ('auto': UTF-8, else Latin-1)
@@ -243,7 +248,8 @@ def fit(
     cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
                     bs=bs, lr=lr, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta,
-                    temperature=temperature, warmup=warmup, teacher_from=teacher_from, checkpoint_every=checkpoint_every,
+                    temperature=temperature, warmup=warmup, teacher_from=teacher_from, student_init=student_init,
+                    checkpoint_every=checkpoint_every,
                     encoding=encoding, quiet=quiet)
     return _run_and_report(cfg, console)
 
