@@ -153,3 +153,24 @@ def test_cli_target_type_unknown_to_source(toy, tmp_path):
         main(argv=[*_files_args(toy, tgt_test=str(bad)), '--model', toy['model'], '--out', str(tmp_path/'x'), '--quiet'])
     msg = str(ei.value.code)
     assert f'{bad}:5:' in msg and "'MISC'" in msg and 'source label set' in msg
+
+
+def test_contproto_predict_script(toy, tmp_path):
+    "Train, export, then tag a raw text file with the contproto-predict console script (a new process, offline)."
+    from contproto_fastai.cli import main
+    out = tmp_path/'run'
+    main(argv=[*_files_args(toy), '--model', toy['model'], '--epochs', '1', '--teacher-epochs', '3', '--lr', '3e-3',
+               '--dropout', '0.1', '--ablation', 'vanilla', '--student-init', 'teacher', '--out', str(out), '--quiet'])
+    exe = shutil.which('contproto-predict')
+    if exe is None: pytest.skip("contproto-predict not on PATH")
+    (tmp_path/'raw.txt').write_text("Maria Schmidt arbeitet bei Airbus .\n\nAnna besuchte gestern Oslo .\n", encoding='utf-8')
+    r = subprocess.run([exe, str(out/'model'), str(tmp_path/'raw.txt'), '--out', str(tmp_path/'tagged.txt')],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    sents = read_conll(tmp_path/'tagged.txt')
+    assert [s.tokens for s in sents] == [['Maria', 'Schmidt', 'arbeitet', 'bei', 'Airbus', '.'], ['Anna', 'besuchte', 'gestern', 'Oslo', '.']]
+    from contproto_fastai.predict import load_learner
+    assert [s.tags for s in sents] == load_learner(out/'model').tag([s.tokens for s in sents])   # same as in-process
+    assert (0, 1, 'PER') in sents[0].spans and (0, 0, 'PER') in sents[1].spans
+    r = subprocess.run([exe, str(tmp_path), str(tmp_path/'raw.txt')], capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode != 0 and 'not a directory written by export' in r.stderr
