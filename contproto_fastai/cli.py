@@ -126,7 +126,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     # teacher (eq. 1), or the teacher and pseudo labels of an earlier run with the same data options
     t = time.time()
     teacher = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
-    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, device=device, cbs=dist_cbs())
+    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, device=device, cbs=dist_cbs(),
+                            tokenizer=tok, labels=labels, max_len=cfg.max_len)
     evaluate = lambda m, what: score(tgt_test, predict_spans(m, ex_test, len(tgt_test), bs=2*cfg.bs,
                                      pbar=_track(console, cfg.quiet, f"evaluating {what}")), labels.classes, cfg.max_span_len)
     done = out/'results.json'
@@ -167,7 +168,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup)
     if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
     slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr,
-                             cbs=cbs + dist_cbs(), device=device)
+                             cbs=cbs + dist_cbs(), device=device, tokenizer=tok, labels=labels, max_len=cfg.max_len)
     res['student_history'] = _fit(slearn, cfg.epochs, cfg.lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
                                   cfg.checkpoint_every, resume)
     times['student'] = time.time() - t
@@ -175,7 +176,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     res['pseudo_label_f1_curve'], res['margins'] = state.extra.get('pseudo_f1'), state.extra.get('margins')
     res['student'] = evaluate(slearn.model, 'student')
     if primary:
-        SpanPredictor(slearn.model, tok, labels, cfg.max_len).export(out/'model')
+        slearn.export(out/'model')
         say(f"predictor exported to {out/'model'} (contproto-predict {out/'model'} FILE)")
     if primary and cfg.plots:
         curve = res.get('pseudo_label_f1_curve')

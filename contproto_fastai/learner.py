@@ -95,7 +95,21 @@ def _set_rng_states(st):
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 class SpanLearner(Learner):
-    "A fastai `Learner` whose `fit` can start in the middle of a run (`resume`)."
+    """A fastai `Learner` for span NER: `fit` can start in the middle of a run (`resume`), and with a tokenizer and label
+    set attached (`span_learner(..., tokenizer=, labels=)`) it tags text (`predict`) and exports a predictor (`export`)."""
+    def predictor(self):
+        "The `SpanPredictor` of the current model (see `contproto_fastai.predict`)."
+        from contproto_fastai.predict import SpanPredictor
+        if getattr(self, 'tokenizer', None) is None or getattr(self, 'labels', None) is None:
+            raise AttributeError("predict/export need the learner's tokenizer and labels: span_learner(..., tokenizer=tok, labels=labels)")
+        return SpanPredictor(self.model, self.tokenizer, self.labels, getattr(self, 'max_len', 128))
+    def predict(self, texts, bs=32):
+        "Entities of a raw sentence, a token list, or a list of either (`SpanPredictor.predict`)."
+        return self.predictor().predict(texts, bs=bs)
+    def export(self, path='export'):
+        "Save the predictor (encoder, tokenizer, span heads, label set, sizes) to the directory `path` (relative to `learn.path`)."
+        path = Path(path)
+        return self.predictor().export(path if path.is_absolute() else Path(self.path)/path)
     def resume(self, path):
         "Continue from the checkpoint at `path` in the next `fit`/`fit_one_cycle` (call it with the original arguments)."
         self._resume = torch.load(path, weights_only=False, map_location='cpu')
@@ -160,7 +174,8 @@ class Checkpoint(Callback):
 # %% ../nbs/05_learner.ipynb #c013
 AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)
 
-def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',), **kwargs):
+def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',),
+                 tokenizer=None, labels=None, max_len=128, **kwargs):
     """A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW and source span F1 as metric. Loss `terms` are
     logged as columns, plus the `term` of any callback in `cbs` that adds one (`SupConLoss`: `cont`, `ConsistencyReg`: `reg`)."""
     device = device or next(model.parameters()).device
@@ -168,8 +183,10 @@ def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None
     cbs = list(cbs or [])
     terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]
     cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns(), NanGuard()] + cbs
-    return SpanLearner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
-                       metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
+    learn = SpanLearner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
+                        metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
+    learn.tokenizer, learn.labels, learn.max_len = tokenizer, labels, max_len
+    return learn
 
 def teacher_learner(model, src_train, src_dev, bs=16, seed=0, **kwargs):
     "The teacher: source-only training (eq. 1)."
