@@ -74,10 +74,22 @@ def subset(xs, n, seed):
     return [xs[i] for i in keep]
 
 # %% ../nbs/09_cli.ipynb #c007
-def _track(console, quiet, what):
-    "A function wrapping an iterable in a rich progress bar (or nothing when quiet)."
-    from rich.progress import track
-    return (lambda it: it) if quiet else (lambda it: track(it, description=what, console=console, transient=True))
+def _track(console, quiet, what, every=0.1):
+    """Progress over an iterable with a length: a rich bar with ETA on a terminal, a plain line every `every` of the
+    way in a log file, nothing when quiet."""
+    if quiet: return None
+    if console.is_terminal:
+        from rich.progress import track
+        return lambda it: track(it, description=what, console=console, transient=True)
+    def lines(it):
+        n, t0, nxt = len(it), time.time(), every
+        for k, x in enumerate(it):
+            yield x
+            done = (k + 1) / n
+            if nxt <= done < 1:
+                nxt += every; el = time.time() - t0
+                console.print(f"{what}: {k+1}/{n} batches, {el:.0f}s elapsed, ETA {el/done - el:.0f}s", highlight=False, markup=False)
+    return lines
 
 def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False):
     "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints."
