@@ -23,7 +23,7 @@ from .pseudo import ContProtoState
 
 # %% auto #0
 __all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'SpanLearner', 'Checkpoint', 'span_learner',
-           'teacher_learner', 'student_learner', 'RichProgress', 'console_cbs']
+           'teacher_learner', 'student_learner', 'RichProgress']
 
 # %% ../nbs/05_learner.ipynb #c005
 class SelfTraining(Callback):
@@ -242,7 +242,3 @@ class RichProgress(Callback):
     def after_fit(self):
         if self.progress: self.progress.stop()
         self.learn.logger = self._old_logger
-
-def console_cbs(title, quiet=False):
-    "Callbacks that replace fastai's notebook progress bar by `RichProgress` in the console."
-    return [RichProgress(title, quiet=quiet)]
