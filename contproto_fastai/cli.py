@@ -296,13 +296,18 @@ def _underscores(a):
     k, eq, v = a.partition('=')
     return '--' + k[2:].replace('-', '_') + eq + v
 
-def main(argv=None):
-    "Entry point of the `contproto-fit` console script: fastcore's `anno_parser` over `fit`, with dashed option names accepted."
+def _entry(func, prog, argv):
+    """Run the `call_parse` function `func` on `argv` with fastcore's `anno_parser`, accepting dashed option names.
+    Returns nothing: console scripts pass the return value to `sys.exit`."""
     from fastcore.script import anno_parser
-    p = anno_parser(fit.__wrapped__, prog='contproto-fit')
+    p = anno_parser(func.__wrapped__, prog=prog)
     args = vars(p.parse_args([_underscores(a) for a in (sys.argv[1:] if argv is None else argv)]))
     args.pop('pdb', None); args.pop('xtra', None)
-    fit(**args)
+    func(**args)
+
+def main(argv=None):
+    "Entry point of the `contproto-fit` console script."
+    _entry(fit, 'contproto-fit', argv)
 
 # %% ../nbs/09_cli.ipynb #c013
 def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto'):
@@ -334,8 +339,4 @@ def predict(
 
 def predict_main(argv=None):
     "Entry point of the `contproto-predict` console script."
-    from fastcore.script import anno_parser
-    p = anno_parser(predict.__wrapped__, prog='contproto-predict')
-    args = vars(p.parse_args([_underscores(a) for a in (sys.argv[1:] if argv is None else argv)]))
-    args.pop('pdb', None); args.pop('xtra', None)
-    predict(**args)
+    _entry(predict, 'contproto-predict', argv)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from .data import Sentence, LabelSet, encode, word_tokenizer
 
 # %% auto #0
-__all__ = ['toy_sentences', 'toy_task', 'save_tiny_model', 'write_conll']
+__all__ = ['toy_sentences', 'toy_task', 'save_tiny_model', 'write_conll', 'toy_files']
 
 # %% ../nbs/02_testing.ipynb #c004
 _ENT = dict(PER=[['Anna'], ['Peter'], ['Maria', 'Schmidt'], ['John', 'Smith'], ['Li', 'Wei'], ['Omar'], ['Sofia', 'Rossi']],
@@ -67,3 +67,14 @@ def write_conll(sents, path):
     rows = ('\n'.join(f'{w}\t{t}' for w, t in zip(s.tokens, s.tags or s.gold)) for s in sents)
     Path(path).write_text('\n\n'.join(rows) + '\n', encoding='utf-8')
     return path
+
+# %% ../nbs/02_testing.ipynb #c007
+def toy_files(path, n_src=200, n_dev=50, n_tgt=100, n_test=50, seed=0, hidden=64):
+    """Toy CoNLL files (`src_train`, `src_dev`, `tgt_train` (gold kept for analysis only), `tgt_test`) and a tiny model
+    over their words, written under `path`: `(dict of file paths, model folder)`, ready for `contproto-fit`."""
+    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    sets = dict(src_train=toy_sentences(n_src, 'src', seed), src_dev=toy_sentences(n_dev, 'src', seed + 1),
+                tgt_train=toy_sentences(n_tgt, 'tgt', seed + 2, labelled=False), tgt_test=toy_sentences(n_test, 'tgt', seed + 3))
+    files = {k: str(write_conll(v, path/f'{k}.txt')) for k, v in sets.items()}
+    words = [w for v in sets.values() for s in v for w in s.tokens]
+    return files, save_tiny_model(path/'tiny', words, hidden=hidden, seed=seed)

@@ -2,18 +2,14 @@
 import json, os, shutil, subprocess
 import pytest
 from contproto_fastai.data import read_conll, DataFormatError
-from contproto_fastai.testing import toy_sentences, save_tiny_model, write_conll
+from contproto_fastai.testing import toy_files
 
 
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):
     "Toy CoNLL files (source train/dev labelled, target train/test) and a tiny model over their words."
     d = tmp_path_factory.mktemp('toy')
-    sets = dict(src_train=toy_sentences(200, 'src', 0), src_dev=toy_sentences(50, 'src', 1),
-                tgt_train=toy_sentences(100, 'tgt', 2, labelled=False), tgt_test=toy_sentences(50, 'tgt', 3))
-    files = {k: str(write_conll(v, d/f'{k}.txt')) for k, v in sets.items()}
-    words = [w for k in ('src_train', 'tgt_train') for s in sets[k] for w in s.tokens]
-    model = save_tiny_model(d/'tiny', words)
+    files, model = toy_files(d, n_src=200, n_dev=50, n_tgt=100, n_test=50)
     return dict(dir=d, model=model, **files)
 
 

@@ -29,14 +29,10 @@ def test_contproto_fit_under_torchrun(tmp_path):
     "The console script runs under torchrun with 2 CPU processes; process 0 writes the results."
     import json, shutil
     import pytest
-    from contproto_fastai.data import read_conll
-    from contproto_fastai.testing import toy_sentences, save_tiny_model, write_conll
+    from contproto_fastai.testing import toy_files
     exe = shutil.which('contproto-fit')
     if exe is None: pytest.skip("contproto-fit not on PATH")
-    f = dict(src_train=write_conll(toy_sentences(128, 'src', 0), tmp_path/'src.txt'), src_dev=write_conll(toy_sentences(30, 'src', 1), tmp_path/'dev.txt'),
-             tgt_train=write_conll(toy_sentences(64, 'tgt', 2, labelled=False), tmp_path/'tgt.txt'),
-             tgt_test=write_conll(toy_sentences(30, 'tgt', 3), tmp_path/'test.txt'))
-    model = save_tiny_model(tmp_path/'tiny', [w for p in f.values() for s in read_conll(p) for w in s.tokens])
+    f, model = toy_files(tmp_path, n_src=128, n_dev=30, n_tgt=64, n_test=30)
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29518', exe,
            '--src-train', str(f['src_train']), '--src-dev', str(f['src_dev']), '--tgt-train', str(f['tgt_train']),
            '--tgt-test', str(f['tgt_test']), '--model', model, '--epochs', '2', '--bs', '8', '--lr', '3e-3', '--dropout', '0.1',

@@ -49,14 +49,10 @@ def test_atomic_save_keeps_last_good_checkpoint(tmp_path):
 def test_cli_resume_after_sigkill(tmp_path):
     "contproto-fit killed during the student, then `contproto-fit --resume OUT`, ends with the uninterrupted run's results."
     import json, shutil
-    from contproto_fastai.data import read_conll
-    from contproto_fastai.testing import toy_sentences, save_tiny_model, write_conll
+    from contproto_fastai.testing import toy_files
     exe = shutil.which('contproto-fit')
     if exe is None: pytest.skip("contproto-fit not on PATH")
-    f = dict(src_train=write_conll(toy_sentences(400, 'src', 0), tmp_path/'src.txt'), src_dev=write_conll(toy_sentences(30, 'src', 1), tmp_path/'dev.txt'),
-             tgt_train=write_conll(toy_sentences(200, 'tgt', 2, labelled=False), tmp_path/'tgt.txt'),
-             tgt_test=write_conll(toy_sentences(30, 'tgt', 3), tmp_path/'test.txt'))
-    model = save_tiny_model(tmp_path/'tiny', [w for p in f.values() for s in read_conll(p) for w in s.tokens])
+    f, model = toy_files(tmp_path, n_src=400, n_dev=30, n_tgt=200, n_test=30)
     args = ['--src-train', str(f['src_train']), '--src-dev', str(f['src_dev']), '--tgt-train', str(f['tgt_train']),
             '--tgt-test', str(f['tgt_test']), '--model', model, '--epochs', '3', '--teacher-epochs', '1', '--lr', '3e-3',
             '--dropout', '0.1', '--checkpoint-every', '1', '--quiet']
