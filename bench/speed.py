@@ -98,9 +98,8 @@ def main():
     floor, fullt = results['double_forward_floor']['median_s'], results['contproto']['median_s']
     summary = dict(contproto_over_floor=fullt / floor, contproto_over_vanilla=fullt / results['vanilla']['median_s'],
                    callback_cost_s={n: fullt - results[f'contproto_without_{n}']['median_s'] for n in f})
-    machine = dict(platform=platform.platform(), processor=platform.processor() or open('/proc/cpuinfo').read().split('model name')[1].split('\n')[0].strip(': '),
-                   cores=os.cpu_count(), torch=torch.__version__, device=device, model=a.model,
-                   gpu=torch.cuda.get_device_name() if device.startswith('cuda') else None)
+    from contproto_fastai.cli import machine_info
+    machine = dict(machine_info(device), model=a.model)
     out = dict(machine=machine, steps=a.steps, warmup=a.warmup, results=results, summary=summary,
                command=' '.join(['python', 'bench/speed.py'] + sys.argv[1:]))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(out, indent=2))

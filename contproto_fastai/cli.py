@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #c002
 from __future__ import annotations
-import json, logging, platform, random, sys, time
+import json, logging, os, platform, random, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -23,7 +23,8 @@ from .distributed import DistributedSelfTraining, init_from_env, rank, world_siz
 from .predict import SpanPredictor, load_learner, plot_pseudo_f1, plot_tsne, span_representations, simple_tokenize
 
 # %% auto #0
-__all__ = ['FitConfig', 'data_paths', 'subset', 'run_pipeline', 'results_table', 'fit', 'main', 'predict', 'predict_main']
+__all__ = ['FitConfig', 'data_paths', 'subset', 'run_pipeline', 'machine_info', 'results_table', 'fit', 'main', 'predict',
+           'predict_main']
 
 # %% ../nbs/09_cli.ipynb #c005
 @dataclass
@@ -198,10 +199,19 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         plot_tsne(groups, labels.classes, out/'tsne.png')
         say(f"plots: {out/'pseudo_f1.png'}, {out/'tsne.png'}")
     times['total'] = time.time() - t0
-    res.update(times=times, labels=labels.classes, machine=dict(platform=platform.platform(), processor=platform.processor(),
-               torch=torch.__version__, threads=torch.get_num_threads(), device=str(next(slearn.model.parameters()).device)))
+    res.update(times=times, labels=labels.classes, machine=machine_info(next(slearn.model.parameters()).device))
     write(out/'results.json', json.dumps(res, indent=2))
     return res
+
+def machine_info(device='cpu'):
+    "What a reported number was measured on: CPU model, cores, torch version, threads, device (and GPU name)."
+    cpu = platform.processor()
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    info = dict(platform=platform.platform(), cpu=cpu, cores=os.cpu_count(), torch=torch.__version__,
+                threads=torch.get_num_threads(), device=str(device))
+    if str(device).startswith('cuda'): info['gpu'] = torch.cuda.get_device_name(torch.device(device))
+    return info
 
 def _report(r, what, say):
     exs, rep = r
