@@ -8,7 +8,7 @@ resident memory (CPU) or peak CUDA memory (GPU) are reported. Configurations: va
     python bench/speed.py                      # MiniLM (offline), CPU, real CoNLL en->de batch from ../shared/data
     python bench/speed.py --model tiny --steps 3 --warmup 1   # smoke test (what CI runs)
 Prints a table and writes bench/results/speed.json (or --out)."""
-import argparse, json, os, platform, resource, statistics, subprocess, sys, time
+import argparse, json, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,11 +20,9 @@ def full():
 
 def batch_data(model, n=16, seed=0):
     "Encoded source/target examples (n each) and the encoder factory."
-    import torch
-    from contproto_fastai.data import read_conll, LabelSet, encode
+    from contproto_fastai.data import read_conll, LabelSet, encode, word_tokenizer
     from contproto_fastai.model import load_encoder, tiny_encoder
     from contproto_fastai.testing import toy_sentences
-    from contproto_fastai.data import word_tokenizer
     data = ROOT.parent/'shared'/'data'/'conll'
     if (data/'en'/'train.txt').exists():
         src = read_conll(data/'en'/'train.txt')[:n]; tgt = read_conll(data/'de'/'train.txt', labelled=False)[:n]
@@ -63,7 +61,6 @@ def run_one(cbs_names, model, steps, warmup, device):
         def after_batch(self):
             if device.startswith('cuda'): torch.cuda.synchronize()
             if self.training: times.append(time.perf_counter() - self.t)
-        def before_validate(self): raise cp.CancelValidException() if hasattr(cp, 'CancelValidException') else None
     from fastai.callback.core import CancelValidException
     class NoValid(cp.Callback):
         def before_validate(self): raise CancelValidException()
