@@ -111,6 +111,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     from rich.console import Console
     console = console or Console(stderr=True, log_path=False)
     if cfg.ablation not in PRESETS: raise ValueError(f"unknown ablation {cfg.ablation!r}; choose from {', '.join(PRESETS)}")
+    if cfg.student_init not in ('pretrained', 'teacher'):
+        raise ValueError(f"student_init must be 'pretrained' or 'teacher', not {cfg.student_init!r}")
     device, primary = init_from_env(), rank() == 0    # under torchrun: one process per device, process 0 writes
     if cfg.quiet:
         import transformers; transformers.utils.logging.disable_progress_bar()
@@ -168,6 +170,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     state = ContProtoState(pl, rep=preset_rep(cfg.ablation), classes=labels.classes)
     pf1 = pseudo_label_f1(state.pseudo_labels, ex_tgt, tgt_train, labels.classes, cfg.max_span_len)
     res['pseudo_label_f1'] = None if pf1 is None else pf1['f1']
+    if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]    # the curve's first point (PseudoLabelF1 need not decode again)
     teacher_weights = {k: v.detach().cpu().clone() for k, v in teacher.state_dict().items()} if cfg.student_init == 'teacher' else None
     del learn, teacher, encoder
 
@@ -177,7 +180,6 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     encoder, _ = load_encoder(cfg.model, cfg.dropout)
     student = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
     if cfg.student_init == 'teacher': student.load_state_dict(teacher_weights)
-    elif cfg.student_init != 'pretrained': raise ValueError(f"student_init must be 'pretrained' or 'teacher', not {cfg.student_init!r}")
     cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup)
     if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
     slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr,

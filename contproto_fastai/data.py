@@ -11,8 +11,8 @@ import torch
 
 # %% auto #0
 __all__ = ['logger', 'DataFormatError', 'Sentence', 'read_conll', 'read_wikiann', 'from_hf', 'tags_to_spans', 'spans_to_tags',
-           'LabelSet', 'enumerate_spans', 'Example', 'EncodeReport', 'encode', 'collate', 'SpanDL', 'PairedDL',
-           'word_tokenizer']
+           'LabelSet', 'enumerate_spans', 'Example', 'EncodeReport', 'span_labels', 'encode', 'collate', 'SpanDL',
+           'PairedDL', 'word_tokenizer']
 
 # %% ../nbs/00_data.ipynb #c005
 logger = logging.getLogger('contproto_fastai')
@@ -176,6 +176,8 @@ class Example:
     word_spans: list    # [(start, end)] in chunk words
     sub_spans: list     # [(start, end)] in subword positions
     labels: list|None   # class index per span, None when unlabelled
+    @property
+    def n_words(self): return self.word_spans[-1][1] + 1 if self.word_spans else 0
 
 @dataclass
 class EncodeReport:
@@ -211,6 +213,11 @@ def _align(enc, i, n):
         last[w] = pos
     return first, last
 
+def span_labels(gold, word_spans, c0, c1, labels):
+    "Class of each chunk span in `word_spans`: the type of the gold entity `(start, end, type)` it matches exactly inside words `c0:c1`, else `O`."
+    g = {(b - c0, e - c0): labels.o2i[t] for b, e, t in gold if c0 <= b and e < c1}
+    return [g.get(sp, 0) for sp in word_spans]
+
 def encode(sents, tokenizer, labels:LabelSet|None=None, max_span_len=4, max_len=128):
     """Encode `sents` into `Example`s: spans, their subword spans and, when `labels` is given and the sentence is
     labelled, span labels (the gold type of an exact entity match, else `O`). Returns `(examples, report)`.
@@ -241,10 +248,7 @@ def encode(sents, tokenizer, labels:LabelSet|None=None, max_span_len=4, max_len=
                 ce = tokenizer([words[c0:c1]], **kw)
                 ids, (f, l) = ce['input_ids'][0], _align(ce, 0, c1 - c0)
             wsp = enumerate_spans(c1 - c0, max_span_len)
-            lab = None
-            if gold is not None:
-                g = {(b - c0, e - c0): labels.o2i[t] for b, e, t in gold if c0 <= b and e < c1}
-                lab = [g.get(sp, 0) for sp in wsp]
+            lab = None if gold is None else span_labels(gold, wsp, c0, c1, labels)
             exs.append(Example(len(exs), sid, c0, list(ids), wsp, [(f[a], l[b]) for a, b in wsp], lab))
     rep.n_examples = len(exs)
     return exs, rep

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, re
 from pathlib import Path
 import torch, torch.nn.functional as F
-from .data import Sentence, LabelSet, encode, spans_to_tags, DataFormatError
+from .data import Sentence, LabelSet, encode, spans_to_tags, tags_to_spans, span_labels, DataFormatError
 from .model import SpanNER, load_encoder
 from .evaluate import span_probs, predict_spans
 
@@ -32,7 +32,9 @@ class SpanPredictor:
 
     def _inputs(self, texts):
         "Normalise the accepted input forms to `(list of token lists, list of char offsets or None, single?)`."
-        if isinstance(texts, str): return [simple_tokenize(texts)[0]], [simple_tokenize(texts)[1]], True
+        if isinstance(texts, str):
+            toks, offs = simple_tokenize(texts)
+            return [toks], [offs], True
         texts = list(texts)
         if texts and all(isinstance(t, str) for t in texts):
             if any(' ' in t.strip() for t in texts):        # several raw sentences
@@ -114,9 +116,7 @@ def span_representations(model, examples, sentences=None, labels=None, rep='z', 
         for e in examples:
             tags = sentences[e.sent_id].tags or sentences[e.sent_id].gold
             if tags is None: continue
-            from contproto_fastai.data import tags_to_spans
-            g = {(s - e.word_offset, t - e.word_offset): labels.o2i.get(ty, 0) for s, t, ty in tags_to_spans(tags)}
-            gold[e.idx] = [g.get(sp, 0) for sp in e.word_spans]
+            gold[e.idx] = span_labels(tags_to_spans(tags), e.word_spans, e.word_offset, e.word_offset + e.n_words, labels)
     for x, _ in SpanDL(examples, bs, side='src', device=dev):
         o = model(x)['src']; m = o['span_mask']
         y = o['logits'].argmax(-1)
