@@ -23,8 +23,8 @@ from .distributed import DistributedSelfTraining, init_from_env, rank, world_siz
 from .predict import SpanPredictor, load_learner, plot_pseudo_f1, plot_tsne, span_representations, simple_tokenize
 
 # %% auto #0
-__all__ = ['FitConfig', 'data_paths', 'subset', 'run_pipeline', 'machine_info', 'results_table', 'fit', 'main', 'predict',
-           'predict_main']
+__all__ = ['FitConfig', 'data_paths', 'subset', 'run_pipeline', 'pseudo_label_stats', 'machine_info', 'results_table', 'fit',
+           'main', 'predict', 'predict_main']
 
 # %% ../nbs/09_cli.ipynb #c005
 @dataclass
@@ -52,6 +52,8 @@ class FitConfig:
     alpha: float = 0.99
     beta: float = 0.95
     temperature: float = 0.07
+    o_keep: float = 1.
+    max_spans: int|None = None
     warmup: int = 1
     teacher_from: str|None = None
     student_init: str = 'pretrained'
@@ -180,7 +182,9 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     encoder, _ = load_encoder(cfg.model, cfg.dropout)
     student = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
     if cfg.student_init == 'teacher': student.load_state_dict(teacher_weights)
-    cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup)
+    cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup,
+                              o_keep=cfg.o_keep, max_spans=cfg.max_spans)
+    teacher_argmax = state.pseudo_labels.probs.argmax(-1).clone()
     if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
     slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr,
                              cbs=cbs + dist_cbs(), device=device, tokenizer=tok, labels=labels, max_len=cfg.max_len)
@@ -189,6 +193,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     times['student'] = time.time() - t
     if primary: state.save(out/'state.pt')
     res['pseudo_label_f1_curve'], res['margins'] = state.extra.get('pseudo_f1'), state.extra.get('margins')
+    res['pseudo_label_stats'] = pseudo_label_stats(state, teacher_argmax)
     res['student'] = evaluate(slearn.model, 'student')
     if primary:
         slearn.export(out/'model')
@@ -204,6 +209,16 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     res.update(times=times, labels=labels.classes, machine=machine_info(next(slearn.model.parameters()).device))
     write(out/'results.json', json.dumps(res, indent=2))
     return res
+
+def pseudo_label_stats(state, teacher_argmax):
+    """What refinement did to the target pseudo labels, and how far apart the prototypes ended: the share of spans whose
+    argmax label changed since the teacher, the share labelled as an entity before and after, and the prototypes'
+    cosine matrix (eq. 8; `None` without `PrototypeEMA`)."""
+    now = state.pseudo_labels.probs.argmax(-1)
+    protos = state.prototypes
+    return dict(spans=len(now), changed=float((now != teacher_argmax).float().mean()),
+                entity_before=float((teacher_argmax != 0).float().mean()), entity_after=float((now != 0).float().mean()),
+                prototype_cosine=None if protos is None else (protos @ protos.T).tolist())
 
 def machine_info(device='cpu'):
     "What a reported number was measured on: CPU model, cores, torch version, threads, device (and GPU name)."
@@ -261,6 +276,8 @@ def fit(
     alpha:float=0.99,           # prototype moving-average rate (eq. 8)
     beta:float=0.95,            # pseudo-label moving-average rate (eq. 9)
     temperature:float=0.07,     # SupCon temperature (eq. 4)
+    o_keep:float=1.,            # SupCon keeps each O span with this probability (authors' cl_downsample; 1 = all, as the paper)
+    max_spans:int=None,         # SupCon contrasts at most this many spans per batch, sampled (bounds memory; default: all)
     warmup:int=1,               # epochs without pseudo-label updates
     teacher_from:str=None,      # reuse the teacher and pseudo labels of an earlier run's --out (same data options)
     student_init:str='pretrained',  # student starts from the 'pretrained' encoder (paper) or from the 'teacher' (cheaper runs)
@@ -288,7 +305,7 @@ def fit(
     cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
                     bs=bs, lr=lr, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta,
-                    temperature=temperature, warmup=warmup, teacher_from=teacher_from, student_init=student_init,
+                    temperature=temperature, o_keep=o_keep, max_spans=max_spans, warmup=warmup, teacher_from=teacher_from, student_init=student_init,
                     checkpoint_every=checkpoint_every, plots=plots,
                     encoding=encoding, quiet=quiet)
     return _run_and_report(cfg, console)

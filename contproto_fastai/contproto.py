@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import torch, torch.nn.functional as F
 from fastai.callback.core import Callback
+from fastcore.basics import store_attr
 from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
 from .distributed import is_dist, world_size, gather_cat, gather_objects, all_reduce_sum, rank as dist_rank
 
@@ -72,6 +73,16 @@ class ConsistencyReg(Callback):
                   logged=all_reduce_sum(kl_sum.detach()) / n_all)
 
 # %% ../nbs/07_contproto.ipynb #c011
+def _lse_chunk(rows, features, temperature): return torch.logsumexp(rows @ features.T / temperature, 1)
+
+def _lse_rows(features, start, chunk, temperature):
+    "Log-sum-exp of anchors `start:start+chunk` against all features; recomputed in backward when there are several chunks."
+    rows = features[start:start+chunk]
+    if len(features) <= chunk or not torch.is_grad_enabled() or not features.requires_grad:
+        return _lse_chunk(rows, features, temperature)
+    from torch.utils.checkpoint import checkpoint
+    return checkpoint(_lse_chunk, rows, features, temperature, use_reentrant=False)
+
 def supcon_loss(features, labels, temperature=0.07, chunk=4096):
     """Eq. (4): SupCon loss of L2-normalised `features` `[n, d]` with integer `labels` `[n]` (mean over anchors with a positive).
     The positives' numerator needs no $n\\times n$ matrix: $\\sum_{p\\in P(i)}\\zeta_i\\cdot\\zeta_p = \\zeta_i\\cdot(S_{y_i}-\\zeta_i)$ with
@@ -82,7 +93,7 @@ def supcon_loss(features, labels, temperature=0.07, chunk=4096):
     n_pos = count[labels] - 1
     pos_dot = ((class_sum[labels] - features) * features).sum(-1) / temperature
     self_dot = (features * features).sum(-1) / temperature
-    lse = torch.cat([torch.logsumexp(features[s:s+chunk] @ features.T / temperature, 1) for s in range(0, len(labels), chunk)])
+    lse = torch.cat([_lse_rows(features, s, chunk, temperature) for s in range(0, len(labels), chunk)])
     lse = lse + torch.log1p(-torch.exp(self_dot - lse).clamp(max=1 - 1e-6))  # drop a = i from the denominator
     has = n_pos > 0
     if not has.any(): return features.sum() * 0.
@@ -101,8 +112,8 @@ class PseudoPositive(Callback):
 class SupConLoss(Callback):
     "Add eq. (4) over the spans of all views: source spans with gold labels, target spans if `PseudoPositive` labelled them."
     order, term = 10, 'cont'
-    def __init__(self, temperature=0.07, weight=1., max_spans=None, chunk=4096):
-        self.temperature, self.weight, self.max_spans, self.chunk = temperature, weight, max_spans, chunk
+    def __init__(self, temperature=0.07, weight=1., max_spans=None, chunk=4096, o_keep=1.):
+        store_attr()
     def after_loss(self):
         if not self.training: return
         y, x = self.yb[0], self.xb[0]
@@ -113,13 +124,16 @@ class SupConLoss(Callback):
         for v in views(self.learn):
             for k in lab: feats.append(_real(v[k], 'zeta')); labels.append(lab[k])
         feats, labels = torch.cat(feats), torch.cat(labels)
+        if self.o_keep < 1:           # the authors' cl_downsample: drop O spans (label 0) at random, keep every entity span
+            keep = (labels != 0) | (torch.rand(len(labels), device=labels.device) < self.o_keep)
+            feats, labels = feats[keep], labels[keep]
         if self.max_spans and len(labels) > self.max_spans:
             keep = torch.randperm(len(labels), device=labels.device)[:self.max_spans]
             feats, labels = feats[keep], labels[keep]
         if is_dist(): feats, labels = gather_cat(feats, keep_grad=True), gather_cat(labels)   # contrast the global batch
         _add_term(self.learn, 'cont', supcon_loss(feats, labels, self.temperature, self.chunk), self.weight, grad_scale=world_size())
 
-# %% ../nbs/07_contproto.ipynb #c015
+# %% ../nbs/07_contproto.ipynb #c017
 def ema_prototypes(prototypes, reps, labels, alpha=0.99):
     "Eq. (8) for a group of spans in order, vectorised: sequential EMA per class, then L2-normalise updated classes."
     C = prototypes.shape[0]
@@ -151,7 +165,7 @@ class PrototypeEMA(Callback):
                 protos = ema_prototypes(protos, gather_cat(reps.float()), gather_cat(labels), self.alpha)
             st.prototypes = protos.cpu()
 
-# %% ../nbs/07_contproto.ipynb #c018
+# %% ../nbs/07_contproto.ipynb #c020
 def refine_pseudo_labels(pseudo, sims, margins, beta=0.95, any_class=False):
     """Eqs. (9)–(10): move soft labels `pseudo` `[n, C]` toward the closest prototype (similarities `sims` `[n, C]`),
     gated by `margins` `[C]` for entity classes. Returns the new labels and the mask of spans that moved."""
@@ -218,7 +232,7 @@ class MarginRefiner(Callback):
         return [f"r_{c}" for c in (st.classes or range(st.pseudo_labels.n_classes))]
     def column_values(self): return _state(self.learn).margins.tolist()
 
-# %% ../nbs/07_contproto.ipynb #c022
+# %% ../nbs/07_contproto.ipynb #c024
 class PseudoLabelF1(Callback):
     "Record the entity F1 of the current pseudo labels against the set-aside target gold tags after each epoch (Fig. 3)."
     order = 52
@@ -235,7 +249,7 @@ class PseudoLabelF1(Callback):
     def columns(self): return ['pseudo_f1']
     def column_values(self): return [float('nan') if self.curve[-1] is None else self.curve[-1]]
 
-# %% ../nbs/07_contproto.ipynb #c024
+# %% ../nbs/07_contproto.ipynb #c026
 PRESETS = dict(
     contproto      = ['DoubleForward', 'ConsistencyReg', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
     no_proto       = ['DoubleForward', 'ConsistencyReg', 'SupConLoss', 'PseudoPositive'],
@@ -247,11 +261,11 @@ PRESETS = dict(
 )
 
 def contproto_callbacks(preset='contproto', alpha=0.99, beta=0.95, temperature=0.07, warmup=1, fixed_margin=1.0,
-                        reg_weight=1., cont_weight=1., max_spans=None, any_class=False):
+                        reg_weight=1., cont_weight=1., max_spans=None, o_keep=1., any_class=False):
     "The callbacks of a Table 3 row. Pair with `preset_rep(preset)` for `ContProtoState.rep`."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     make = dict(DoubleForward=lambda: DoubleForward(), ConsistencyReg=lambda: ConsistencyReg(reg_weight),
-                SupConLoss=lambda: SupConLoss(temperature, cont_weight, max_spans), PseudoPositive=lambda: PseudoPositive(),
+                SupConLoss=lambda: SupConLoss(temperature, cont_weight, max_spans, o_keep=o_keep), PseudoPositive=lambda: PseudoPositive(),
                 PrototypeEMA=lambda: PrototypeEMA(alpha), Warmup=lambda: Warmup(warmup),
                 MarginRefiner=lambda: MarginRefiner(beta, fixed_margin if preset == 'fixed_margin' else None, any_class))
     return [make[n]() for n in PRESETS[preset]]
