@@ -109,7 +109,7 @@ def smoke_args(tmp):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--name', default='en-de-minilm'); p.add_argument('--seeds', default='0,1,2')
-    p.add_argument('--runs', default=str(ROOT/'runs'/'reproduce')); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
+    p.add_argument('--runs', default=None, help='run folders (default: runs/reproduce; with --smoke: a temporary folder)'); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
     p.add_argument('--rows', default=','.join(MAIN + ABLATIONS), help='presets to run (vanilla always runs: it trains the teacher)')
     p.add_argument('--order', choices=['main-first', 'seed-first'], default='main-first')
     p.add_argument('--smoke', action='store_true', help='toy data and a tiny encoder in a temporary folder (CI)')
@@ -118,7 +118,8 @@ def main(argv=None):
     rest = a.rest[1:] if a.rest[:1] == ['--'] else a.rest
     if a.smoke:
         import tempfile
-        tmp = tempfile.mkdtemp(); rest = smoke_args(tmp) + rest; a.runs = str(Path(tmp)/'runs')
+        a.runs = a.runs or tempfile.mkdtemp(); rest = smoke_args(Path(a.runs)/'toy') + rest
+    a.runs = a.runs or str(ROOT/'runs'/'reproduce')
     seeds, rows = [int(s) for s in a.seeds.split(',')], [r for r in a.rows.split(',') if r]
     bad = [r for r in rows if r not in MAIN + ABLATIONS]
     if bad: sys.exit(f"unknown rows {bad}: choose from {MAIN + ABLATIONS}")

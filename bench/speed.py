@@ -1,107 +1,213 @@
-"""Per-step cost of ContProto's callbacks on one fixed batch (issue: speed and memory benchmarks).
+"""Speed and memory of ContProto training and of inference (issue: speed and memory benchmarks).
 
-For each configuration, a fresh subprocess builds the student learner on the same real batch (16 source + 16 target
-sentences) and times `--steps` training steps after `--warmup` steps; the median step time and the process's peak
-resident memory (CPU) or peak CUDA memory (GPU) are reported. Configurations: vanilla (eq. 3), the double-forward floor
-(DoubleForward alone), full ContProto, and full ContProto minus each callback (that callback's cost).
+Every training measurement runs in a fresh subprocess that builds the student learner on one fixed batch of real
+sentences (source English, target German, from ../shared/data; toy sentences when absent) and times `--steps`
+training steps after `--warmup` steps: median step time, and the process's peak resident memory (CPU) or peak CUDA
+memory (GPU). Parts (`--parts`, default all):
 
-    python bench/speed.py                      # MiniLM (offline), CPU, real CoNLL en->de batch from ../shared/data
-    python bench/speed.py --model tiny --steps 3 --warmup 1   # smoke test (what CI runs)
-Prints a table and writes bench/results/speed.json (or --out)."""
+- `callbacks`: vanilla (eq. 3), the double-forward floor (DoubleForward alone), full ContProto, full ContProto minus
+  each callback (that callback's cost), and full ContProto with SupCon's O-span down-sampling (`o_keep`) or a cap on
+  contrasted spans (`max_spans`); 16 + 16 sentences as they come.
+- `scaling`: vanilla, floor, ContProto and ContProto with `max_spans` for sentences cut to 16/32/64 words (batch 8)
+  and for batches of 4/8/16 sentences (32 words): spans grow as n·L.
+- `inference`: sentences per second of `SpanPredictor.tag` on the whole target test set (tokenising, encoding,
+  decoding included).
+
+    python bench/speed.py                                    # MiniLM (offline), real CoNLL en->de, CPU or GPU
+    python bench/speed.py --model tiny --steps 2 --warmup 1  # smoke run (CI)
+
+Prints tables and writes bench/results/speed.json (or --out), with the machine (CPU model, cores, torch version)."""
 import argparse, json, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = {'vanilla': [], 'double_forward_floor': ['DoubleForward']}
+DATA = ROOT.parent/'shared'/'data'/'conll'
 
-def full(): 
+def full():
     from contproto_fastai.contproto import PRESETS
     return PRESETS['contproto']
 
-def batch_data(model, n=16, seed=0):
-    "Encoded source/target examples (n each) and the encoder factory."
-    from contproto_fastai.data import read_conll, LabelSet, encode, word_tokenizer
-    from contproto_fastai.model import load_encoder, tiny_encoder
+def sentences(n, words=None, tgt=False):
+    "`n` real sentences (toy ones without ../shared); with `words`, consecutive sentences joined and cut to exactly `words` words."
+    from contproto_fastai.data import read_conll, Sentence
     from contproto_fastai.testing import toy_sentences
-    data = ROOT.parent/'shared'/'data'/'conll'
-    if (data/'en'/'train.txt').exists():
-        src = read_conll(data/'en'/'train.txt')[:n]; tgt = read_conll(data/'de'/'train.txt', labelled=False)[:n]
-    else: src, tgt = toy_sentences(n, 'src', seed), toy_sentences(n, 'tgt', seed, labelled=False)
-    labels = LabelSet(['LOC', 'MISC', 'ORG', 'PER'])
-    if model == 'tiny':
-        tok = word_tokenizer([w for s in src + tgt for w in s.tokens])
-        make = lambda: tiny_encoder(len(tok), hidden=64, seed=0)
-    else:
-        enc, tok = load_encoder(model); sd = {k: v.clone() for k, v in enc.state_dict().items()}
-        def make():
-            e, _ = load_encoder(model); e.load_state_dict(sd); return e
-    return encode(src, tok, labels)[0], encode(tgt, tok, None)[0], labels, make
+    if (DATA/'en'/'train.txt').exists():
+        pool = read_conll(DATA/'de'/'train.txt', labelled=False) if tgt else read_conll(DATA/'en'/'train.txt')
+    else: pool = toy_sentences(4 * n * max(1, (words or 8) // 8), 'tgt' if tgt else 'src', 0, labelled=not tgt)
+    if words is None: return pool[:n]
+    toks = [w for s in pool for w in s.tokens]; tags = None if tgt else [t for s in pool for t in s.tags]
+    if len(toks) < n * words: raise ValueError(f"not enough words for {n} sentences of {words}")
+    return [Sentence(toks[i*words:(i+1)*words], None if tgt else tags[i*words:(i+1)*words]) for i in range(n)]
 
-def run_one(cbs_names, model, steps, warmup, device):
-    "Time one configuration in this process; returns dict."
+def encoder_factory(model, words):
+    "A function building the encoder (same weights every time) and its tokenizer."
+    from contproto_fastai.model import load_encoder, tiny_encoder
+    from contproto_fastai.data import word_tokenizer
+    if model == 'tiny':
+        tok = word_tokenizer(words)
+        return (lambda: tiny_encoder(len(tok), hidden=64, seed=0)), tok
+    enc, tok = load_encoder(model); sd = {k: v.clone() for k, v in enc.state_dict().items()}
+    def make():
+        e, _ = load_encoder(model); e.load_state_dict(sd); return e
+    return make, tok
+
+def peak_mb(device):
+    import torch
+    if device.startswith('cuda'): return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def run_one(spec, model, steps, warmup, device):
+    """Time training steps of one configuration in this process. `spec`: `cbs` (callback names), `kw` (their keyword
+    arguments by name), `n` (sentences per side), `words` (None: real sentences as they are)."""
     import torch
     from fastai.callback.progress import ProgressCallback
+    from fastai.callback.core import CancelValidException
+    from contproto_fastai.data import LabelSet, encode
     from contproto_fastai.model import SpanNER
     from contproto_fastai.pseudo import ContProtoState, teacher_pseudo_labels
     from contproto_fastai.learner import student_learner
     from contproto_fastai import contproto as cp
     torch.manual_seed(0)
-    src, tgt, labels, make = batch_data(model)
+    n, words = spec.get('n', 16), spec.get('words')
+    src, tgt = sentences(n, words), sentences(n, words, tgt=True)
+    make, tok = encoder_factory(model, [w for s in src + tgt for w in s.tokens])
+    labels = LabelSet(['LOC', 'MISC', 'ORG', 'PER'])
+    max_len = 512 if words else 128                     # scaling: keep each sentence whole
+    src, tgt = encode(src, tok, labels, max_len=max_len)[0], encode(tgt, tok, None, max_len=max_len)[0]
     model_ = SpanNER(make(), len(labels)).to(device)
     state = ContProtoState(teacher_pseudo_labels(model_, tgt, device=device), classes=labels.classes)
-    cbs = [getattr(cp, n)() for n in cbs_names]
-    learn = student_learner(model_, src, tgt, src, state, bs=len(src), lr=1e-5, cbs=cbs, device=device)
-    learn.remove_cb(ProgressCallback)
+    cbs = [getattr(cp, c)(**spec.get('kw', {}).get(c, {})) for c in spec['cbs']]
+    learn = student_learner(model_, src, tgt, src, state, bs=len(src), lr=1e-5, cbs=cbs, device=device, max_len=max_len)
+    learn.remove_cb(ProgressCallback); learn.logger = lambda *a: None
     times = []
+    sync = (lambda: torch.cuda.synchronize()) if device.startswith('cuda') else (lambda: None)
     class Timer(cp.Callback):
         order = 100
-        def before_batch(self):
-            if device.startswith('cuda'): torch.cuda.synchronize()
-            self.t = time.perf_counter()
+        def before_batch(self): sync(); self.t = time.perf_counter()
         def after_batch(self):
-            if device.startswith('cuda'): torch.cuda.synchronize()
+            sync()
             if self.training: times.append(time.perf_counter() - self.t)
-    from fastai.callback.core import CancelValidException
     class NoValid(cp.Callback):
         def before_validate(self): raise CancelValidException()
     if device.startswith('cuda'): torch.cuda.reset_peak_memory_stats()
     learn.fit(warmup + steps, 1e-5, cbs=[Timer(), NoValid()])   # one batch per epoch: len(src) == bs
     t = times[warmup:]
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith('cuda') else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n_spans = sum(len(e.word_spans) for e in src) + sum(len(e.word_spans) for e in tgt)
-    return dict(callbacks=cbs_names, median_s=statistics.median(t), min_s=min(t), steps=len(t), peak_mb=peak, spans=n_spans)
+    return dict(spec, median_s=statistics.median(t), min_s=min(t), steps=len(t), peak_mb=peak_mb(device), spans=n_spans)
 
-def main():
+def run_inference(model, device, predictor=None, bs=32, limit=None):
+    "Sentences per second of `SpanPredictor.tag` over the target test set (an exported model, or `model` with an untrained head)."
+    import torch
+    from contproto_fastai.data import read_conll, LabelSet
+    from contproto_fastai.model import SpanNER
+    from contproto_fastai.predict import SpanPredictor, load_learner
+    path = DATA/'de'/'test.txt'
+    sents = [s.tokens for s in (read_conll(path, labelled=False) if path.exists() else sentences(200, tgt=True))][:limit]
+    if predictor: pred = load_learner(predictor, device=device)
+    else:
+        torch.manual_seed(0)
+        make, tok = encoder_factory(model, [w for s in sents for w in s])
+        m = SpanNER(make(), 5).to(device).eval()
+        pred = SpanPredictor(m, tok, LabelSet(['LOC', 'MISC', 'ORG', 'PER']), device=device)
+    pred.tag(sents[:bs], bs=bs)                                     # warm-up
+    if device.startswith('cuda'): torch.cuda.synchronize()
+    t = time.perf_counter(); tags = pred.tag(sents, bs=bs)
+    if device.startswith('cuda'): torch.cuda.synchronize()
+    dt = time.perf_counter() - t
+    return dict(sentences=len(sents), words=sum(map(len, sents)), bs=bs, seconds=dt, sentences_per_s=len(sents) / dt,
+                entities=sum(t.startswith('B-') for ts in tags for t in ts), source=str(path if path.exists() else 'toy'),
+                predictor=predictor or f'{model} (untrained head)', peak_mb=peak_mb(device))
+
+def callback_specs(o_keep, max_spans):
+    f = full()
+    specs = {'vanilla': dict(cbs=[]), 'double_forward_floor': dict(cbs=['DoubleForward']), 'contproto': dict(cbs=f)}
+    specs.update({f'contproto_without_{c}': dict(cbs=[x for x in f if x != c]) for c in f})
+    specs[f'contproto_o_keep_{o_keep}'] = dict(cbs=f, kw={'SupConLoss': {'o_keep': o_keep}})
+    specs[f'contproto_max_spans_{max_spans}'] = dict(cbs=f, kw={'SupConLoss': {'max_spans': max_spans}})
+    return specs
+
+def scaling_specs(max_spans, lengths=(16, 32, 64), batches=(4, 8, 16)):
+    f, out = full(), {}
+    configs = {'vanilla': dict(cbs=[]), 'floor': dict(cbs=['DoubleForward']), 'contproto': dict(cbs=f),
+               f'contproto_max_spans_{max_spans}': dict(cbs=f, kw={'SupConLoss': {'max_spans': max_spans}})}
+    points = list(dict.fromkeys([(8, L) for L in lengths] + [(n, 32) for n in batches]))
+    for n, L in points:
+        for name, c in configs.items(): out[f'{name}_n{n}_L{L}'] = dict(c, n=n, words=L, config=name)
+    return out
+
+def subprocess_run(spec, a, device):
+    "`run_one` in a fresh process (its own peak memory), or in this one with `--in-process` (smoke runs)."
+    spec = dict(spec, n=spec.get('n', a.sentences))
+    if a.in_process: return run_one(spec, a.model, a.steps, a.warmup, device)
+    cmd = [sys.executable, __file__, '--one', json.dumps(spec), '--model', a.model, '--steps', str(a.steps),
+           '--warmup', str(a.warmup), '--device', device]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode: sys.exit(f"{spec} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--model', default='minilm'); p.add_argument('--steps', type=int, default=15)
-    p.add_argument('--warmup', type=int, default=3); p.add_argument('--device', default=None)
+    p.add_argument('--model', default='minilm'); p.add_argument('--steps', type=int, default=10)
+    p.add_argument('--warmup', type=int, default=2); p.add_argument('--device', default=None)
+    p.add_argument('--parts', default='callbacks,scaling,inference')
+    p.add_argument('--o-keep', type=float, default=0.1); p.add_argument('--max-spans', type=int, default=2048)
+    p.add_argument('--sentences', type=int, default=16, help='callbacks part: sentences per side')
+    p.add_argument('--in-process', action='store_true', help='no subprocess per configuration (fast smoke runs; peak memory is then shared)')
+    p.add_argument('--lengths', default='16,32,64', help='scaling: words per sentence (batch 8)')
+    p.add_argument('--batches', default='4,8,16', help='scaling: sentences per batch (32 words)')
+    p.add_argument('--predictor', default=None, help='exported model directory for the inference part (default: untrained head)')
+    p.add_argument('--inference-limit', type=int, default=None, help='tag only this many test sentences')
     p.add_argument('--out', default=str(ROOT/'bench'/'results'/'speed.json'))
     p.add_argument('--one', default=None, help=argparse.SUPPRESS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     import torch
     device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if a.one is not None:
         print(json.dumps(run_one(json.loads(a.one), a.model, a.steps, a.warmup, device))); return
-    f = full()
-    configs = dict(CONFIGS, contproto=f, **{f'contproto_without_{n}': [c for c in f if c != n] for n in f})
-    results = {}
-    for name, cbs in configs.items():
-        cmd = [sys.executable, __file__, '--one', json.dumps(cbs), '--model', a.model, '--steps', str(a.steps),
-               '--warmup', str(a.warmup), '--device', device]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode: sys.exit(f"{name} failed:\n{r.stderr[-3000:]}")
-        results[name] = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"{name:40s} {results[name]['median_s']*1000:9.1f} ms  peak {results[name]['peak_mb']:8.0f} MB", flush=True)
-    floor, fullt = results['double_forward_floor']['median_s'], results['contproto']['median_s']
-    summary = dict(contproto_over_floor=fullt / floor, contproto_over_vanilla=fullt / results['vanilla']['median_s'],
-                   callback_cost_s={n: fullt - results[f'contproto_without_{n}']['median_s'] for n in f})
     from contproto_fastai.cli import machine_info
-    machine = dict(machine_info(device), model=a.model)
-    out = dict(machine=machine, steps=a.steps, warmup=a.warmup, results=results, summary=summary,
-               command=' '.join(['python', 'bench/speed.py'] + sys.argv[1:]))
+    from rich.console import Console
+    from rich.table import Table
+    console, parts = Console(), a.parts.split(',')
+    out = dict(machine=dict(machine_info(device), model=a.model), steps=a.steps, warmup=a.warmup,
+               command=' '.join(['python', 'bench/speed.py'] + (argv if argv is not None else sys.argv[1:])))
+    if 'callbacks' in parts:
+        res = {}
+        for name, spec in callback_specs(a.o_keep, a.max_spans).items():
+            res[name] = subprocess_run(spec, a, device)
+            console.print(f"{name:40s} {res[name]['median_s']*1000:9.1f} ms  peak {res[name]['peak_mb']:8.0f} MB", highlight=False)
+        floor, fullt, f = res['double_forward_floor']['median_s'], res['contproto']['median_s'], full()
+        summary = dict(contproto_over_floor=fullt / floor, contproto_over_vanilla=fullt / res['vanilla']['median_s'],
+                       callback_cost_s={c: fullt - res[f'contproto_without_{c}']['median_s'] for c in f},
+                       o_keep_over_floor=res[f'contproto_o_keep_{a.o_keep}']['median_s'] / floor,
+                       max_spans_over_floor=res[f'contproto_max_spans_{a.max_spans}']['median_s'] / floor)
+        tb = Table(title=f"Training step, {a.model}, {device}: median of {a.steps} steps")
+        for c in ('configuration', 'spans', 'ms/step', '÷ floor', 'peak MB'): tb.add_column(c, justify='right')
+        for name, r in res.items(): tb.add_row(name, str(r['spans']), f"{1000*r['median_s']:.0f}", f"{r['median_s']/floor:.2f}", f"{r['peak_mb']:.0f}")
+        console.print(tb)
+        console.print("cost per callback (ContProto minus ContProto without it): " +
+                      ', '.join(f"{c} {1000*v:.0f} ms" for c, v in summary['callback_cost_s'].items()), highlight=False)
+        out.update(results=res, summary=summary)
+    if 'scaling' in parts:
+        res = {}
+        for name, spec in scaling_specs(a.max_spans, [int(x) for x in a.lengths.split(',')], [int(x) for x in a.batches.split(',')]).items():
+            res[name] = subprocess_run(spec, a, device)
+            console.print(f"{name:44s} {res[name]['spans']:6d} spans {res[name]['median_s']*1000:9.1f} ms  peak {res[name]['peak_mb']:8.0f} MB", highlight=False)
+        tb = Table(title=f"Scaling, {a.model}, {device}: ms/step and peak MB")
+        cfgs = list(dict.fromkeys(r['config'] for r in res.values()))
+        for c in ['sentences × words', 'spans'] + [f'{c} ms' for c in cfgs] + [f'{c} MB' for c in cfgs]: tb.add_column(c, justify='right')
+        for n, L in dict.fromkeys((r['n'], r['words']) for r in res.values()):
+            rs = [res[f'{c}_n{n}_L{L}'] for c in cfgs]
+            tb.add_row(f"{n} × {L}", str(rs[0]['spans']), *[f"{1000*r['median_s']:.0f}" for r in rs], *[f"{r['peak_mb']:.0f}" for r in rs])
+        console.print(tb)
+        out['scaling'] = res
+    if 'inference' in parts:
+        r = run_inference(a.model, device, a.predictor, limit=a.inference_limit)
+        console.print(f"inference: {r['sentences']} sentences in {r['seconds']:.1f}s = {r['sentences_per_s']:.1f} sentences/s "
+                      f"(batch {r['bs']}, {r['predictor']}, {device})", highlight=False)
+        out['inference'] = r
+    console.print(f"machine: {out['machine']}", highlight=False)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(out, indent=2))
-    print(f"\nContProto / double-forward floor: {summary['contproto_over_floor']:.3f}   ContProto / vanilla: {summary['contproto_over_vanilla']:.3f}")
-    for n, c in summary['callback_cost_s'].items(): print(f"  cost of {n:16s} {c*1000:8.1f} ms/step")
-    print(f"machine: {machine}\nwritten: {a.out}")
+    console.print(f"written: {a.out}", highlight=False)
+    return out
 
 if __name__ == '__main__': main()

@@ -1,0 +1,51 @@
+"""Smoke runs of the benchmark scripts (tiny model, a step or two): they run, and what they write is what they claim
+to have measured. No timing is asserted here; the real measurements are made by hand (see bench/)."""
+import importlib.util, json, shutil
+import pytest
+
+
+def _load(repo_root, name):
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', repo_root/'bench'/f'{name}.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_speed_smoke(repo_root, tmp_path):
+    speed = _load(repo_root, 'speed')
+    out = tmp_path/'speed.json'
+    r = speed.main(['--model', 'tiny', '--steps', '1', '--warmup', '1', '--sentences', '4', '--in-process', '--device', 'cpu',
+                    '--lengths', '6,12', '--batches', '3', '--inference-limit', '24', '--out', str(out)])
+    assert json.loads(out.read_text())['summary'] == r['summary']
+    full = speed.full()
+    assert set(r['results']) >= {'vanilla', 'double_forward_floor', 'contproto', *(f'contproto_without_{c}' for c in full)}
+    assert set(r['summary']['callback_cost_s']) == set(full)
+    assert all(v['median_s'] > 0 and v['steps'] == 1 for v in r['results'].values())
+    # every configuration sees the same batch
+    assert len({v['spans'] for v in r['results'].values()}) == 1
+    # scaling: sentences of exactly L words give n*(4L-6) spans per side (widths 1..4), so the grid is what it says
+    for v in r['scaling'].values():
+        assert v['spans'] == 2 * v['n'] * (4 * v['words'] - 6), v
+    assert {(v['n'], v['words']) for v in r['scaling'].values()} == {(8, 6), (8, 12), (3, 32)}
+    inf = r['inference']
+    assert inf['sentences'] == 24 and inf['sentences_per_s'] > 0
+    assert r['machine']['cores'] >= 1 and r['machine']['torch']
+
+
+def test_reproduce_smoke(repo_root, tmp_path):
+    if shutil.which('contproto-fit') is None: pytest.skip("console script contproto-fit not on PATH (pip install -e .)")
+    rep = _load(repo_root, 'reproduce')
+    args = ['--smoke', '--name', 'smoke', '--seeds', '0', '--rows', 'contproto', '--results', str(tmp_path), '--runs', str(tmp_path/'runs')]
+    runs = rep.main(args)
+    assert set(runs[0]) == {'vanilla', 'contproto'}
+    md = (tmp_path/'reproduce_smoke.md').read_text()
+    for row in ('zero-shot (teacher)', '| vanilla | 1 |', '| contproto | 1 |'): assert row in md
+    js = json.loads((tmp_path/'reproduce_smoke.json').read_text())
+    assert {(r['seed'], r['row']) for r in js['runs']} == {(0, 'vanilla'), (0, 'contproto')}
+    # both students reuse the seed's one teacher: same zero-shot score
+    assert js['runs'][0]['teacher'] == js['runs'][1]['teacher']
+    assert (tmp_path/'reproduce_smoke_pseudo_f1.png').stat().st_size > 0
+    # a second call finds every run finished and trains nothing
+    done = sorted(tmp_path.glob('runs/smoke/seed0/*/results.json')); assert len(done) == 2
+    stamps = [f.stat().st_mtime_ns for f in done]
+    again = rep.main(args)
+    assert again[0] == runs[0] and [f.stat().st_mtime_ns for f in done] == stamps
