@@ -5,11 +5,17 @@ sentences (source English, target German, from ../shared/data; toy sentences whe
 training steps after `--warmup` steps: median step time, and the process's peak resident memory (CPU) or peak CUDA
 memory (GPU). Parts (`--parts`, default all):
 
-- `callbacks`: vanilla (eq. 3), the double-forward floor (DoubleForward alone), full ContProto, full ContProto minus
+- `callbacks`: vanilla (eq. 3), the second forward pass alone (DoubleForward, nothing back-propagated through it), the
+  double-forward floor (two views, both back-propagated: DoubleForward + ConsistencyReg), full ContProto, full ContProto minus
   each callback (that callback's cost), and full ContProto with SupCon's O-span down-sampling (`o_keep`) or a cap on
   contrasted spans (`max_spans`); 16 + 16 sentences as they come.
 - `scaling`: vanilla, floor, ContProto and ContProto with `max_spans` for sentences cut to 16/32/64 words (batch 8)
   and for batches of 4/8/16 sentences (32 words): spans grow as n·L.
+- `supcon`: the contrastive loss (eq. 4) alone, forward and backward, on `n` random unit features (128-d, 90 % `O`):
+  peak extra memory and time of `supcon_loss` as used in training (its default chunks keep each similarity matrix
+  within 2^26 entries, recomputed in backward) against the same function forced to one n × n matrix, for n up to
+  32,768 (a batch of 16 + 16 real sentences gives about 6,000 spans over two views); one matrix is not run above
+  `--one-matrix-max` spans.
 - `inference`: sentences per second of `SpanPredictor.tag` on the whole target test set (tokenising, encoding,
   decoding included).
 
@@ -22,6 +28,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent/'shared'/'data'/'conll'
+
+# The floor: two dropout views, both back-propagated. DoubleForward alone runs the second forward pass but nothing
+# reads `pred2`, so autograd skips its backward; the consistency term (a KL over the logits, negligible by itself) makes
+# the second view's backward run, as it does in ContProto (the `no_proto_no_cl` preset).
+FLOOR = ['DoubleForward', 'ConsistencyReg']
 
 def full():
     from contproto_fastai.contproto import PRESETS
@@ -118,9 +129,23 @@ def run_inference(model, device, predictor=None, bs=32, limit=None):
                 entities=sum(t.startswith('B-') for ts in tags for t in ts), source=str(path if path.exists() else 'toy'),
                 predictor=predictor or f'{model} (untrained head)', peak_mb=peak_mb(device))
 
+def run_supcon(n, one_matrix, seed=0):
+    """Peak extra resident memory (MB) and seconds of `supcon_loss` forward + backward on `n` random unit features;
+    `one_matrix`: force one n x n matrix (else the default chunking). Run it in a fresh process: the peak is the process's high-water mark."""
+    import torch, torch.nn.functional as F
+    from contproto_fastai.contproto import supcon_loss
+    g = torch.Generator().manual_seed(seed)
+    feats = F.normalize(torch.randn(n, 128, generator=g), dim=-1).requires_grad_()
+    labels = torch.where(torch.rand(n, generator=g) < 0.9, 0, torch.randint(1, 5, (n,), generator=g))
+    before = peak_mb('cpu'); t = time.perf_counter()
+    supcon_loss(feats, labels, 0.07, chunk=n if one_matrix else None).backward()
+    return dict(n=n, one_matrix=one_matrix, seconds=time.perf_counter() - t, extra_peak_mb=peak_mb('cpu') - before,
+                dense_matrix_mb=n * n * 4 / 2**20)
+
 def callback_specs(o_keep, max_spans):
     f = full()
-    specs = {'vanilla': dict(cbs=[]), 'double_forward_floor': dict(cbs=['DoubleForward']), 'contproto': dict(cbs=f)}
+    specs = {'vanilla': dict(cbs=[]), 'second_forward_only': dict(cbs=['DoubleForward']),
+             'double_forward_floor': dict(cbs=FLOOR), 'contproto': dict(cbs=f)}
     specs.update({f'contproto_without_{c}': dict(cbs=[x for x in f if x != c]) for c in f})
     specs[f'contproto_o_keep_{o_keep}'] = dict(cbs=f, kw={'SupConLoss': {'o_keep': o_keep}})
     specs[f'contproto_max_spans_{max_spans}'] = dict(cbs=f, kw={'SupConLoss': {'max_spans': max_spans}})
@@ -128,28 +153,31 @@ def callback_specs(o_keep, max_spans):
 
 def scaling_specs(max_spans, lengths=(16, 32, 64), batches=(4, 8, 16)):
     f, out = full(), {}
-    configs = {'vanilla': dict(cbs=[]), 'floor': dict(cbs=['DoubleForward']), 'contproto': dict(cbs=f),
+    configs = {'vanilla': dict(cbs=[]), 'floor': dict(cbs=FLOOR), 'contproto': dict(cbs=f),
                f'contproto_max_spans_{max_spans}': dict(cbs=f, kw={'SupConLoss': {'max_spans': max_spans}})}
     points = list(dict.fromkeys([(8, L) for L in lengths] + [(n, 32) for n in batches]))
     for n, L in points:
         for name, c in configs.items(): out[f'{name}_n{n}_L{L}'] = dict(c, n=n, words=L, config=name)
     return out
 
+def in_subprocess(flag, payload, *args):
+    "Run this script with `flag payload args` in a fresh process (its own peak memory); returns the JSON it prints last."
+    cmd = [sys.executable, __file__, flag, json.dumps(payload), *args]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode: sys.exit(f"{payload} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
 def subprocess_run(spec, a, device):
-    "`run_one` in a fresh process (its own peak memory), or in this one with `--in-process` (smoke runs)."
+    "`run_one` in a fresh process, or in this one with `--in-process` (smoke runs)."
     spec = dict(spec, n=spec.get('n', a.sentences))
     if a.in_process: return run_one(spec, a.model, a.steps, a.warmup, device)
-    cmd = [sys.executable, __file__, '--one', json.dumps(spec), '--model', a.model, '--steps', str(a.steps),
-           '--warmup', str(a.warmup), '--device', device]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode: sys.exit(f"{spec} failed:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return in_subprocess('--one', spec, '--model', a.model, '--steps', str(a.steps), '--warmup', str(a.warmup), '--device', device)
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', default='minilm'); p.add_argument('--steps', type=int, default=10)
     p.add_argument('--warmup', type=int, default=2); p.add_argument('--device', default=None)
-    p.add_argument('--parts', default='callbacks,scaling,inference')
+    p.add_argument('--parts', default='callbacks,scaling,supcon,inference')
     p.add_argument('--o-keep', type=float, default=0.1); p.add_argument('--max-spans', type=int, default=2048)
     p.add_argument('--sentences', type=int, default=16, help='callbacks part: sentences per side')
     p.add_argument('--in-process', action='store_true', help='no subprocess per configuration (fast smoke runs; peak memory is then shared)')
@@ -158,12 +186,17 @@ def main(argv=None):
     p.add_argument('--predictor', default=None, help='exported model directory for the inference part (default: untrained head)')
     p.add_argument('--inference-limit', type=int, default=None, help='tag only this many test sentences')
     p.add_argument('--out', default=str(ROOT/'bench'/'results'/'speed.json'))
+    p.add_argument('--supcon-sizes', default='2048,4096,8192,16384,32768', help='supcon: numbers of contrasted spans')
+    p.add_argument('--one-matrix-max', type=int, default=16384, help='supcon: largest n run with one n x n matrix (32,768 needs ~16 GB)')
     p.add_argument('--one', default=None, help=argparse.SUPPRESS)
+    p.add_argument('--one-supcon', default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     import torch
     device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if a.one is not None:
         print(json.dumps(run_one(json.loads(a.one), a.model, a.steps, a.warmup, device))); return
+    if a.one_supcon is not None:
+        print(json.dumps(run_supcon(*json.loads(a.one_supcon)))); return
     from contproto_fastai.cli import machine_info
     from rich.console import Console
     from rich.table import Table
@@ -200,6 +233,19 @@ def main(argv=None):
             tb.add_row(f"{n} × {L}", str(rs[0]['spans']), *[f"{1000*r['median_s']:.0f}" for r in rs], *[f"{r['peak_mb']:.0f}" for r in rs])
         console.print(tb)
         out['scaling'] = res
+    if 'supcon' in parts:
+        res = []
+        for n in [int(x) for x in a.supcon_sizes.split(',')]:
+            for one in (False, True)[:2 if n <= a.one_matrix_max else 1]:
+                res.append(run_supcon(n, one) if a.in_process else in_subprocess('--one-supcon', [n, one]))
+        tb = Table(title="SupCon (eq. 4) forward + backward alone: extra peak memory and time")
+        for c in ('spans n', 'n × n matrix MB', 'default MB', 'one matrix MB', 'default s', 'one matrix s'): tb.add_column(c, justify='right')
+        for n in dict.fromkeys(r['n'] for r in res):
+            ch, de = [next((r for r in res if r['n'] == n and r['one_matrix'] == d), None) for d in (False, True)]
+            tb.add_row(str(n), f"{ch['dense_matrix_mb']:.0f}", f"{ch['extra_peak_mb']:.0f}", f"{de['extra_peak_mb']:.0f}" if de else 'not run',
+                       f"{ch['seconds']:.2f}", f"{de['seconds']:.2f}" if de else 'not run')
+        console.print(tb)
+        out['supcon'] = res
     if 'inference' in parts:
         r = run_inference(a.model, device, a.predictor, limit=a.inference_limit)
         console.print(f"inference: {r['sentences']} sentences in {r['seconds']:.1f}s = {r['sentences_per_s']:.1f} sentences/s "

@@ -73,7 +73,7 @@ class ConsistencyReg(Callback):
                   logged=all_reduce_sum(kl_sum.detach()) / n_all)
 
 # %% ../nbs/07_contproto.ipynb #c011
-def _lse_chunk(rows, features, temperature): return torch.logsumexp(rows @ features.T / temperature, 1)
+def _lse_chunk(rows, features, temperature): return torch.logsumexp((rows @ features.T).div_(temperature), 1)
 
 def _lse_rows(features, start, chunk, temperature):
     "Log-sum-exp of anchors `start:start+chunk` against all features; recomputed in backward when there are several chunks."
@@ -83,10 +83,12 @@ def _lse_rows(features, start, chunk, temperature):
     from torch.utils.checkpoint import checkpoint
     return checkpoint(_lse_chunk, rows, features, temperature, use_reentrant=False)
 
-def supcon_loss(features, labels, temperature=0.07, chunk=4096):
+def supcon_loss(features, labels, temperature=0.07, chunk=None, max_elems=2**26):
     """Eq. (4): SupCon loss of L2-normalised `features` `[n, d]` with integer `labels` `[n]` (mean over anchors with a positive).
     The positives' numerator needs no $n\\times n$ matrix: $\\sum_{p\\in P(i)}\\zeta_i\\cdot\\zeta_p = \\zeta_i\\cdot(S_{y_i}-\\zeta_i)$ with
-    $S_c$ the sum of class $c$'s features; only the log-denominator is $n\\times n$, computed `chunk` anchors at a time."""
+    $S_c$ the sum of class $c$'s features; only the log-denominator is $n\\times n$, computed `chunk` anchors at a time
+    (default: as many as keep a chunk's similarity matrix within `max_elems` entries, so memory stays bounded)."""
+    chunk = chunk or max(1, max_elems // max(1, len(labels)))
     C = int(labels.max()) + 1
     onehot = F.one_hot(labels, C).to(features.dtype)
     class_sum, count = onehot.T @ features, onehot.sum(0)                   # S_c, |c|
@@ -112,7 +114,7 @@ class PseudoPositive(Callback):
 class SupConLoss(Callback):
     "Add eq. (4) over the spans of all views: source spans with gold labels, target spans if `PseudoPositive` labelled them."
     order, term = 10, 'cont'
-    def __init__(self, temperature=0.07, weight=1., max_spans=None, chunk=4096, o_keep=1.):
+    def __init__(self, temperature=0.07, weight=1., max_spans=None, chunk=None, o_keep=1.):
         store_attr()
     def after_loss(self):
         if not self.training: return

@@ -14,7 +14,8 @@ def test_speed_smoke(repo_root, tmp_path):
     speed = _load(repo_root, 'speed')
     out = tmp_path/'speed.json'
     r = speed.main(['--model', 'tiny', '--steps', '1', '--warmup', '1', '--sentences', '4', '--in-process', '--device', 'cpu',
-                    '--lengths', '6,12', '--batches', '3', '--inference-limit', '24', '--out', str(out)])
+                    '--lengths', '6,12', '--batches', '3', '--inference-limit', '24', '--supcon-sizes', '64,300',
+                    '--one-matrix-max', '64', '--out', str(out)])
     assert json.loads(out.read_text())['summary'] == r['summary']
     full = speed.full()
     assert set(r['results']) >= {'vanilla', 'double_forward_floor', 'contproto', *(f'contproto_without_{c}' for c in full)}
@@ -26,6 +27,9 @@ def test_speed_smoke(repo_root, tmp_path):
     for v in r['scaling'].values():
         assert v['spans'] == 2 * v['n'] * (4 * v['words'] - 6), v
     assert {(v['n'], v['words']) for v in r['scaling'].values()} == {(8, 6), (8, 12), (3, 32)}
+    # supcon: both ways up to --one-matrix-max, only the bounded default above it
+    assert sorted((v['n'], v['one_matrix']) for v in r['supcon']) == [(64, False), (64, True), (300, False)]
+    assert all(v['seconds'] > 0 and v['dense_matrix_mb'] == v['n'] ** 2 * 4 / 2**20 for v in r['supcon'])
     inf = r['inference']
     assert inf['sentences'] == 24 and inf['sentences_per_s'] > 0
     assert r['machine']['cores'] >= 1 and r['machine']['torch']
