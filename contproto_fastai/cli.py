@@ -58,6 +58,7 @@ class FitConfig:
     teacher_from: str|None = None
     student_init: str = 'pretrained'
     checkpoint_every: int = 200
+    sortish: int = 0
     plots: bool = False
     encoding: str = 'auto'
     quiet: bool = False
@@ -143,7 +144,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     # teacher (eq. 1), or the teacher and pseudo labels of an earlier run with the same data options
     t = time.time()
     teacher = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
-    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, device=device, cbs=dist_cbs(),
+    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, device=device, cbs=dist_cbs(), sortish=cfg.sortish,
                             tokenizer=tok, labels=labels, max_len=cfg.max_len)
     evaluate = lambda m, what: score(tgt_test, predict_spans(m, ex_test, len(tgt_test), bs=2*cfg.bs,
                                      pbar=_track(console, cfg.quiet, f"evaluating {what}")), labels.classes, cfg.max_span_len)
@@ -186,7 +187,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
                               o_keep=cfg.o_keep, max_spans=cfg.max_spans)
     teacher_argmax = state.pseudo_labels.probs.argmax(-1).clone()
     if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
-    slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr,
+    slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, sortish=cfg.sortish,
                              cbs=cbs + dist_cbs(), device=device, tokenizer=tok, labels=labels, max_len=cfg.max_len)
     res['student_history'] = _fit(slearn, cfg.epochs, cfg.lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
                                   cfg.checkpoint_every, resume)
@@ -283,6 +284,7 @@ def fit(
     student_init:str='pretrained',  # student starts from the 'pretrained' encoder (paper) or from the 'teacher' (cheaper runs)
     resume:str=None,            # continue the interrupted run in this --out directory (its config.json; other options ignored)
     checkpoint_every:int=200,   # also checkpoint every this many training batches (0: once per epoch)
+    sortish:int=0,              # batches of similar sentence lengths, sorted within chunks of this many batches (fastai's sortish; 0: random batches, as the paper): less padding, faster
     plots:store_true=False,     # save pseudo_f1.png (Fig. 3) and tsne.png (Fig. 2) in --out
     encoding:str='auto',        # data file encoding ('auto': UTF-8, else Latin-1)
     quiet:store_true=False,     # no progress bars, only epoch lines and the results table
@@ -306,7 +308,7 @@ def fit(
                     bs=bs, lr=lr, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta,
                     temperature=temperature, o_keep=o_keep, max_spans=max_spans, warmup=warmup, teacher_from=teacher_from, student_init=student_init,
-                    checkpoint_every=checkpoint_every, plots=plots,
+                    checkpoint_every=checkpoint_every, sortish=sortish, plots=plots,
                     encoding=encoding, quiet=quiet)
     return _run_and_report(cfg, console)
 

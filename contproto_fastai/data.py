@@ -285,10 +285,10 @@ class SpanDL:
     """Batches of one example set, as `({side: x}, {side: y})`; `y` is the labels, or the example indices if unlabelled.
     `state_dict()` captures where a pass stands (the shuffle RNG and the batches already served) so that a resumed
     run continues with exactly the batches an uninterrupted one would have seen."""
-    def __init__(self, examples, bs=16, shuffle=False, side='src', seed=None, pad_id=0, device=None, sort_by_len=False):
+    def __init__(self, examples, bs=16, shuffle=False, side='src', seed=None, pad_id=0, device=None, sort_by_len=False, sortish=0):
         self.examples, self.bs, self.shuffle, self.side, self.pad_id, self.device = examples, bs, shuffle, side, pad_id, device
         self.rng = random.Random(seed)
-        self.sort_by_len = sort_by_len
+        self.sort_by_len, self.sortish = sort_by_len, sortish
         self._pass_rng, self.n_served, self.skip = None, 0, 0
         self.rank, self.world = 0, 1
     def __len__(self): return (len(self.examples) + self.bs * self.world - 1) // (self.bs * self.world)
@@ -299,9 +299,20 @@ class SpanDL:
     def loaders(self): return [self]
     def order(self):
         o = list(range(len(self.examples)))
-        if self.shuffle: self.rng.shuffle(o)
+        if self.shuffle:
+            self.rng.shuffle(o)
+            if self.sortish: o = self._sortish(o)
         elif self.sort_by_len: o.sort(key=lambda i: len(self.examples[i].input_ids))
         return o
+    def _sortish(self, o):
+        """fastai's sortish order: chunks of `sortish` (global) batches sorted by length, cut into batches, the full
+        batches shuffled (a partial last batch stays last). Batches hold similar lengths: less padding."""
+        gbs = self.bs * self.world; k = gbs * self.sortish
+        o = [i for c in range(0, len(o), k) for i in sorted(o[c:c+k], key=lambda i: -len(self.examples[i].input_ids))]
+        full = len(o) // gbs * gbs
+        batches = [o[i:i+gbs] for i in range(0, full, gbs)]
+        self.rng.shuffle(batches)
+        return [i for b in batches for i in b] + o[full:]
     def __iter__(self):
         self._pass_rng = self.rng.getstate()            # the state this pass's order was drawn from
         o, skip, self.skip = self.order(), self.skip, 0
@@ -322,10 +333,11 @@ class SpanDL:
 
 class PairedDL:
     "Self-training batches: a pass over source `src` with target `tgt` batches cycled alongside (each reshuffled per pass)."
-    def __init__(self, src, tgt, bs=16, tgt_bs=None, seed=None, pad_id=0, device=None):
+    def __init__(self, src, tgt, bs=16, tgt_bs=None, seed=None, pad_id=0, device=None, sortish=0):
         if not tgt: raise ValueError("the target set has no sentences: self-training needs unlabelled target text")
-        self.src = SpanDL(src, bs, shuffle=True, side='src', seed=seed, pad_id=pad_id)
-        self.tgt = SpanDL(tgt, tgt_bs or bs, shuffle=True, side='tgt', seed=None if seed is None else seed + 1, pad_id=pad_id)
+        self.src = SpanDL(src, bs, shuffle=True, side='src', seed=seed, pad_id=pad_id, sortish=sortish)
+        self.tgt = SpanDL(tgt, tgt_bs or bs, shuffle=True, side='tgt', seed=None if seed is None else seed + 1, pad_id=pad_id,
+                          sortish=sortish)
         self.device, self._tgt_it = device, None
     def __len__(self): return len(self.src)
     def to(self, device): self.device = device; return self

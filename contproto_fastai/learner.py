@@ -188,15 +188,15 @@ def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None
     learn.tokenizer, learn.labels, learn.max_len = tokenizer, labels, max_len
     return learn
 
-def teacher_learner(model, src_train, src_dev, bs=16, seed=0, **kwargs):
-    "The teacher: source-only training (eq. 1)."
-    return span_learner(model, SpanDL(src_train, bs, shuffle=True, seed=seed), SpanDL(src_dev, 2*bs), **kwargs)
+def teacher_learner(model, src_train, src_dev, bs=16, seed=0, sortish=0, **kwargs):
+    "The teacher: source-only training (eq. 1). `sortish`: batches of similar lengths (see `SpanDL`)."
+    return span_learner(model, SpanDL(src_train, bs, shuffle=True, seed=seed, sortish=sortish), SpanDL(src_dev, 2*bs), **kwargs)
 
-def student_learner(model, src_train, tgt_train, src_dev, state:ContProtoState, bs=16, tgt_bs=None, seed=0, cbs=None, **kwargs):
+def student_learner(model, src_train, tgt_train, src_dev, state:ContProtoState, bs=16, tgt_bs=None, seed=0, cbs=None, sortish=0, **kwargs):
     "The vanilla self-training student: eq. (3) over paired source/target batches, pseudo labels from `state`."
     if state.pseudo_labels is None or len(state.pseudo_labels) != len(tgt_train):
         raise ValueError("state.pseudo_labels must hold one entry per target example (run the teacher first)")
-    learn = span_learner(model, PairedDL(src_train, tgt_train, bs, tgt_bs, seed=seed), SpanDL(src_dev, 2*bs),
+    learn = span_learner(model, PairedDL(src_train, tgt_train, bs, tgt_bs, seed=seed, sortish=sortish), SpanDL(src_dev, 2*bs),
                          cbs=[SelfTraining(state)] + list(cbs or []), terms=('src', 'tgt'), **kwargs)
     learn.state = state
     return learn
