@@ -2,16 +2,16 @@
 Table 3 ablations, over several seeds, reported as mean ± std of target test entity F1 next to the paper's numbers.
 
     python bench/reproduce.py --name en-de-minilm --seeds 0,1,2 -- --data ../shared/data/conll --src en --tgt de \
-        --model minilm --epochs 2 --teacher-epochs 3 --lr 5e-5 --src-limit 1000 --dev-limit 1000 --tgt-limit 2000 \
-        --student-init teacher
+        --model minilm --epochs 4 --teacher-epochs 3 --lr 1e-4 --src-limit 1000 --dev-limit 1000 --tgt-limit 1000 \
+        --student-init teacher --sortish 50
 
 Everything after `--` goes to every `contproto-fit` call. Per seed, the `vanilla` run trains the teacher (its zero-shot
 score is the *zero-shot* row) and every other preset reuses that teacher and its pseudo labels (`--teacher-from`).
 Runs go in `--runs/<name>/seed<k>/<preset>`; a finished run is skipped and an interrupted one resumed (`--resume`),
 so the same command continues a grid across sessions. Order: vanilla and ContProto for every seed first, then the
-ablations (`--order`). After every run the table is rewritten: bench/results/reproduce_<name>.{md,json} and the
-pseudo-label F1 per epoch (paper Fig. 3) as reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny
-encoder (what CI runs)."""
+ablations (`--order`); `--ablation-seeds` runs the ablation rows for fewer seeds (a smaller grid). After every run
+the table is rewritten: bench/results/reproduce_<name>.{md,json} and the pseudo-label F1 per epoch (paper Fig. 3) as
+reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder (what CI runs)."""
 import argparse, json, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
@@ -106,11 +106,20 @@ def smoke_args(tmp):
     files, tiny = toy_files(Path(tmp), n_src=64, n_dev=16, n_tgt=32, n_test=16)
     return [x for k, v in files.items() for x in (f'--{k}', str(v))] + ['--model', str(tiny), '--epochs', '2', '--lr', '3e-3', '--dropout', '0.1', '--bs', '16']
 
+def plan(seeds, rows, abl_seeds=None, order='main-first'):
+    """The (seed, preset) runs in order: every seed's `vanilla` (it trains the seed's teacher) and main rows, the
+    ablation rows for `abl_seeds` only; `main-first` runs the main rows of all seeds before any ablation."""
+    abl_seeds = seeds if abl_seeds is None else abl_seeds
+    want = lambda s, r: r == 'vanilla' or (r in rows and (r in MAIN or s in abl_seeds))
+    if order == 'seed-first': return [(s, r) for s in seeds for r in MAIN + ABLATIONS if want(s, r)]
+    return [(s, r) for s in seeds for r in MAIN if want(s, r)] + [(s, r) for s in seeds for r in ABLATIONS if want(s, r)]
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--name', default='en-de-minilm'); p.add_argument('--seeds', default='0,1,2')
     p.add_argument('--runs', default=None, help='run folders (default: runs/reproduce; with --smoke: a temporary folder)'); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
     p.add_argument('--rows', default=','.join(MAIN + ABLATIONS), help='presets to run (vanilla always runs: it trains the teacher)')
+    p.add_argument('--ablation-seeds', default=None, help='seeds for the five ablation rows (default: --seeds); a smaller grid')
     p.add_argument('--order', choices=['main-first', 'seed-first'], default='main-first')
     p.add_argument('--smoke', action='store_true', help='toy data and a tiny encoder in a temporary folder (CI)')
     p.add_argument('rest', nargs=argparse.REMAINDER)
@@ -121,11 +130,11 @@ def main(argv=None):
         a.runs = a.runs or tempfile.mkdtemp(); rest = smoke_args(Path(a.runs)/'toy') + rest
     a.runs = a.runs or str(ROOT/'runs'/'reproduce')
     seeds, rows = [int(s) for s in a.seeds.split(',')], [r for r in a.rows.split(',') if r]
+    abl_seeds = seeds if a.ablation_seeds is None else [int(s) for s in a.ablation_seeds.split(',')]
+    if set(abl_seeds) - set(seeds): sys.exit(f"--ablation-seeds {abl_seeds} must be among --seeds {seeds} (their teachers)")
     bad = [r for r in rows if r not in MAIN + ABLATIONS]
     if bad: sys.exit(f"unknown rows {bad}: choose from {MAIN + ABLATIONS}")
-    jobs = [(s, r) for s in seeds for r in ['vanilla'] + [r for r in MAIN[1:] if r in rows]]
-    jobs += [(s, r) for s in seeds for r in ABLATIONS if r in rows] if a.order == 'main-first' else []
-    if a.order == 'seed-first': jobs = [(s, r) for s in seeds for r in ['vanilla'] + [r for r in MAIN[1:] + ABLATIONS if r in rows]]
+    jobs = plan(seeds, rows, abl_seeds, a.order)
     command = ' '.join(['python', 'bench/reproduce.py'] + (argv if argv is not None else sys.argv[1:]))
     runs, res_dir, tgt = {}, Path(a.results), _target(rest)
     res_dir.mkdir(parents=True, exist_ok=True)

@@ -53,3 +53,11 @@ def test_reproduce_smoke(repo_root, tmp_path):
     stamps = [f.stat().st_mtime_ns for f in done]
     again = rep.main(args)
     assert again[0] == runs[0] and [f.stat().st_mtime_ns for f in done] == stamps
+
+
+def test_reproduce_plan(repo_root):
+    plan = _load(repo_root, 'reproduce').plan
+    # vanilla always runs (each seed's teacher); main rows for every seed first, ablations only for --ablation-seeds
+    assert plan([0, 1], ['contproto', 'no_reg'], [0]) == [(0, 'vanilla'), (0, 'contproto'), (1, 'vanilla'), (1, 'contproto'), (0, 'no_reg')]
+    assert plan([0, 1], ['no_reg'], None, 'seed-first') == [(0, 'vanilla'), (0, 'no_reg'), (1, 'vanilla'), (1, 'no_reg')]
+    assert plan([2], ['contproto']) == [(2, 'vanilla'), (2, 'contproto')]
