@@ -45,6 +45,13 @@ def test_reproduce_smoke(repo_root, tmp_path):
     for row in ('zero-shot (teacher)', '| vanilla | 1 |', '| contproto | 1 |'): assert row in md
     js = json.loads((tmp_path/'reproduce_smoke.json').read_text())
     assert {(r['seed'], r['row']) for r in js['runs']} == {(0, 'vanilla'), (0, 'contproto')}
+    # the why-table: refinement's changes against the gold tags add up, prototype statistics only where prototypes exist
+    d = {r['row']: r['diagnostics'] for r in js['runs']}
+    assert d['vanilla']['changed'] == 0 and 'prototype_accuracy_entity' not in d['vanilla']
+    c = d['contproto']
+    assert c['fixed'] + c['broken'] <= c['changed'] == c['entity_to_o'] + c['o_to_entity'] + c['entity_to_entity']
+    assert 0 <= c['prototype_accuracy_entity'] <= 1 and set(c['margins']) == set(js['runs'][1]['teacher']['per_type']) | {'O'}
+    assert 'entities movable to truth' in md
     # both students reuse the seed's one teacher: same zero-shot score
     assert js['runs'][0]['teacher'] == js['runs'][1]['teacher']
     assert (tmp_path/'reproduce_smoke_pseudo_f1.png').stat().st_size > 0
