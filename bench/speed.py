@@ -88,13 +88,17 @@ def run_one(spec, model, steps, warmup, device):
     model_ = SpanNER(make(), len(labels)).to(device)
     state = ContProtoState(teacher_pseudo_labels(model_, tgt, device=device), classes=labels.classes)
     cbs = [getattr(cp, c)(**spec.get('kw', {}).get(c, {})) for c in spec['cbs']]
-    learn = student_learner(model_, src, tgt, src, state, bs=len(src), lr=1e-5, cbs=cbs, device=device, max_len=max_len)
+    # every step sees the same whole batch on both sides (a sentence longer than max_len encodes as several examples,
+    # so the sides may differ in length: with bs=n a second, one-example target batch would alternate with the full one)
+    learn = student_learner(model_, src, tgt, src, state, bs=len(src), tgt_bs=len(tgt), lr=1e-5, cbs=cbs, device=device, max_len=max_len)
     learn.remove_cb(ProgressCallback); learn.logger = lambda *a: None
-    times = []
+    times, seen = [], set()
     sync = (lambda: torch.cuda.synchronize()) if device.startswith('cuda') else (lambda: None)
     class Timer(cp.Callback):
         order = 100
-        def before_batch(self): sync(); self.t = time.perf_counter()
+        def before_batch(self):
+            if self.training: seen.add(int(sum(side['span_mask'].sum() for side in self.xb[0].values())))   # spans this step
+            sync(); self.t = time.perf_counter()
         def after_batch(self):
             sync()
             if self.training: times.append(time.perf_counter() - self.t)
@@ -104,7 +108,8 @@ def run_one(spec, model, steps, warmup, device):
     learn.fit(warmup + steps, 1e-5, cbs=[Timer(), NoValid()])   # one batch per epoch: len(src) == bs
     t = times[warmup:]
     n_spans = sum(len(e.word_spans) for e in src) + sum(len(e.word_spans) for e in tgt)
-    return dict(spec, median_s=statistics.median(t), min_s=min(t), steps=len(t), peak_mb=peak_mb(device), spans=n_spans)
+    return dict(spec, median_s=statistics.median(t), min_s=min(t), steps=len(t), times_s=t, peak_mb=peak_mb(device), spans=n_spans,
+                spans_seen=sorted(seen))
 
 def run_inference(model, device, predictor=None, bs=32, limit=None):
     "Sentences per second of `SpanPredictor.tag` over the target test set (an exported model, or `model` with an untrained head)."
@@ -186,6 +191,7 @@ def main(argv=None):
     p.add_argument('--predictor', default=None, help='exported model directory for the inference part (default: untrained head)')
     p.add_argument('--inference-limit', type=int, default=None, help='tag only this many test sentences')
     p.add_argument('--out', default=str(ROOT/'bench'/'results'/'speed.json'))
+    p.add_argument('--update', action='store_true', help='keep the parts of an existing --out that this run does not measure')
     p.add_argument('--supcon-sizes', default='2048,4096,8192,16384,32768', help='supcon: numbers of contrasted spans')
     p.add_argument('--one-matrix-max', type=int, default=16384, help='supcon: largest n run with one n x n matrix (32,768 needs ~16 GB)')
     p.add_argument('--one', default=None, help=argparse.SUPPRESS)
@@ -201,8 +207,15 @@ def main(argv=None):
     from rich.console import Console
     from rich.table import Table
     console, parts = Console(), a.parts.split(',')
-    out = dict(machine=dict(machine_info(device), model=a.model), steps=a.steps, warmup=a.warmup,
-               command=' '.join(['python', 'bench/speed.py'] + (argv if argv is not None else sys.argv[1:])))
+    command = ' '.join(['python', 'bench/speed.py'] + (argv if argv is not None else sys.argv[1:]))
+    out = dict(machine=dict(machine_info(device), model=a.model), steps=a.steps, warmup=a.warmup, command=command)
+    if a.update and Path(a.out).exists():
+        old = json.loads(Path(a.out).read_text())
+        if old.get('machine') != out['machine']: sys.exit(f"--update: {a.out} was measured on {old.get('machine')}, not {out['machine']}")
+        out = {**old, **out, 'command': old.get('command')}
+    KEYS = dict(callbacks='results', scaling='scaling', supcon='supcon', inference='inference')
+    out['commands'] = {**{p_: out['command'] for p_, k in KEYS.items() if k in out}, **out.get('commands', {}),
+                       **{p_: command for p_ in parts}}                  # the command that measured each part
     if 'callbacks' in parts:
         res = {}
         for name, spec in callback_specs(a.o_keep, a.max_spans).items():

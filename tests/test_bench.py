@@ -21,8 +21,9 @@ def test_speed_smoke(repo_root, tmp_path):
     assert set(r['results']) >= {'vanilla', 'double_forward_floor', 'contproto', *(f'contproto_without_{c}' for c in full)}
     assert set(r['summary']['callback_cost_s']) == set(full)
     assert all(v['median_s'] > 0 and v['steps'] == 1 for v in r['results'].values())
-    # every configuration sees the same batch
+    # every configuration sees the same batch, and every step all of it (both sides whole)
     assert len({v['spans'] for v in r['results'].values()}) == 1
+    assert all(v['spans_seen'] == [v['spans']] for v in {**r['results'], **r['scaling']}.values())
     # scaling: sentences of exactly L words give n*(4L-6) spans per side (widths 1..4), so the grid is what it says
     for v in r['scaling'].values():
         assert v['spans'] == 2 * v['n'] * (4 * v['words'] - 6), v
@@ -33,6 +34,11 @@ def test_speed_smoke(repo_root, tmp_path):
     inf = r['inference']
     assert inf['sentences'] == 24 and inf['sentences_per_s'] > 0
     assert r['machine']['cores'] >= 1 and r['machine']['torch']
+    # --update remeasures one part and keeps the others, each with the command that measured it
+    r2 = speed.main(['--model', 'tiny', '--parts', 'inference', '--inference-limit', '8', '--device', 'cpu', '--update', '--out', str(out)])
+    js = json.loads(out.read_text())
+    assert js['results'] == r['results'] and js['scaling'] == r['scaling'] and js['inference']['sentences'] == 8 == r2['inference']['sentences']
+    assert '--inference-limit 8' in js['commands']['inference'] and '--inference-limit 24' in js['commands']['callbacks']
 
 
 def test_reproduce_smoke(repo_root, tmp_path):
