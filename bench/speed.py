@@ -208,14 +208,12 @@ def main(argv=None):
     from rich.table import Table
     console, parts = Console(), a.parts.split(',')
     command = ' '.join(['python', 'bench/speed.py'] + (argv if argv is not None else sys.argv[1:]))
-    out = dict(machine=dict(machine_info(device), model=a.model), steps=a.steps, warmup=a.warmup, command=command)
+    out = dict(machine=dict(machine_info(device), model=a.model), commands={})
     if a.update and Path(a.out).exists():
         old = json.loads(Path(a.out).read_text())
         if old.get('machine') != out['machine']: sys.exit(f"--update: {a.out} was measured on {old.get('machine')}, not {out['machine']}")
-        out = {**old, **out, 'command': old.get('command')}
-    KEYS = dict(callbacks='results', scaling='scaling', supcon='supcon', inference='inference')
-    out['commands'] = {**{p_: out['command'] for p_, k in KEYS.items() if k in out}, **out.get('commands', {}),
-                       **{p_: command for p_ in parts}}                  # the command that measured each part
+        out = old
+    out['commands'].update({p_: command for p_ in parts})      # the command (steps, warm-up, options) that measured each part
     if 'callbacks' in parts:
         res = {}
         for name, spec in callback_specs(a.o_keep, a.max_spans).items():
