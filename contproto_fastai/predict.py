@@ -72,8 +72,7 @@ class SpanPredictor:
         m.encoder.save_pretrained(path/'encoder'); self.tokenizer.save_pretrained(path/'encoder')
         heads = {k: v for k, v in m.state_dict().items() if not k.startswith('encoder.')}
         torch.save(heads, path/'heads.pt')
-        cfg = dict(labels=self.labels.classes, max_span_len=m.max_span_len, max_len=self.max_len, width_dim=m.width_emb.embedding_dim,
-                   proj_dim=m.proj_head[-1].out_features, format=1)
+        cfg = dict(labels=self.labels.classes, max_len=self.max_len, **m.options, format=1)
         (path/'contproto.json').write_text(json.dumps(cfg, indent=2))
         return path
 
@@ -83,8 +82,12 @@ def load_learner(path, device=None):
     if not (path/'contproto.json').exists(): raise FileNotFoundError(f"{path}: no contproto.json (not a directory written by export)")
     cfg = json.loads((path/'contproto.json').read_text())
     enc, tok = load_encoder(str(path/'encoder'), dropout=None)
-    m = SpanNER(enc, len(cfg['labels']), cfg['max_span_len'], cfg['width_dim'], cfg['proj_dim'])
-    m.load_state_dict(torch.load(path/'heads.pt', weights_only=True), strict=False)
+    opts = {k: cfg[k] for k in ('max_span_len', 'width_dim', 'proj_dim', 'norm', 'head', 'freeze_embeddings') if k in cfg}
+    m = SpanNER(enc, len(cfg['labels']), **opts)
+    heads = torch.load(path/'heads.pt', weights_only=True)
+    missing, unexpected = m.load_state_dict(heads, strict=False)
+    missing = [k for k in missing if not k.startswith('encoder.')]       # the encoder came from its own folder
+    if missing or unexpected: raise RuntimeError(f"{path/'heads.pt'} does not fit contproto.json: missing {missing}, unexpected {unexpected}")
     m.eval()
     if device is not None: m.to(device)
     return SpanPredictor(m, tok, LabelSet(cfg['labels'][1:]), cfg['max_len'])

@@ -1,0 +1,85 @@
+"""Which training recipe makes an encoder learn? Teachers only (zero-shot cross-lingual transfer), one row per recipe,
+same data and budget for every row: source dev span F1 (model selection) and target test entity F1.
+
+    python bench/recipe.py --name en-de -- --data ../shared/data/conll --src en --tgt de --teacher-epochs 3 \
+        --src-limit 1000 --dev-limit 500 --test-limit 600 --tgt-limit 100 --sortish 50
+
+Everything after `--` goes to every `contproto-fit --epochs 0` call (teacher only). Rows are `ROWS` below (pick with
+`--rows`), seeds with `--seeds`. Runs go in `runs/recipe/<name>/seed<k>/<row>`; a finished run is skipped, so the
+same command continues an interrupted comparison. After every run bench/results/recipe_<name>.{md,json} are
+rewritten (mean ± std over the seeds that finished)."""
+import argparse, json, shutil, statistics, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# row: (what it is, contproto-fit options)
+ROWS = {
+    'minilm': ("English MiniLM, lr 1e-4 (its recipe)", ['--model', 'minilm', '--lr', '1e-4']),
+    'e5': ("e5-small, default recipe: LayerNorm on z, frozen word embeddings, lr 1e-4 / heads 1e-3, 10% warm-up", ['--model', 'e5-small']),
+    'e5-minilm-recipe': ("e5-small with MiniLM's recipe (no norm, trainable embeddings, one rate 1e-4, 25% warm-up)",
+                         ['--model', 'e5-small', '--norm', 'off', '--embeddings', 'trainable', '--lr', '1e-4', '--head-lr', '1e-4', '--pct-start', '0.25']),
+    'e5-mlp': ("default recipe with the authors' MLP classifier", ['--model', 'e5-small', '--head', 'mlp']),
+    'e5-trainable-emb': ("default recipe, word embeddings trained", ['--model', 'e5-small', '--embeddings', 'trainable']),
+    'e5-no-norm': ("default recipe without the LayerNorm on z", ['--model', 'e5-small', '--norm', 'off']),
+    'e5-one-rate': ("default recipe, heads at the encoder's rate 1e-4", ['--model', 'e5-small', '--head-lr', '1e-4']),
+    'e5-heads-3e-3': ("default recipe, heads at 3e-3 (30x)", ['--model', 'e5-small', '--head-lr', '3e-3']),
+}
+
+def run(rest, out, log=print):
+    "One teacher-only `contproto-fit` run in `out` (skipped when finished); its results.json."
+    out = Path(out); f = out/'results.json'
+    if not (f.exists() and 'teacher' in json.loads(f.read_text())):
+        exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
+        cmd = [exe, *rest, '--epochs', '0', '--out', str(out), '--quiet']
+        log(' '.join(cmd)); t = time.time()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
+        if r.returncode: sys.exit(f"failed (exit {r.returncode}): {' '.join(cmd)}")
+        log(f"{out.name}: {time.time() - t:.0f}s")
+    return json.loads(f.read_text())
+
+def ms(xs):
+    xs = [100 * x for x in xs]
+    return f"{xs[0]:.2f}" if len(xs) == 1 else f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}"
+
+def table(runs, name, command):
+    "Markdown: one row per recipe, mean ± std over seeds."
+    lines = [f"# Teacher recipes: {name}", "", f"`{command}`", "",
+             "| row | recipe | seeds | source dev span F1 (best epoch) | target test F1 | P | R | teacher s |", "|---|---|---|---|---|---|---|---|"]
+    for row, (what, _) in ROWS.items():
+        rs = [r for (s, k), r in sorted(runs.items()) if k == row]
+        if not rs: continue
+        dev = [max(h['span_f1'] for h in r['teacher_history']) for r in rs]
+        t = [r['teacher'] for r in rs]
+        lines.append(f"| {row} | {what} | {len(rs)} | {ms(dev)} | {ms([x['f1'] for x in t])} | {ms([x['precision'] for x in t])} | "
+                     f"{ms([x['recall'] for x in t])} | {statistics.mean(r['times']['teacher'] for r in rs):.0f} |")
+    m = next(iter(runs.values()))['machine']
+    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, device {m['device']}."]
+    return '\n'.join(lines) + '\n'
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--name', default='en-de'); p.add_argument('--seeds', default='0')
+    p.add_argument('--rows', default=','.join(ROWS)); p.add_argument('--runs', default=str(ROOT/'runs'/'recipe'))
+    p.add_argument('--results', default=str(ROOT/'bench'/'results'))
+    p.add_argument('rest', nargs=argparse.REMAINDER)
+    a = p.parse_args(argv)
+    rest = a.rest[1:] if a.rest[:1] == ['--'] else a.rest
+    rows = [r for r in a.rows.split(',') if r]
+    bad = [r for r in rows if r not in ROWS]
+    if bad: sys.exit(f"unknown rows {bad}: choose from {list(ROWS)}")
+    command = ' '.join(['python', 'bench/recipe.py'] + (argv if argv is not None else sys.argv[1:]))
+    res, runs = Path(a.results), {}
+    res.mkdir(parents=True, exist_ok=True)
+    for seed in [int(s) for s in a.seeds.split(',')]:
+        for row in rows:
+            r = run(rest + ROWS[row][1] + ['--seed', str(seed)], Path(a.runs)/a.name/f'seed{seed}'/row,
+                    log=lambda m: print(f"[seed {seed}] {m}", flush=True))
+            runs[(seed, row)] = r
+            md = table(runs, a.name, command)
+            (res/f'recipe_{a.name}.md').write_text(md)
+            (res/f'recipe_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
+                dict(seed=s, row=k, config=v['config'], recipe=v.get('recipe'), teacher_history=v['teacher_history'],
+                     teacher=v['teacher'], wall_time_s=v['times'], machine=v['machine']) for (s, k), v in sorted(runs.items())]), indent=1))
+    print(md)
+
+if __name__ == '__main__': main()
