@@ -11,8 +11,8 @@ import torch
 
 # %% auto #0
 __all__ = ['logger', 'DataFormatError', 'Sentence', 'read_conll', 'read_wikiann', 'from_hf', 'tags_to_spans', 'spans_to_tags',
-           'LabelSet', 'enumerate_spans', 'Example', 'EncodeReport', 'span_labels', 'encode', 'collate', 'SpanDL',
-           'PairedDL', 'word_tokenizer']
+           'LabelSet', 'enumerate_spans', 'Example', 'EncodeReport', 'span_labels', 'is_char_tokenised', 'encode',
+           'collate', 'SpanDL', 'PairedDL', 'word_tokenizer']
 
 # %% ../nbs/00_data.ipynb #c005
 logger = logging.getLogger('contproto_fastai')
@@ -188,11 +188,13 @@ class EncodeReport:
     n_entities: int = 0
     n_long_entities: int = 0      # gold entities wider than max_span_len (never a candidate span)
     n_cut_entities: int = 0       # gold entities cut by a chunk boundary
-    n_empty_words: int = 0        # words the tokenizer turned into no subword (encoded as unk)
+    n_empty_words: int = 0        # words with no subword of their own (encoded as unk; in joined text: the next subword)
+    n_joined: int = 0             # sentences tokenised as running text (one character per token, e.g. WikiAnn zh)
     def __str__(self):
-        return (f"{self.n_sentences} sentences -> {self.n_examples} examples ({self.n_split} split for length); "
+        return (f"{self.n_sentences} sentences -> {self.n_examples} examples ({self.n_split} split for length"
+                + (f", {self.n_joined} tokenised as running text" if self.n_joined else '') + "); "
                 f"{self.n_entities} gold entities, {self.n_long_entities} longer than max_span_len, {self.n_cut_entities} cut by a split; "
-                f"{self.n_empty_words} words with no subword encoded as unk")
+                f"{self.n_empty_words} words with no subword of their own")
 
 # %% ../nbs/00_data.ipynb #c024
 def _chunks(lens, budget):
@@ -218,35 +220,85 @@ def span_labels(gold, word_spans, c0, c1, labels):
     g = {(b - c0, e - c0): labels.o2i[t] for b, e, t in gold if c0 <= b and e < c1}
     return [g.get(sp, 0) for sp in word_spans]
 
-def encode(sents, tokenizer, labels:LabelSet|None=None, max_span_len=4, max_len=128):
+_CJK = re.compile('[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]')
+
+def is_char_tokenised(tokens):
+    "A sentence of one-character tokens with at least one CJK character (WikiAnn zh): text written without spaces."
+    return all(len(t) == 1 for t in tokens) and any(_CJK.match(t) for t in tokens)
+
+def _joined(tokens, tokenizer):
+    """Tokenise one-character `tokens` as running text (`#` = space): `(input_ids, first, last, n_uncovered)`, where a
+    character no subword covers takes the next subword (the closing special token at the end)."""
+    text = ''.join(' ' if t == '#' else t for t in tokens)
+    e = tokenizer(text, return_offsets_mapping=True, truncation=False, verbose=False)
+    n = len(tokens); first, last = [-1] * n, [-1] * n
+    for pos, (a, b) in enumerate(e['offset_mapping']):
+        for w in range(a, min(b, n)):
+            if first[w] < 0: first[w] = pos
+            last[w] = pos
+    nxt, miss = len(e['input_ids']) - 1, 0
+    for w in range(n - 1, -1, -1):
+        if first[w] < 0: first[w] = last[w] = nxt; miss += 1
+        else: nxt = first[w]
+    return e['input_ids'], first, last, miss
+
+def _joined_chunks(tokens, tokenizer, budget, max_len):
+    "Chunks `(c0, c1, ids, first, last, n_uncovered)` of a joined sentence, each within `max_len` subwords."
+    ids, f, l, miss = _joined(tokens, tokenizer)
+    if len(ids) <= max_len: return [(0, len(tokens), ids, f, l, miss)]
+    starts, prev = [], 0                   # subwords that begin in each character
+    for fw, lw in zip(f, l): starts.append(max(0, lw - max(fw, prev + 1) + 1)); prev = max(prev, lw)
+    b = budget - 2                         # a chunk re-tokenised on its own may take a subword or two more
+    while True:
+        out = [(c0, c1, *_joined(tokens[c0:c1], tokenizer)) for c0, c1 in _chunks(starts, max(1, b))]
+        if all(len(o[2]) <= max_len for o in out) or b <= 1: return out
+        b = b * 3 // 4
+
+def _word_chunks(words, first, last, tokenizer, budget, kw):
+    "Chunks `(c0, c1, ids, first, last, n_empty)` of a sentence tokenised word by word (a word with no subword: unk)."
+    words, lens, miss = list(words), [0 if fi < 0 else la - fi + 1 for fi, la in zip(first, last)], 0
+    for k, n in enumerate(lens):
+        if n == 0 or n > budget: words[k] = tokenizer.unk_token; lens[k] = 1; miss += 1
+    chunks = _chunks(lens, budget)
+    if len(chunks) == 1 and not miss: return None, miss          # the batch encoding is used as is
+    out = []
+    for c0, c1 in chunks:
+        ce = tokenizer([words[c0:c1]], **kw)
+        out.append((c0, c1, ce['input_ids'][0], *_align(ce, 0, c1 - c0), 0))
+    return out, miss
+
+def encode(sents, tokenizer, labels:LabelSet|None=None, max_span_len=4, max_len=128, join='auto'):
     """Encode `sents` into `Example`s: spans, their subword spans and, when `labels` is given and the sentence is
     labelled, span labels (the gold type of an exact entity match, else `O`). Returns `(examples, report)`.
-    `tokenizer` must be a fast (Rust) tokenizer: alignment uses `word_ids()`."""
+    `join`: tokenise a sentence as running text ('auto': sentences of one-character CJK tokens; True; False).
+    `tokenizer` must be a fast (Rust) tokenizer: alignment uses `word_ids()` and offsets."""
     if not getattr(tokenizer, 'is_fast', False): raise TypeError("encode needs a fast tokenizer (word_ids); got a slow one")
+    if join not in ('auto', True, False): raise ValueError(f"join must be 'auto', True or False, not {join!r}")
     rep, exs = EncodeReport(n_sentences=len(sents)), []
     budget = max_len - tokenizer.num_special_tokens_to_add(pair=False)
     if budget < 1: raise ValueError(f"max_len={max_len} leaves no room for words after the special tokens")
     kw = dict(is_split_into_words=True, truncation=False, verbose=False)
-    enc = tokenizer([s.tokens for s in sents], **kw)
+    joined = [join is True or (join == 'auto' and is_char_tokenised(s.tokens)) for s in sents]
+    wb = [i for i, j in enumerate(joined) if not j]
+    enc = tokenizer([sents[i].tokens for i in wb], **kw) if wb else None
+    pos = {sid: k for k, sid in enumerate(wb)}
     for sid, s in enumerate(sents):
-        words, n = list(s.tokens), len(s.tokens)
-        first, last = _align(enc, sid, n)
-        lens = [0 if f < 0 else l - f + 1 for f, l in zip(first, last)]
-        for k, l in enumerate(lens):
-            if l == 0 or l > budget: words[k] = tokenizer.unk_token; lens[k] = 1; rep.n_empty_words += 1
+        if joined[sid]:
+            chunks = _joined_chunks(s.tokens, tokenizer, budget, max_len); rep.n_joined += 1
+            rep.n_empty_words += sum(c[-1] for c in chunks)
+        else:
+            first, last = _align(enc, pos[sid], len(s.tokens))
+            chunks, miss = _word_chunks(s.tokens, first, last, tokenizer, budget, kw)
+            rep.n_empty_words += miss
+            if chunks is None: chunks = [(0, len(s.tokens), enc['input_ids'][pos[sid]], first, last, 0)]
         gold = s.spans if (labels is not None and s.tags is not None) else None
         if gold is not None:
             rep.n_entities += len(gold)
             rep.n_long_entities += sum(e - b + 1 > max_span_len for b, e, _ in gold)
-        chunks = _chunks(lens, budget)
         if len(chunks) > 1:
             rep.n_split += 1
-            if gold: rep.n_cut_entities += sum(any(b < c0 <= e for c0, _ in chunks[1:]) for b, e, _ in gold)
-        for c0, c1 in chunks:
-            if len(chunks) == 1 and words == s.tokens: ids, f, l = enc['input_ids'][sid], first, last
-            else:
-                ce = tokenizer([words[c0:c1]], **kw)
-                ids, (f, l) = ce['input_ids'][0], _align(ce, 0, c1 - c0)
+            if gold: rep.n_cut_entities += sum(any(b < c[0] <= e for c in chunks[1:]) for b, e, _ in gold)
+        for c0, c1, ids, f, l, _ in chunks:
             wsp = enumerate_spans(c1 - c0, max_span_len)
             lab = None if gold is None else span_labels(gold, wsp, c0, c1, labels)
             exs.append(Example(len(exs), sid, c0, list(ids), wsp, [(f[a], l[b]) for a, b in wsp], lab))
