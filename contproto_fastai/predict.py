@@ -15,7 +15,19 @@ from .evaluate import span_probs, predict_spans
 __all__ = ['simple_tokenize', 'SpanPredictor', 'load_learner', 'plot_pseudo_f1', 'span_representations', 'plot_tsne']
 
 # %% ../nbs/08_predict.ipynb #c005
-_WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
+_HAN = '\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff'      # kana and CJK ideographs: one token per character
+
+def _marks():
+    "A regex class of the BMP's combining marks (Devanagari vowel signs and viramas, Arabic harakat, …): part of a word."
+    import unicodedata
+    cps = [c for c in range(0x300, 0x10000) if unicodedata.category(chr(c)) in ('Mn', 'Mc', 'Me')]
+    runs, start = [], cps[0]
+    for a, b in zip(cps, cps[1:] + [None]):
+        if b != a + 1: runs.append((start, a)); start = b
+    return ''.join(f'\\u{a:04x}' if a == b else f'\\u{a:04x}-\\u{b:04x}' for a, b in runs)
+
+_W = rf"(?:(?![{_HAN}])\w|[{_marks()}])+"
+_WORD_RE = re.compile(rf"[{_HAN}]|{_W}(?:[-'’]{_W})*|[^\w\s]", re.UNICODE)
 
 def simple_tokenize(text):
     "Words and punctuation of `text` with their character offsets: `(tokens, [(start, end), ...])`."
