@@ -199,7 +199,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     res['pseudo_label_f1'] = None if pf1 is None else pf1['f1']
     if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]    # the curve's first point (PseudoLabelF1 need not decode again)
     if not cfg.epochs:        # teacher only: the zero-shot row of a comparison, or a supervised ceiling
-        if primary: learn.export(out/'model')
+        if primary: learn.export('model')          # relative to learn.path, i.e. `out`
         times['total'] = time.time() - t0
         res.update(times=times, labels=labels.classes, machine=machine_info(next(teacher.parameters()).device))
         write(out/'results.json', json.dumps(res, indent=2))
@@ -227,7 +227,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     res['pseudo_label_stats'] = pseudo_label_stats(state, teacher_argmax)
     res['student'] = evaluate(slearn.model, 'student')
     if primary:
-        slearn.export(out/'model')
+        slearn.export('model')                     # relative to learn.path, i.e. `out` (out/'model' would be out/out/model)
         say(f"predictor exported to {out/'model'} (contproto-predict {out/'model'} FILE)")
     if primary and cfg.plots:
         curve = res.get('pseudo_label_f1_curve')
@@ -352,8 +352,10 @@ def _run_and_report(cfg, console, resume=False):
     try: res = run_pipeline(cfg, console, resume=resume)
     except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-fit: {e}") from None
     if rank() != 0: return res
-    Console().print(results_table(res))
-    Console().print(f"results: {Path(cfg.out)/'results.json'}  (wall time {res['times']['total']:.0f}s)")
+    con = Console()
+    if not con.is_terminal: con = Console(width=160)     # a log file: wide enough that no row name is cut
+    con.print(results_table(res))
+    con.print(f"results: {Path(cfg.out)/'results.json'}  (wall time {res['times']['total']:.0f}s)")
     return res
 
 def _underscores(a):

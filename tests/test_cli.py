@@ -51,6 +51,8 @@ def test_cli_end_to_end(toy, script, tmp_path):
     assert (out/'pseudo_labels.pt').exists()
     assert 'F1' in r.stdout
     assert 'results.json' in r.stdout
+    # a log (stdout is a pipe here) keeps the row names whole
+    assert 'teacher (zero-shot)' in r.stdout and 'student (contproto)' in r.stdout
 
 
 def test_cli_bad_column_count(toy, script, tmp_path):
@@ -170,3 +172,21 @@ def test_contproto_predict_script(toy, tmp_path):
     assert (0, 1, 'PER') in sents[0].spans and (0, 0, 'PER') in sents[1].spans
     r = subprocess.run([exe, str(tmp_path), str(tmp_path/'raw.txt')], capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode != 0 and 'not a directory written by export' in r.stderr
+
+
+def test_relative_out_and_printed_predict_command(toy, script, tmp_path):
+    """A relative `--out` (as in README's main command): the predictor lands in OUT/model, where the log says, and the
+    `contproto-predict` command the run prints works as printed, from the same directory."""
+    cmd = [script, *_files_args(toy), '--model', toy['model'], '--epochs', '1', '--teacher-epochs', '1', '--lr', '3e-3',
+           '--out', 'runs/rel']
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path/'runs'/'rel'/'model'/'contproto.json').exists()
+    assert not (tmp_path/'runs'/'rel'/'runs').exists()
+    log = ' '.join((r.stderr + r.stdout).split())
+    assert 'contproto-predict runs/rel/model FILE' in log
+    (tmp_path/'raw.txt').write_text("Anna arbeitet bei Siemens .\n")
+    p = subprocess.run([shutil.which('contproto-predict'), 'runs/rel/model', 'raw.txt'], capture_output=True, text=True,
+                       env=_env(), timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.split('\n')[0].startswith('Anna\t')
