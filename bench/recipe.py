@@ -4,7 +4,8 @@ same data and budget for every row: source dev span F1 (model selection) and tar
     python bench/recipe.py --name en-de -- --data ../shared/data/conll --src en --tgt de --teacher-epochs 3 \
         --src-limit 1000 --dev-limit 500 --test-limit 600 --tgt-limit 100 --sortish 50
 
-Everything after `--` goes to every `contproto-fit --epochs 0` call (teacher only). Rows are `ROWS` below (pick with
+Everything after `--` goes to every `contproto-fit --epochs 0` call (teacher only), after the row's own options
+(so it can override them, e.g. `--model` in the CI smoke run). Rows are `ROWS` below (pick with
 `--rows`), seeds with `--seeds`. Runs go in `runs/recipe/<name>/seed<k>/<row>`; a finished run is skipped, so the
 same command continues an interrupted comparison. After every run bench/results/recipe_<name>.{md,json} are
 rewritten (mean ± std over the seeds that finished)."""
@@ -72,7 +73,7 @@ def main(argv=None):
     res.mkdir(parents=True, exist_ok=True)
     for seed in [int(s) for s in a.seeds.split(',')]:
         for row in rows:
-            r = run(rest + ROWS[row][1] + ['--seed', str(seed)], Path(a.runs)/a.name/f'seed{seed}'/row,
+            r = run(ROWS[row][1] + rest + ['--seed', str(seed)], Path(a.runs)/a.name/f'seed{seed}'/row,
                     log=lambda m: print(f"[seed {seed}] {m}", flush=True))
             runs[(seed, row)] = r
             md = table(runs, a.name, command)

@@ -16,13 +16,18 @@ memory (GPU). Parts (`--parts`, default all):
   within 2^26 entries, recomputed in backward) against the same function forced to one n × n matrix, for n up to
   32,768 (a batch of 16 + 16 real sentences gives about 6,000 spans over two views); one matrix is not run above
   `--one-matrix-max` spans.
+- `embeddings`: vanilla, the floor and full ContProto, each with the encoder's word embeddings frozen and trainable
+  (for e5-small they are 96M of its 118M parameters; its recipe freezes them).
 - `inference`: sentences per second of `SpanPredictor.tag` on the whole target test set (tokenising, encoding,
   decoding included).
 
-    python bench/speed.py                                    # MiniLM (offline), real CoNLL en->de, CPU or GPU
+    python bench/speed.py --model e5-small                   # the default encoder (offline), real CoNLL en->de, CPU or GPU
+    python bench/speed.py                                    # MiniLM (offline)
     python bench/speed.py --model tiny --steps 2 --warmup 1  # smoke run (CI)
 
-Prints tables and writes bench/results/speed.json (or --out), with the machine (CPU model, cores, torch version)."""
+The span model is built with the encoder's recipe (`recipe(model)`: for e5-small LayerNorm on z and frozen word
+embeddings) unless a configuration says otherwise. Prints tables and writes bench/results/speed.json for MiniLM,
+bench/results/speed_<model>.json for another encoder (or --out), with the machine (CPU model, cores, torch version)."""
 import argparse, json, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
@@ -74,7 +79,7 @@ def run_one(spec, model, steps, warmup, device):
     from fastai.callback.progress import ProgressCallback
     from fastai.callback.core import CancelValidException
     from contproto_fastai.data import LabelSet, encode
-    from contproto_fastai.model import SpanNER
+    from contproto_fastai.model import SpanNER, recipe
     from contproto_fastai.pseudo import ContProtoState, teacher_pseudo_labels
     from contproto_fastai.learner import student_learner
     from contproto_fastai import contproto as cp
@@ -85,7 +90,7 @@ def run_one(spec, model, steps, warmup, device):
     labels = LabelSet(['LOC', 'MISC', 'ORG', 'PER'])
     max_len = 512 if words else 128                     # scaling: keep each sentence whole
     src, tgt = encode(src, tok, labels, max_len=max_len)[0], encode(tgt, tok, None, max_len=max_len)[0]
-    model_ = SpanNER(make(), len(labels)).to(device)
+    model_ = SpanNER(make(), len(labels), **{**recipe(model).model_kwargs(), **spec.get('model_kw', {})}).to(device)
     state = ContProtoState(teacher_pseudo_labels(model_, tgt, device=device), classes=labels.classes)
     cbs = [getattr(cp, c)(**spec.get('kw', {}).get(c, {})) for c in spec['cbs']]
     # every step sees the same whole batch on both sides (a sentence longer than max_len encodes as several examples,
@@ -115,7 +120,7 @@ def run_inference(model, device, predictor=None, bs=32, limit=None):
     "Sentences per second of `SpanPredictor.tag` over the target test set (an exported model, or `model` with an untrained head)."
     import torch
     from contproto_fastai.data import read_conll, LabelSet
-    from contproto_fastai.model import SpanNER
+    from contproto_fastai.model import SpanNER, recipe
     from contproto_fastai.predict import SpanPredictor, load_learner
     path = DATA/'de'/'test.txt'
     sents = [s.tokens for s in (read_conll(path, labelled=False) if path.exists() else sentences(200, tgt=True))][:limit]
@@ -123,7 +128,7 @@ def run_inference(model, device, predictor=None, bs=32, limit=None):
     else:
         torch.manual_seed(0)
         make, tok = encoder_factory(model, [w for s in sents for w in s])
-        m = SpanNER(make(), 5).to(device).eval()
+        m = SpanNER(make(), 5, **recipe(model).model_kwargs()).to(device).eval()
         pred = SpanPredictor(m, tok, LabelSet(['LOC', 'MISC', 'ORG', 'PER']), device=device)
     pred.tag(sents[:bs], bs=bs)                                     # warm-up
     if device.startswith('cuda'): torch.cuda.synchronize()
@@ -156,6 +161,12 @@ def callback_specs(o_keep, max_spans):
     specs[f'contproto_max_spans_{max_spans}'] = dict(cbs=f, kw={'SupConLoss': {'max_spans': max_spans}})
     return specs
 
+def embedding_specs():
+    "Vanilla, floor and ContProto, each with frozen and with trainable word embeddings."
+    base = {'vanilla': dict(cbs=[]), 'double_forward_floor': dict(cbs=FLOOR), 'contproto': dict(cbs=full())}
+    return {f'{k}_{e}': dict(v, model_kw=dict(freeze_embeddings=e == 'frozen'), config=k, embeddings=e)
+            for k, v in base.items() for e in ('frozen', 'trainable')}
+
 def scaling_specs(max_spans, lengths=(16, 32, 64), batches=(4, 8, 16)):
     f, out = full(), {}
     configs = {'vanilla': dict(cbs=[]), 'floor': dict(cbs=FLOOR), 'contproto': dict(cbs=f),
@@ -182,7 +193,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', default='minilm'); p.add_argument('--steps', type=int, default=10)
     p.add_argument('--warmup', type=int, default=2); p.add_argument('--device', default=None)
-    p.add_argument('--parts', default='callbacks,scaling,supcon,inference')
+    p.add_argument('--parts', default='callbacks,embeddings,scaling,supcon,inference')
     p.add_argument('--o-keep', type=float, default=0.1); p.add_argument('--max-spans', type=int, default=2048)
     p.add_argument('--sentences', type=int, default=16, help='callbacks part: sentences per side')
     p.add_argument('--in-process', action='store_true', help='no subprocess per configuration (fast smoke runs; peak memory is then shared)')
@@ -190,7 +201,7 @@ def main(argv=None):
     p.add_argument('--batches', default='4,8,16', help='scaling: sentences per batch (32 words)')
     p.add_argument('--predictor', default=None, help='exported model directory for the inference part (default: untrained head)')
     p.add_argument('--inference-limit', type=int, default=None, help='tag only this many test sentences')
-    p.add_argument('--out', default=str(ROOT/'bench'/'results'/'speed.json'))
+    p.add_argument('--out', default=None, help='default: bench/results/speed.json (minilm), speed_<model>.json (others)')
     p.add_argument('--update', action='store_true', help='keep the parts of an existing --out that this run does not measure')
     p.add_argument('--supcon-sizes', default='2048,4096,8192,16384,32768', help='supcon: numbers of contrasted spans')
     p.add_argument('--one-matrix-max', type=int, default=16384, help='supcon: largest n run with one n x n matrix (32,768 needs ~16 GB)')
@@ -199,6 +210,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     import torch
     device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    a.out = a.out or str(ROOT/'bench'/'results'/('speed.json' if a.model == 'minilm' else f'speed_{Path(a.model).name}.json'))
     if a.one is not None:
         print(json.dumps(run_one(json.loads(a.one), a.model, a.steps, a.warmup, device))); return
     if a.one_supcon is not None:
@@ -231,6 +243,18 @@ def main(argv=None):
         console.print("cost per callback (ContProto minus ContProto without it): " +
                       ', '.join(f"{c} {1000*v:.0f} ms" for c, v in summary['callback_cost_s'].items()), highlight=False)
         out.update(results=res, summary=summary)
+    if 'embeddings' in parts:
+        res = {}
+        for name, spec in embedding_specs().items():
+            res[name] = subprocess_run(spec, a, device)
+            console.print(f"{name:40s} {res[name]['median_s']*1000:9.1f} ms  peak {res[name]['peak_mb']:8.0f} MB", highlight=False)
+        tb = Table(title=f"Word embeddings frozen vs trainable, {a.model}, {device}: median of {a.steps} steps")
+        for c in ('configuration', 'frozen ms/step', 'trainable ms/step', 'trainable ÷ frozen', 'frozen peak MB', 'trainable peak MB'): tb.add_column(c, justify='right')
+        for k in dict.fromkeys(r['config'] for r in res.values()):
+            fr, tr = res[f'{k}_frozen'], res[f'{k}_trainable']
+            tb.add_row(k, f"{1000*fr['median_s']:.0f}", f"{1000*tr['median_s']:.0f}", f"{tr['median_s']/fr['median_s']:.2f}", f"{fr['peak_mb']:.0f}", f"{tr['peak_mb']:.0f}")
+        console.print(tb)
+        out['embeddings'] = res
     if 'scaling' in parts:
         res = {}
         for name, spec in scaling_specs(a.max_spans, [int(x) for x in a.lengths.split(',')], [int(x) for x in a.batches.split(',')]).items():

@@ -39,15 +39,21 @@ def _set_dropout(config, dropout):
         if dropout is not None and hasattr(config, k): setattr(config, k, dropout)
     return config
 
+def _pooler_kwargs(path, config):
+    "`add_pooling_layer=False` for a local BERT-like checkpoint saved without a pooler (e5): the span model never uses one."
+    f = Path(path)/'model.safetensors'
+    if config.model_type not in ('bert', 'roberta', 'xlm-roberta') or not f.exists(): return {}
+    from safetensors import safe_open
+    with safe_open(str(f), 'pt') as st: has = any('pooler' in k for k in st.keys())
+    return {} if has else dict(add_pooling_layer=False)
+
 def load_encoder(name_or_path, dropout=0.2):
     "`(encoder, tokenizer)` from the hub or a local folder, with `dropout` on the encoder."
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     path = resolve_model_name(name_or_path)
     try:
         config = _set_dropout(AutoConfig.from_pretrained(path), dropout)
-        # the span model reads token states only: no pooler (e5 has none; a BERT pooler would be trained for nothing)
-        kw = dict(add_pooling_layer=False) if config.model_type in ('bert', 'roberta', 'xlm-roberta') else {}
-        enc = AutoModel.from_pretrained(path, config=config, **kw)
+        enc = AutoModel.from_pretrained(path, config=config, **_pooler_kwargs(path, config))
         tok = AutoTokenizer.from_pretrained(path, use_fast=True)
     except OSError as e:
         raise OSError(f"could not load encoder {name_or_path!r} ({e}). Offline? Use a local folder, or --model e5-small "

@@ -31,6 +31,10 @@ def test_speed_smoke(repo_root, tmp_path):
     # supcon: both ways up to --one-matrix-max, only the bounded default above it
     assert sorted((v['n'], v['one_matrix']) for v in r['supcon']) == [(64, False), (64, True), (300, False)]
     assert all(v['seconds'] > 0 and v['dense_matrix_mb'] == v['n'] ** 2 * 4 / 2**20 for v in r['supcon'])
+    # embeddings: vanilla, floor and ContProto, each frozen and trainable, on the same batch
+    assert {(v['config'], v['embeddings']) for v in r['embeddings'].values()} == {
+        (c, e) for c in ('vanilla', 'double_forward_floor', 'contproto') for e in ('frozen', 'trainable')}
+    assert all(v['model_kw']['freeze_embeddings'] == (v['embeddings'] == 'frozen') for v in r['embeddings'].values())
     inf = r['inference']
     assert inf['sentences'] == 24 and inf['sentences_per_s'] > 0
     assert r['machine']['cores'] >= 1 and r['machine']['torch']
@@ -74,3 +78,22 @@ def test_reproduce_plan(repo_root):
     assert plan([0, 1], ['contproto', 'no_reg'], [0]) == [(0, 'vanilla'), (0, 'contproto'), (1, 'vanilla'), (1, 'contproto'), (0, 'no_reg')]
     assert plan([0, 1], ['no_reg'], None, 'seed-first') == [(0, 'vanilla'), (0, 'no_reg'), (1, 'vanilla'), (1, 'no_reg')]
     assert plan([2], ['contproto']) == [(2, 'vanilla'), (2, 'contproto')]
+
+
+def test_recipe_smoke(repo_root, tmp_path):
+    "bench/recipe.py on toy files with a tiny encoder: teacher-only runs, one table row per recipe, options reach the runs."
+    if shutil.which('contproto-fit') is None: pytest.skip("console script contproto-fit not on PATH (pip install -e .)")
+    rec, rep = _load(repo_root, 'recipe'), _load(repo_root, 'reproduce')
+    toy = rep.smoke_args(tmp_path/'toy')
+    args = ['--name', 'smoke', '--seeds', '0', '--rows', 'e5,e5-mlp,e5-no-norm', '--results', str(tmp_path), '--runs', str(tmp_path/'runs'),
+            '--', *toy, '--teacher-epochs', '1']
+    rec.main(args)
+    js = json.loads((tmp_path/'recipe_smoke.json').read_text())
+    by = {r['row']: r for r in js['runs']}
+    assert set(by) == {'e5', 'e5-mlp', 'e5-no-norm'}
+    assert all(r['config']['epochs'] == 0 and 'student' not in r for r in js['runs'])
+    assert by['e5-mlp']['recipe']['head'] == 'mlp' and by['e5']['recipe']['head'] == 'linear'
+    assert by['e5-no-norm']['recipe']['norm'] is False
+    assert json.loads((tmp_path/'runs'/'smoke'/'seed0'/'e5-mlp'/'model'/'contproto.json').read_text())['head'] == 'mlp'
+    md = (tmp_path/'recipe_smoke.md').read_text()
+    assert all(f'| {k} |' in md for k in by)
