@@ -55,7 +55,7 @@ class FitConfig:
     test_limit: int|None = None
     ablation: str = 'contproto'
     alpha: float = 0.99
-    beta: float = 0.95
+    beta: float|None = None         # None: the preset's (0.95; authors: 0.95 -> 0.8 over the epochs)
     temperature: float = 0.07
     o_keep: float = 1.
     max_spans: int|None = None
@@ -223,7 +223,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
                                   cfg.checkpoint_every, resume, rc.pct_start)
     times['student'] = time.time() - t
     if primary: state.save(out/'state.pt')
-    res['pseudo_label_f1_curve'], res['margins'] = state.extra.get('pseudo_f1'), state.extra.get('margins')
+    res['pseudo_label_f1_curve'], res['margins'], res['beta'] = state.extra.get('pseudo_f1'), state.extra.get('margins'), state.extra.get('beta')
     res['pseudo_label_stats'] = pseudo_label_stats(state, teacher_argmax)
     res['student'] = evaluate(slearn.model, 'student')
     if primary:
@@ -308,9 +308,9 @@ def fit(
     dev_limit:int=None,         # ... source dev sentences
     tgt_limit:int=None,         # ... target train sentences
     test_limit:int=None,        # ... target test sentences
-    ablation:str='contproto',   # student recipe (paper Table 3): contproto, no_proto, no_proto_no_cl, no_reg, fixed_margin, proto_no_cl, vanilla
+    ablation:str='contproto',   # student recipe (paper Table 3): contproto, no_proto, no_proto_no_cl, no_reg, fixed_margin, proto_no_cl, vanilla; or authors (their released script)
     alpha:float=0.99,           # prototype moving-average rate (eq. 8)
-    beta:float=0.95,            # pseudo-label moving-average rate (eq. 9)
+    beta:float=None,            # pseudo-label moving-average rate (eq. 9); default: the preset's (0.95; authors: linear 0.95 -> 0.8)
     temperature:float=0.07,     # SupCon temperature (eq. 4)
     o_keep:float=1.,            # SupCon keeps each O span with this probability (authors' cl_downsample; 1 = all, as the paper)
     max_spans:int=None,         # SupCon contrasts at most this many spans per batch, sampled (bounds memory; default: all)

@@ -12,9 +12,9 @@ from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
 from .distributed import is_dist, world_size, gather_cat, gather_objects, all_reduce_sum, rank as dist_rank
 
 # %% auto #0
-__all__ = ['PRESETS', 'DoubleForward', 'views', 'consistency_kl', 'ConsistencyReg', 'supcon_loss', 'PseudoPositive', 'SupConLoss',
-           'ema_prototypes', 'PrototypeEMA', 'refine_pseudo_labels', 'Warmup', 'MarginRefiner', 'PseudoLabelF1',
-           'contproto_callbacks', 'preset_rep']
+__all__ = ['PRESETS', 'PRESET_OPTIONS', 'DoubleForward', 'views', 'consistency_kl', 'ConsistencyReg', 'supcon_loss',
+           'PseudoPositive', 'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'refine_pseudo_labels', 'Warmup',
+           'MarginRefiner', 'PseudoLabelF1', 'contproto_callbacks', 'preset_rep']
 
 # %% ../nbs/07_contproto.ipynb #c005
 def _real(out, key):
@@ -190,13 +190,20 @@ class MarginRefiner(Callback):
     "Refine target pseudo labels toward the closest prototype (eq. 9) behind class margins (eqs. 10–11); margins per epoch."
     order = -11
     def __init__(self, beta=0.95, fixed_margin=None, any_class=False): self.beta, self.fixed_margin, self.any_class = beta, fixed_margin, any_class
+    def beta_at(self, epoch, n_epoch):
+        "β in `epoch` of `n_epoch`: constant, or linear from `beta[0]` toward `beta[1]`."
+        if isinstance(self.beta, (int, float)): return float(self.beta)
+        start, end = self.beta
+        return start + (end - start) * epoch / max(1, n_epoch)
     def before_fit(self):
         st = _state(self.learn)
         C = st.pseudo_labels.n_classes
         if st.margins is None: st.margins = torch.full((C,), float(self.fixed_margin or 0.))
         if self.fixed_margin is not None: st.margins = torch.full((C,), float(self.fixed_margin))
     def before_epoch(self):
-        C = _state(self.learn).pseudo_labels.n_classes
+        st = _state(self.learn)
+        C, self.beta_now = st.pseudo_labels.n_classes, self.beta_at(self.epoch, self.n_epoch)
+        if st.refine: st.extra.setdefault('beta', []).append(self.beta_now)
         self.sum, self.count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
     def after_pred(self):
         st = _state(self.learn)
@@ -212,7 +219,7 @@ class MarginRefiner(Callback):
             self.count.index_add_(0, pc[mask].cpu(), torch.ones(int(mask.sum()), dtype=torch.float64))
             if not st.refine: return
             old = y['tgt_pseudo']
-            new, _ = refine_pseudo_labels(old[mask], sims[mask], st.margins.to(reps.device), self.beta, self.any_class)
+            new, _ = refine_pseudo_labels(old[mask], sims[mask], st.margins.to(reps.device), self.beta_now, self.any_class)
             full = old.clone(); full[mask] = new
             st.pseudo_labels.update(y['tgt'], full, mask)
             if is_dist():                   # every process writes the other processes' refined rows too
@@ -260,12 +267,26 @@ PRESETS = dict(
     fixed_margin   = ['DoubleForward', 'ConsistencyReg', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
     proto_no_cl    = ['DoubleForward', 'ConsistencyReg', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
     vanilla        = [],
+    authors        = ['DoubleForward', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
 )
 
-def contproto_callbacks(preset='contproto', alpha=0.99, beta=0.95, temperature=0.07, warmup=1, fixed_margin=1.0,
-                        reg_weight=1., cont_weight=1., max_spans=None, o_keep=1., any_class=False):
-    "The callbacks of a Table 3 row. Pair with `preset_rep(preset)` for `ContProtoState.rep`."
+# What the `authors` preset sets differently, with the lines of ../shared/paper/reference-implementation.md it follows:
+#   no ConsistencyReg: their R-Drop weight `rdrop_weight` is 0 in the released script (lines 72, 79-80);
+#   beta (0.95, 0.8): refinement momentum linear in epoch from 0.95 toward 0.8, `conf_ema_range` (line 62);
+#   any_class: a span may move if any entity class clears its margin; O's margin is never used (lines 64-68);
+#   SupCon target labels are the model's argmax (`PseudoPositive`, line 44) and every class, O included, updates the
+#   prototypes (`PrototypeEMA`, line 53): as in every preset here. Their defects (gold span weights on the target,
+#   double softmax, masked BOS; lines 24-26, 74-78) are not reproduced.
+PRESET_OPTIONS = dict(authors=dict(beta=(0.95, 0.8), any_class=True))
+
+def contproto_callbacks(preset='contproto', alpha=0.99, beta=None, temperature=0.07, warmup=1, fixed_margin=1.0,
+                        reg_weight=1., cont_weight=1., max_spans=None, o_keep=1., any_class=None):
+    """The callbacks of a Table 3 row, or of the authors' released recipe (`'authors'`). Pair with `preset_rep(preset)`
+    for `ContProtoState.rep`. `beta`/`any_class` default to the preset's (`PRESET_OPTIONS`; else 0.95, per-class gate)."""
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    opts = PRESET_OPTIONS.get(preset, {})
+    beta = opts.get('beta', 0.95) if beta is None else beta
+    any_class = opts.get('any_class', False) if any_class is None else any_class
     make = dict(DoubleForward=lambda: DoubleForward(), ConsistencyReg=lambda: ConsistencyReg(reg_weight),
                 SupConLoss=lambda: SupConLoss(temperature, cont_weight, max_spans, o_keep=o_keep), PseudoPositive=lambda: PseudoPositive(),
                 PrototypeEMA=lambda: PrototypeEMA(alpha), Warmup=lambda: Warmup(warmup),

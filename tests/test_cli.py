@@ -116,7 +116,7 @@ def teacher_run(toy, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize('preset', ['contproto', 'no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl', 'vanilla'])
+@pytest.mark.parametrize('preset', ['contproto', 'no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl', 'vanilla', 'authors'])
 def test_cli_every_ablation(toy, teacher_run, tmp_path, preset):
     "Every Table 3 preset runs end to end from the console entry point and logs what it should."
     from contproto_fastai.cli import main
@@ -134,6 +134,8 @@ def test_cli_every_ablation(toy, teacher_run, tmp_path, preset):
     assert len(res['pseudo_label_f1_curve']) == 3                     # before training and after each epoch
     if 'MarginRefiner' not in PRESETS[preset]: assert res['pseudo_label_f1_curve'][-1] == res['pseudo_label_f1']
     assert 0 <= res['student']['f1'] <= 1 and (out/'state.pt').exists()
+    # refinement rate of the one refinement epoch (warm-up 1 of 2): the authors' moves linearly 0.95 -> 0.8 over the fit
+    if 'MarginRefiner' in PRESETS[preset]: assert res['beta'] == pytest.approx([0.875 if preset == 'authors' else 0.95])
 
 
 def test_cli_unknown_ablation(toy, tmp_path):
