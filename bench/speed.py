@@ -156,7 +156,9 @@ def callback_specs(o_keep, max_spans):
     f = full()
     specs = {'vanilla': dict(cbs=[]), 'second_forward_only': dict(cbs=['DoubleForward']),
              'double_forward_floor': dict(cbs=FLOOR), 'contproto': dict(cbs=f)}
-    specs.update({f'contproto_without_{c}': dict(cbs=[x for x in f if x != c]) for c in f})
+    # without c: c and any callback that needs it (ConsistencyReg without DoubleForward would refuse to run)
+    from contproto_fastai.contproto import NEEDS
+    specs.update({f'contproto_without_{c}': dict(cbs=[x for x in f if x != c and c not in NEEDS.get(x, ())]) for c in f})
     specs[f'contproto_o_keep_{o_keep}'] = dict(cbs=f, kw={'SupConLoss': {'o_keep': o_keep}})
     specs[f'contproto_max_spans_{max_spans}'] = dict(cbs=f, kw={'SupConLoss': {'max_spans': max_spans}})
     return specs

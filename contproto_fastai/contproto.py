@@ -12,9 +12,9 @@ from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
 from .distributed import is_dist, world_size, gather_cat, gather_objects, all_reduce_sum, rank as dist_rank
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRESET_OPTIONS', 'DoubleForward', 'views', 'consistency_kl', 'ConsistencyReg', 'supcon_loss',
-           'PseudoPositive', 'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'refine_pseudo_labels', 'Warmup',
-           'MarginRefiner', 'PseudoLabelF1', 'contproto_callbacks', 'preset_rep']
+__all__ = ['NEEDS', 'PRESETS', 'PRESET_OPTIONS', 'DoubleForward', 'needs', 'views', 'consistency_kl', 'ConsistencyReg',
+           'supcon_loss', 'PseudoPositive', 'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'refine_pseudo_labels',
+           'Warmup', 'MarginRefiner', 'PseudoLabelF1', 'contproto_callbacks', 'preset_rep']
 
 # %% ../nbs/07_contproto.ipynb #c005
 def _real(out, key):
@@ -47,6 +47,16 @@ class DoubleForward(Callback):
     def after_pred(self):
         if self.training: self.learn.pred2 = self.model(*self.xb)
 
+# which callbacks each one relies on: without them it would do nothing
+NEEDS = dict(ConsistencyReg=('DoubleForward',), PseudoPositive=('SupConLoss',), MarginRefiner=('PrototypeEMA',))
+
+def needs(cb):
+    "At `before_fit`: raise if a callback `cb` relies on (`NEEDS`) is not among the learner's callbacks."
+    have = {type(c).__name__ for c in cb.learn.cbs}
+    missing = [n for n in NEEDS.get(type(cb).__name__, ()) if n not in have]
+    if missing: raise ValueError(f"{type(cb).__name__} needs {' and '.join(missing)} among the learner's callbacks: "
+                                 f"without it, it would silently do nothing (add it, or remove {type(cb).__name__})")
+
 def views(learn):
     "The model outputs of the current batch: `[pred]`, or `[pred, pred2]` with `DoubleForward`."
     p2 = getattr(learn, 'pred2', None)
@@ -62,6 +72,7 @@ class ConsistencyReg(Callback):
     "Add eq. (6) between the two dropout views (needs `DoubleForward`)."
     order, term = 11, 'reg'
     def __init__(self, weight=1.): self.weight = weight
+    def before_fit(self): needs(self)
     def after_loss(self):
         if not self.training or getattr(self.learn, 'pred2', None) is None: return
         p1, p2 = self.learn.pred, self.learn.pred2
@@ -104,6 +115,7 @@ def supcon_loss(features, labels, temperature=0.07, chunk=None, max_elems=2**26)
 class PseudoPositive(Callback):
     "Label target spans by the current model's argmax (eq. 5) so they join the contrastive set as pseudo-positives."
     order = -15
+    def before_fit(self): needs(self)
     def after_pred(self):
         if not self.training or 'tgt' not in self.learn.pred: return
         labels = getattr(self.learn, 'span_labels', None) or {}
@@ -196,6 +208,7 @@ class MarginRefiner(Callback):
         start, end = self.beta
         return start + (end - start) * epoch / max(1, n_epoch)
     def before_fit(self):
+        needs(self)
         st = _state(self.learn)
         C = st.pseudo_labels.n_classes
         if st.margins is None: st.margins = torch.full((C,), float(self.fixed_margin or 0.))
