@@ -387,6 +387,9 @@ class PairedDL:
     "Self-training batches: a pass over source `src` with target `tgt` batches cycled alongside (each reshuffled per pass)."
     def __init__(self, src, tgt, bs=16, tgt_bs=None, seed=None, pad_id=0, device=None, sortish=0):
         if not tgt: raise ValueError("the target set has no sentences: self-training needs unlabelled target text")
+        if any(e.labels is not None for e in tgt):    # their labels would be served where the pseudo-label indices belong
+            raise ValueError("the target examples carry labels: encode the target text without them, encode(sents, tokenizer, None), "
+                             "or read it with read_conll(..., labelled=False)")
         self.src = SpanDL(src, bs, shuffle=True, side='src', seed=seed, pad_id=pad_id, sortish=sortish)
         self.tgt = SpanDL(tgt, tgt_bs or bs, shuffle=True, side='tgt', seed=None if seed is None else seed + 1, pad_id=pad_id,
                           sortish=sortish)
