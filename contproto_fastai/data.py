@@ -57,14 +57,15 @@ def _decode_bytes(raw:bytes, path, encoding='auto'):
 def read_conll(path, encoding='auto', labelled=True, strip_lang_prefix=False, sep=None):
     """Read a CoNLL-style column file: first column = token, last column = tag, blank line between sentences,
     `-DOCSTART-` lines skipped. Works for `token<TAB>tag` (WikiAnn, the authors' files), `token POS tag`
-    (CoNLL-2002) and `token POS chunk tag` (CoNLL-2003). With `labelled=False` the tags go to `Sentence.gold`."""
+    (CoNLL-2002) and `token POS chunk tag` (CoNLL-2003). With `labelled=False` the tags go to `Sentence.gold`, and a
+    file of tokens alone (one column: text to tag) is accepted."""
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: no such data file")
     text, _ = _decode_bytes(path.read_bytes(), path, encoding)
     sents, toks, tags, start, ncols = [], [], [], 0, None
     def flush():
         if toks:
-            s = Sentence(list(toks), list(tags), str(path), start)
+            s = Sentence(list(toks), list(tags) if ncols > 1 else None, str(path), start)
             if not labelled: s.tags, s.gold = None, s.tags
             sents.append(s)
         toks.clear(); tags.clear()
@@ -75,11 +76,11 @@ def read_conll(path, encoding='auto', labelled=True, strip_lang_prefix=False, se
         if cols[0] == '-DOCSTART-': flush(); continue
         if ncols is None:
             ncols = len(cols)
-            if ncols < 2: raise DataFormatError(path, i, f"expected 'token<TAB>tag' (2+ columns), got 1 column: {line!r}")
+            if ncols < 2 and labelled: raise DataFormatError(path, i, f"expected 'token<TAB>tag' (2+ columns), got 1 column: {line!r}")
         elif len(cols) != ncols:
             raise DataFormatError(path, i, f"expected {ncols} columns like the lines before, got {len(cols)}: {line!r}")
-        tok, tag = cols[0], cols[-1]
-        if not _TAG_RE.match(tag):
+        tok, tag = cols[0], (cols[-1] if ncols > 1 else None)
+        if tag is not None and not _TAG_RE.match(tag):
             raise DataFormatError(path, i, f"unknown tag {tag!r}: expected O, B-X, I-X (IOB1/BIO2) or E-X/S-X (IOBES)")
         if strip_lang_prefix: tok = re.sub(r'^[a-z]{2,3}:(?=.)', '', tok)
         if not toks: start = i

@@ -104,7 +104,7 @@ class SpanLearner(Learner):
             raise AttributeError("predict/export need the learner's tokenizer and labels: span_learner(..., tokenizer=tok, labels=labels)")
         return SpanPredictor(self.model, self.tokenizer, self.labels, getattr(self, 'max_len', 128))
     def predict(self, texts, bs=32):
-        "Entities of a raw sentence, a token list, or a list of either (`SpanPredictor.predict`)."
+        "Entities of a raw sentence, a list of raw sentences, or a list of token lists (`SpanPredictor.predict`)."
         return self.predictor().predict(texts, bs=bs)
     def export(self, path='export'):
         "Save the predictor (encoder, tokenizer, span heads, label set, sizes) to the directory `path` (relative to `learn.path`)."

@@ -48,15 +48,16 @@ class SpanPredictor:
             toks, offs = simple_tokenize(texts)
             return [toks], [offs], True
         texts = list(texts)
-        if texts and all(isinstance(t, str) for t in texts):
-            if any(' ' in t.strip() for t in texts):        # several raw sentences
-                toks = [simple_tokenize(t) for t in texts]
-                return [t for t, _ in toks], [o for _, o in toks], False
-            return [texts], [None], True                     # one pre-tokenised sentence
+        if all(isinstance(t, str) for t in texts):           # several raw sentences (one-word ones too)
+            toks = [simple_tokenize(t) for t in texts]
+            return [t for t, _ in toks], [o for _, o in toks], False
+        if not all(isinstance(t, (list, tuple)) and all(isinstance(w, str) for w in t) for t in texts):
+            raise TypeError("predict takes a raw sentence (str), a list of raw sentences, or a list of token lists")
         return [list(t) for t in texts], [None] * len(texts), False
 
     def predict(self, texts, bs=32):
-        """Entities of one sentence (a string, or a list of tokens) or of several (a list of strings or of token lists):
+        """Entities of one raw sentence (a string) or of several (a list of strings, or a list of token lists for
+        pre-tokenised sentences; one tokenised sentence is `[tokens]`):
         dicts with `text`, `type`, `start`, `end` (word offsets, end exclusive), `char_start`/`char_end` (raw text) and `prob`."""
         sents, offs, single = self._inputs(texts)
         keep = [i for i, s in enumerate(sents) if s]

@@ -192,3 +192,14 @@ def test_relative_out_and_printed_predict_command(toy, script, tmp_path):
                        env=_env(), timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.split('\n')[0].startswith('Anna\t')
+    # --conll: a file of tokens alone, and a tagged file (its tags ignored), give the same CoNLL output
+    (tmp_path/'tokens.txt').write_text("Anna\narbeitet\nbei\nSiemens\n.\n\nPeter\nlacht\n")
+    (tmp_path/'tagged.txt').write_text("Anna\tO\narbeitet\tO\nbei\tO\nSiemens\tO\n.\tO\n\nPeter\tO\nlacht\tO\n")
+    outs = []
+    for f in ('tokens.txt', 'tagged.txt'):
+        q = subprocess.run([shutil.which('contproto-predict'), 'runs/rel/model', f, '--conll', '--out', f'{f}.out'],
+                           capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path)
+        assert q.returncode == 0, q.stderr[-3000:]
+        outs.append(read_conll(tmp_path/f'{f}.out'))
+    assert [s.tokens for s in outs[0]] == [['Anna', 'arbeitet', 'bei', 'Siemens', '.'], ['Peter', 'lacht']]
+    assert [s.tags for s in outs[0]] == [s.tags for s in outs[1]]
