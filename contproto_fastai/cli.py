@@ -378,9 +378,9 @@ def main(argv=None):
     _entry(fit, 'contproto-fit', argv)
 
 # %% ../nbs/09_cli.ipynb #c013
-def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto'):
+def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto', device=None):
     "Tag `input` with the predictor in `model_dir`; CoNLL text to `out` (or stdout)."
-    pred = load_learner(model_dir)
+    pred = load_learner(model_dir, device=device)
     if conll: sents = [s.tokens for s in read_conll(input, encoding=encoding, labelled=False)]
     else:
         from contproto_fastai.data import _decode_bytes
@@ -400,9 +400,10 @@ def predict(
     conll:store_true=False,     # input is CoNLL-style (tokens in the first column)
     bs:int=32,                  # sentences per batch
     encoding:str='auto',        # input encoding ('auto': UTF-8, else Latin-1)
+    device:str=None,            # 'cpu', 'cuda', 'cuda:1', ... (default: the GPU if there is one)
 ):
     "Tag a text file with a trained ContProto model, writing CoNLL (token<TAB>BIO2 tag)."
-    try: _predict(model_dir, input, out, conll, bs, encoding)
+    try: _predict(model_dir, input, out, conll, bs, encoding, device)
     except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-predict: {e}") from None
 
 def predict_main(argv=None):

@@ -15,7 +15,7 @@ from fastai.callback.progress import ProgressCallback
 import fastai.callback.schedule  # noqa: F401  (adds `Learner.fit_one_cycle`)
 from fastai.data.core import DataLoaders
 from fastai.optimizer import Adam
-from fastai.torch_core import rank_distrib
+from fastai.torch_core import rank_distrib, default_device
 from .data import SpanDL, PairedDL
 from .model import SelfTrainingLoss, span_splitter
 from .evaluate import SpanF1
@@ -179,7 +179,7 @@ def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None
     """A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW (`lr`: one rate or `slice(encoder, heads)`, see
     `span_splitter`) and source span F1 as metric. Loss `terms` are
     logged as columns, plus the `term` of any callback in `cbs` that adds one (`SupConLoss`: `cont`, `ConsistencyReg`: `reg`)."""
-    device = device or next(model.parameters()).device
+    device = device or default_device()        # the GPU when there is one (fastai's choice), else the CPU
     dls = DataLoaders(train_dl, valid_dl, path=path, device=device)
     cbs = list(cbs or [])
     terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]

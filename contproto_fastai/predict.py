@@ -7,6 +7,7 @@ from __future__ import annotations
 import json, re
 from pathlib import Path
 import torch, torch.nn.functional as F
+from fastai.torch_core import default_device
 from .data import Sentence, LabelSet, encode, spans_to_tags, tags_to_spans, span_labels, DataFormatError
 from .model import SpanNER, load_encoder
 from .evaluate import span_probs, predict_spans
@@ -90,7 +91,7 @@ class SpanPredictor:
         return path
 
 def load_learner(path, device=None):
-    "The `SpanPredictor` saved by `export` in directory `path` (no network needed)."
+    "The `SpanPredictor` saved by `export` in directory `path` (no network needed), on `device` (default: the GPU if any)."
     path = Path(path)
     if not (path/'contproto.json').exists(): raise FileNotFoundError(f"{path}: no contproto.json (not a directory written by export)")
     cfg = json.loads((path/'contproto.json').read_text())
@@ -101,8 +102,7 @@ def load_learner(path, device=None):
     missing, unexpected = m.load_state_dict(heads, strict=False)
     missing = [k for k in missing if not k.startswith('encoder.')]       # the encoder came from its own folder
     if missing or unexpected: raise RuntimeError(f"{path/'heads.pt'} does not fit contproto.json: missing {missing}, unexpected {unexpected}")
-    m.eval()
-    if device is not None: m.to(device)
+    m.eval().to(device or default_device())
     return SpanPredictor(m, tok, LabelSet(cfg['labels'][1:]), cfg['max_len'])
 
 # %% ../nbs/08_predict.ipynb #c010
