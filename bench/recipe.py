@@ -16,14 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # row: (what it is, contproto-fit options)
 ROWS = {
     'minilm': ("English MiniLM, lr 1e-4 (its recipe)", ['--model', 'minilm', '--lr', '1e-4']),
-    'e5': ("e5-small, default recipe: LayerNorm on z, frozen word embeddings, lr 1e-4 / heads 1e-3, 10% warm-up", ['--model', 'e5-small']),
+    'e5-heads-1e-3': ("e5-small: LayerNorm on z, frozen word embeddings, lr 1e-4, heads 1e-3 (10x), 10% warm-up", ['--model', 'e5-small', '--head-lr', '1e-3']),
     'e5-minilm-recipe': ("e5-small with MiniLM's recipe (no norm, trainable embeddings, one rate 1e-4, 25% warm-up)",
                          ['--model', 'e5-small', '--norm', 'off', '--embeddings', 'trainable', '--lr', '1e-4', '--head-lr', '1e-4', '--pct-start', '0.25']),
-    'e5-mlp': ("default recipe with the authors' MLP classifier", ['--model', 'e5-small', '--head', 'mlp']),
-    'e5-trainable-emb': ("default recipe, word embeddings trained", ['--model', 'e5-small', '--embeddings', 'trainable']),
-    'e5-no-norm': ("default recipe without the LayerNorm on z", ['--model', 'e5-small', '--norm', 'off']),
-    'e5-one-rate': ("default recipe, heads at the encoder's rate 1e-4", ['--model', 'e5-small', '--head-lr', '1e-4']),
-    'e5-heads-3e-3': ("default recipe, heads at 3e-3 (30x)", ['--model', 'e5-small', '--head-lr', '3e-3']),
+    'e5-one-rate': ("as e5-heads-1e-3, heads at the encoder's rate 1e-4", ['--model', 'e5-small', '--head-lr', '1e-4']),
+    'e5-heads-3e-3': ("as e5-heads-1e-3, heads at 3e-3 (30x): e5-small's default recipe", ['--model', 'e5-small', '--head-lr', '3e-3']),
+    'e5-mlp': ("as e5-heads-1e-3, with the authors' MLP classifier", ['--model', 'e5-small', '--head', 'mlp', '--head-lr', '1e-3']),
+    'e5-trainable-emb': ("as e5-heads-1e-3, word embeddings trained", ['--model', 'e5-small', '--embeddings', 'trainable', '--head-lr', '1e-3']),
+    'e5-no-norm': ("as e5-heads-1e-3, without the LayerNorm on z", ['--model', 'e5-small', '--norm', 'off', '--head-lr', '1e-3']),
 }
 
 def run(rest, out, log=print):
@@ -61,26 +61,30 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--name', default='en-de'); p.add_argument('--seeds', default='0')
     p.add_argument('--rows', default=','.join(ROWS)); p.add_argument('--runs', default=str(ROOT/'runs'/'recipe'))
+    p.add_argument('--more', default='', help="extra runs 'SEEDS:ROWS', e.g. '1,2:e5,e5-heads-3e-3' (more seeds for some rows)")
     p.add_argument('--results', default=str(ROOT/'bench'/'results'))
     p.add_argument('rest', nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     rest = a.rest[1:] if a.rest[:1] == ['--'] else a.rest
     rows = [r for r in a.rows.split(',') if r]
-    bad = [r for r in rows if r not in ROWS]
+    jobs = [(int(sd), r) for sd in a.seeds.split(',') for r in rows]
+    if a.more:
+        ms, mr = a.more.split(':')
+        jobs += [(int(sd), r) for sd in ms.split(',') for r in mr.split(',') if r]
+    bad = [r for _, r in jobs if r not in ROWS]
     if bad: sys.exit(f"unknown rows {bad}: choose from {list(ROWS)}")
     command = ' '.join(['python', 'bench/recipe.py'] + (argv if argv is not None else sys.argv[1:]))
     res, runs = Path(a.results), {}
     res.mkdir(parents=True, exist_ok=True)
-    for seed in [int(s) for s in a.seeds.split(',')]:
-        for row in rows:
-            r = run(ROWS[row][1] + rest + ['--seed', str(seed)], Path(a.runs)/a.name/f'seed{seed}'/row,
-                    log=lambda m: print(f"[seed {seed}] {m}", flush=True))
-            runs[(seed, row)] = r
-            md = table(runs, a.name, command)
-            (res/f'recipe_{a.name}.md').write_text(md)
-            (res/f'recipe_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
-                dict(seed=s, row=k, config=v['config'], recipe=v.get('recipe'), teacher_history=v['teacher_history'],
-                     teacher=v['teacher'], wall_time_s=v['times'], machine=v['machine']) for (s, k), v in sorted(runs.items())]), indent=1))
+    for seed, row in jobs:
+        r = run(ROWS[row][1] + rest + ['--seed', str(seed)], Path(a.runs)/a.name/f'seed{seed}'/row,
+                log=lambda m: print(f"[seed {seed}] {m}", flush=True))
+        runs[(seed, row)] = r
+        md = table(runs, a.name, command)
+        (res/f'recipe_{a.name}.md').write_text(md)
+        (res/f'recipe_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
+            dict(seed=s, row=k, config=v['config'], recipe=v.get('recipe'), teacher_history=v['teacher_history'],
+                 teacher=v['teacher'], wall_time_s=v['times'], machine=v['machine']) for (s, k), v in sorted(runs.items())]), indent=1))
     print(md)
 
 if __name__ == '__main__': main()

@@ -296,7 +296,7 @@ def fit(
     max_len:int=128,            # subwords per encoder input; longer sentences are split at word boundaries
     bs:int=16,                  # sentences per batch and process (source and target each)
     lr:float=None,              # encoder's peak learning rate (one-cycle); default: the encoder's recipe (e5-small 1e-4, hub models 1e-5 as the paper)
-    head_lr:float=None,         # span heads' peak learning rate; default: the recipe's multiple of --lr (e5-small: 10x)
+    head_lr:float=None,         # span heads' peak learning rate; default: the recipe's multiple of --lr (e5-small: 30x)
     pct_start:float=None,       # warm-up share of the one-cycle schedule; default: the recipe's (e5-small 0.1, else 0.25)
     head:str='auto',            # span classifier: 'linear' (paper), 'mlp' (authors' Linear-GELU-Dropout-Linear) or 'auto' (the recipe's)
     norm:str='auto',            # LayerNorm on span representations: 'on', 'off' or 'auto' (e5-small: on)

@@ -140,7 +140,7 @@ class Recipe:
         return lr if head_lr == lr else slice(lr, head_lr)
     def model_kwargs(self): return dict(norm=self.norm, freeze_embeddings=self.freeze_embeddings, head=self.head)
 
-RECIPES = {'e5-small': Recipe(lr=1e-4, head_lr_mult=10., pct_start=0.1, norm=True, freeze_embeddings=True),
+RECIPES = {'e5-small': Recipe(lr=1e-4, head_lr_mult=30., pct_start=0.1, norm=True, freeze_embeddings=True),
            'minilm': Recipe(lr=1e-4)}
 
 def recipe(model_name=None):

@@ -85,14 +85,14 @@ def test_recipe_smoke(repo_root, tmp_path):
     if shutil.which('contproto-fit') is None: pytest.skip("console script contproto-fit not on PATH (pip install -e .)")
     rec, rep = _load(repo_root, 'recipe'), _load(repo_root, 'reproduce')
     toy = rep.smoke_args(tmp_path/'toy')
-    args = ['--name', 'smoke', '--seeds', '0', '--rows', 'e5,e5-mlp,e5-no-norm', '--results', str(tmp_path), '--runs', str(tmp_path/'runs'),
+    args = ['--name', 'smoke', '--seeds', '0', '--rows', 'e5-heads-1e-3,e5-mlp,e5-no-norm', '--results', str(tmp_path), '--runs', str(tmp_path/'runs'),
             '--', *toy, '--teacher-epochs', '1']
     rec.main(args)
     js = json.loads((tmp_path/'recipe_smoke.json').read_text())
     by = {r['row']: r for r in js['runs']}
-    assert set(by) == {'e5', 'e5-mlp', 'e5-no-norm'}
+    assert set(by) == {'e5-heads-1e-3', 'e5-mlp', 'e5-no-norm'}
     assert all(r['config']['epochs'] == 0 and 'student' not in r for r in js['runs'])
-    assert by['e5-mlp']['recipe']['head'] == 'mlp' and by['e5']['recipe']['head'] == 'linear'
+    assert by['e5-mlp']['recipe']['head'] == 'mlp' and by['e5-heads-1e-3']['recipe']['head'] == 'linear'
     assert by['e5-no-norm']['recipe']['norm'] is False
     assert json.loads((tmp_path/'runs'/'smoke'/'seed0'/'e5-mlp'/'model'/'contproto.json').read_text())['head'] == 'mlp'
     md = (tmp_path/'recipe_smoke.md').read_text()
