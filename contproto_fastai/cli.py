@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #c002
 from __future__ import annotations
-import json, logging, os, platform, random, sys, time
+import dataclasses, json, logging, os, platform, random, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -13,7 +13,7 @@ from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.tracker import SaveModelCallback
 from .data import read_conll, LabelSet, encode, DataFormatError
-from .model import SpanNER, load_encoder, recipe, Recipe, DEFAULT_ENCODER
+from .model import SpanNER, load_encoder, recipe, DEFAULT_ENCODER
 from .evaluate import predict_spans, score
 from .pseudo import ContProtoState, PseudoLabels, teacher_pseudo_labels, pseudo_label_f1
 from fastai.learner import load_model
@@ -79,7 +79,7 @@ def fit_recipe(cfg:FitConfig):
         if v == 'auto': continue
         if v not in ok: raise ValueError(f"{'embeddings' if k == 'freeze_embeddings' else k} must be 'auto' or one of {list(ok)}, not {v!r}")
         kw[k] = ok[v]
-    return Recipe(**{**r.__dict__, **kw})
+    return dataclasses.replace(r, **kw)
 
 def data_paths(data, src, tgt):
     "Source train/dev and target train/test files under a data directory laid out as `<data>/<lang>/{train,dev,test}.txt`."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_e5.ipynb #c002
 from __future__ import annotations
-import json, logging, os, shutil, struct, tempfile
+import logging, os, shutil, struct, tempfile
 from pathlib import Path
 import numpy as np, torch
 
