@@ -1,6 +1,7 @@
 """Reproduce the paper's comparison on real data: zero-shot teacher, vanilla self-training, ContProto, the authors'
-released recipe (preset `authors`) and the five Table 3 ablations, over several seeds, reported as mean ± std of
-target test entity F1 next to the paper's numbers.
+released recipe (preset `authors`), the five Table 3 ablations and the supervised ceiling (the same budget trained on
+the target's own gold train set), over several seeds, reported as mean ± std of target test entity F1 next to the
+paper's numbers, with the share of the zero-shot → ceiling gap each row closes.
 
     python bench/reproduce.py --name en-de-minilm --seeds 0,1,2 -- --data ../shared/data/conll --src en --tgt de \
         --model minilm --epochs 4 --teacher-epochs 3 --lr 1e-4 --src-limit 1000 --dev-limit 1000 --tgt-limit 1000 \
@@ -10,7 +11,8 @@ Everything after `--` goes to every `contproto-fit` call. Per seed, the `vanilla
 score is the *zero-shot* row) and every other preset reuses that teacher and its pseudo labels (`--teacher-from`).
 Runs go in `--runs/<name>/seed<k>/<preset>`; a finished run is skipped and an interrupted one resumed (`--resume`),
 so the same command continues a grid across sessions. Order: vanilla, ContProto and authors for every seed first, then the
-ablations (`--order`); `--ablation-seeds` runs the ablation rows for fewer seeds (a smaller grid). After every run
+ceiling and the ablations (`--order`); `--ablation-seeds` runs the ablation rows for fewer seeds (a smaller grid) and
+`--ceiling-seeds` the ceiling (default: the first seed). After every run
 the table is rewritten: bench/results/reproduce_<name>.{md,json} and the pseudo-label F1 per epoch (paper Fig. 3) as
 reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder (what CI runs)."""
 import argparse, json, shutil, statistics, subprocess, sys, time
@@ -18,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], ['no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl']
+CEILING = 'ceiling'   # supervised on the target's own gold train set: the top of the zero-shot → supervised gap
 # paper (XLM-R large, 3 runs): Table 1/2 ContProto and Table 3 ablations; no span-based zero-shot or vanilla
 # self-training number is reported there
 PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, no_proto_no_cl=74.17, no_reg=76.23, fixed_margin=74.65, proto_no_cl=72.59),
@@ -28,21 +31,56 @@ PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, no_proto_no_cl=74.17, no_r
              zh=dict(contproto=61.47, no_proto=59.57, no_proto_no_cl=56.30, no_reg=61.31, fixed_margin=60.61, proto_no_cl=53.52))
 
 def done(out):
+    "Whether the run in `out` finished: a student scored, or a teacher-only run (`--epochs 0`) completed."
     f = Path(out)/'results.json'
-    return f.exists() and 'student' in json.loads(f.read_text())
+    if not f.exists(): return False
+    r = json.loads(f.read_text())
+    return 'student' in r or (r['config']['epochs'] == 0 and 'times' in r)
 
-def run_preset(rest, preset, out, teacher_from=None, log=print):
-    "One `contproto-fit` student run (resumed if interrupted, skipped if finished); returns its results.json."
+def run_fit(args, out, what, log=print):
+    "One `contproto-fit` run with `args` into `out` (resumed if interrupted, skipped if finished); returns its results.json."
     out = Path(out)
     if not done(out):
         exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
         if (out/'config.json').exists(): cmd = [exe, '--resume', str(out), '--quiet']
-        else: cmd = [exe, *rest, '--ablation', preset, '--out', str(out), '--quiet'] + (['--teacher-from', str(teacher_from)] if teacher_from else [])
+        else: cmd = [exe, *args, '--out', str(out), '--quiet']
         log(' '.join(cmd)); t = time.time()
         r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
-        if r.returncode: sys.exit(f"{preset} failed (exit {r.returncode}): {' '.join(cmd)}")
-        log(f"{preset}: {time.time() - t:.0f}s")
+        if r.returncode: sys.exit(f"{what} failed (exit {r.returncode}): {' '.join(cmd)}")
+        log(f"{what}: {time.time() - t:.0f}s")
     return json.loads((out/'results.json').read_text())
+
+def run_preset(rest, preset, out, teacher_from=None, log=print):
+    "One `contproto-fit` student run of a Table 3 preset, on the teacher of `teacher_from` if given."
+    return run_fit([*rest, '--ablation', preset] + (['--teacher-from', str(teacher_from)] if teacher_from else []), out, preset, log)
+
+def _arg(rest, name, default=None):
+    "The value of the last `--name v` / `--name=v` in the `contproto-fit` arguments `rest` (`-` or `_` in the name)."
+    v, opt = default, lambda a: a.split('=', 1)[0].replace('_', '-') if a.startswith('--') else None
+    for i, a in enumerate(rest):
+        if opt(a) != name: continue
+        if '=' in a: v = a.split('=', 1)[1]
+        elif i + 1 < len(rest): v = rest[i + 1]
+    return v
+
+def _target_file(rest, split):
+    "The target's `train` or `test` file that `rest` names (`--tgt-train`/`--tgt-test`, else `<--data>/<--tgt>/<split>.txt`)."
+    f = _arg(rest, f'--tgt-{split}')
+    if f is None and _arg(rest, '--data') is not None: f = str(Path(_arg(rest, '--data'))/_arg(rest, '--tgt', 'de')/f'{split}.txt')
+    return f
+
+def ceiling_args(rest):
+    """`contproto-fit` arguments for the supervised ceiling: the same encoder, budget and test set, with the target's own
+    gold train set as the labelled training data (its labels are read for this row only) and no student (`--epochs 0`)."""
+    tgt_train = _target_file(rest, 'train') or sys.exit("the ceiling row needs the target train file: --data with --tgt, or --tgt-train")
+    teacher_epochs = _arg(rest, '--teacher-epochs') or _arg(rest, '--epochs', '10')
+    return [*rest, '--src-train', tgt_train, '--epochs', '0', '--teacher-epochs', str(teacher_epochs)]
+
+def long_entity_share(test_file, max_span_len, encoding='auto'):
+    "Share of the gold entities of `test_file` longer than `max_span_len` words: no span model can find them (a recall cap)."
+    from contproto_fastai.data import read_conll, tags_to_spans
+    ents = [e for s in read_conll(test_file, encoding=encoding) for e in tags_to_spans(s.tags)]
+    return sum(e[1] - e[0] + 1 > max_span_len for e in ents) / max(1, len(ents))
 
 def _rate(num, den): return float(num.sum()) / max(1, int(den.sum()))
 
@@ -102,29 +140,36 @@ def mean_std(xs):
 
 def _target(rest):
     "The target language given to contproto-fit (`--tgt xx`), for the paper column."
-    for i, a in enumerate(rest):
-        if a == '--tgt' and i + 1 < len(rest): return rest[i + 1]
-        if a.startswith('--tgt='): return a.split('=', 1)[1]
-    return 'de'
+    return _arg(rest, '--tgt', 'de')
 
 def table(runs, name, rest, command, tgt):
     "Markdown: one row per preset (mean ± std over seeds), plus the zero-shot teachers, the why-statistics and Fig. 3."
     paper = PAPER.get(tgt, {})
     any_run = next(r for rs in runs.values() for r in rs.values())
+    L, test = any_run['config']['max_span_len'], _target_file(rest, 'test')
+    cap = f" {100 * long_entity_share(test, L, any_run['config']['encoding']):.1f}% of its gold entities are longer than max_span_len={L} words: no row can find them." if test and Path(test).exists() else ''
     lines = [f"# Reproduction: {name}", "", f"Command: `{command}`", "", f"Machine: {json.dumps(any_run['machine'])}", "",
-             f"Target test set: seqeval entity micro F1 ×100, mean ± std over the seeds that finished (n). Paper: XLM-R large, {tgt}.", "",
-             "| row | n | test F1 | P | R | pseudo-label F1 start → end | student wall time (s) | paper F1 |", "|---|---|---|---|---|---|---|---|"]
-    teachers = [rs['vanilla']['teacher'] for rs in runs.values() if 'vanilla' in rs]
-    if teachers:
-        lines.append(f"| zero-shot (teacher) | {len(teachers)} | {mean_std([t['f1'] for t in teachers])} | {mean_std([t['precision'] for t in teachers])} | "
-                     f"{mean_std([t['recall'] for t in teachers])} | | | |")
+             f"Target test set: seqeval entity micro F1 ×100, mean ± std over the seeds that finished (n). Paper: XLM-R large, {tgt}.{cap}",
+             "Gap closed: (row − zero-shot) / (ceiling − zero-shot), from the means. Wall time: the teacher's for the zero-shot and",
+             "ceiling rows (training and target test F1), the student's (training only) for the others.", "",
+             "| row | n | test F1 | P | R | gap closed | pseudo-label F1 start → end | wall time (s) | paper F1 |", "|---|---|---|---|---|---|---|---|---|"]
+    f1s = lambda rs, k: [r[k]['f1'] for r in rs]
+    mean = lambda xs: statistics.mean(xs) if xs else None
+    teachers = [rs['vanilla'] for rs in runs.values() if 'vanilla' in rs]
+    ceilings = [rs[CEILING] for rs in runs.values() if CEILING in rs]
+    zs, top = mean(f1s(teachers, 'teacher')), mean(f1s(ceilings, 'teacher'))
+    gap = lambda f: f"{100 * (f - zs) / (top - zs):.0f}%" if None not in (f, zs, top) and top != zs else ''
+    def row(label, rs, key, pf, wall):
+        return (f"| {label} | {len(rs)} | {mean_std(f1s(rs, key))} | {mean_std([r[key]['precision'] for r in rs])} | "
+                f"{mean_std([r[key]['recall'] for r in rs])} | {gap(mean(f1s(rs, key)))} | {pf} | {wall:.0f} | {paper.get(label, '—')} |")
+    if teachers: lines.append(row('zero-shot (teacher)', teachers, 'teacher', '', statistics.mean(r['times']['teacher'] for r in teachers)))
     for preset in MAIN + ABLATIONS:
         rs = [r[preset] for r in runs.values() if preset in r]
         if not rs: continue
         curves = [r.get('pseudo_label_f1_curve') or [] for r in rs]
         pf = f"{mean_std([c[0] for c in curves if c])} → {mean_std([c[-1] for c in curves if c])}"
-        lines.append(f"| {preset} | {len(rs)} | {mean_std([r['student']['f1'] for r in rs])} | {mean_std([r['student']['precision'] for r in rs])} | "
-                     f"{mean_std([r['student']['recall'] for r in rs])} | {pf} | {statistics.mean(r['times']['student'] for r in rs):.0f} | {paper.get(preset, '—')} |")
+        lines.append(row(preset, rs, 'student', pf, statistics.mean(r['times']['student'] for r in rs)))
+    if ceilings: lines.append(row(f'{CEILING} (target gold train)', ceilings, 'teacher', '', statistics.mean(r['times']['teacher'] for r in ceilings)))
     lines += ["", "Why (per run), against the target gold tags that training never reads: spans whose argmax pseudo label changed",
               "during self-training (fixed: now gold, was not; broken: was gold, now not; and by direction), span-level entity",
               "precision and recall of the argmax pseudo labels (no decoding) before → after, and for runs with prototypes:",
@@ -139,6 +184,7 @@ def table(runs, name, rest, command, tgt):
     pc = lambda x: f"{100*x:.1f}"
     for seed, rs in runs.items():
         for preset, r in rs.items():
+            if preset == CEILING: continue
             d, st, labels = r.get('diagnostics'), r.get('pseudo_label_stats') or {}, r['labels']
             if not d: continue
             cos = ''
@@ -172,20 +218,23 @@ def smoke_args(tmp):
     files, tiny = toy_files(Path(tmp), n_src=64, n_dev=16, n_tgt=32, n_test=16)
     return [x for k, v in files.items() for x in (f'--{k}', str(v))] + ['--model', str(tiny), '--epochs', '2', '--lr', '3e-3', '--dropout', '0.1', '--bs', '16']
 
-def plan(seeds, rows, abl_seeds=None, order='main-first'):
-    """The (seed, preset) runs in order: every seed's `vanilla` (it trains the seed's teacher) and main rows, the
-    ablation rows for `abl_seeds` only; `main-first` runs the main rows of all seeds before any ablation."""
+def plan(seeds, rows, abl_seeds=None, order='main-first', ceiling_seeds=None):
+    """The (seed, row) runs in order: every seed's `vanilla` (it trains the seed's teacher) and main rows, the
+    `ceiling` row (if asked) for `ceiling_seeds` (default: the first seed), the ablation rows for `abl_seeds` only;
+    `main-first` runs the main rows of all seeds before any ceiling or ablation."""
     abl_seeds = seeds if abl_seeds is None else abl_seeds
-    want = lambda s, r: r == 'vanilla' or (r in rows and (r in MAIN or s in abl_seeds))
-    if order == 'seed-first': return [(s, r) for s in seeds for r in MAIN + ABLATIONS if want(s, r)]
-    return [(s, r) for s in seeds for r in MAIN if want(s, r)] + [(s, r) for s in seeds for r in ABLATIONS if want(s, r)]
+    ceiling_seeds = seeds[:1] if ceiling_seeds is None else ceiling_seeds
+    want = lambda s, r: r == 'vanilla' or (r in rows and (r in MAIN or (r == CEILING and s in ceiling_seeds) or (r in ABLATIONS and s in abl_seeds)))
+    if order == 'seed-first': return [(s, r) for s in seeds for r in MAIN + [CEILING] + ABLATIONS if want(s, r)]
+    return [(s, r) for s in seeds for r in MAIN if want(s, r)] + [(s, r) for s in seeds for r in [CEILING] + ABLATIONS if want(s, r)]
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--name', default='en-de-minilm'); p.add_argument('--seeds', default='0,1,2')
     p.add_argument('--runs', default=None, help='run folders (default: runs/reproduce; with --smoke: a temporary folder)'); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
-    p.add_argument('--rows', default=','.join(MAIN + ABLATIONS), help='presets to run (vanilla always runs: it trains the teacher)')
+    p.add_argument('--rows', default=','.join(MAIN + [CEILING] + ABLATIONS), help='rows to run (vanilla always runs: it trains the teacher)')
     p.add_argument('--ablation-seeds', default=None, help='seeds for the five ablation rows (default: --seeds); a smaller grid')
+    p.add_argument('--ceiling-seeds', default=None, help='seeds for the ceiling row (default: the first of --seeds)')
     p.add_argument('--order', choices=['main-first', 'seed-first'], default='main-first')
     p.add_argument('--smoke', action='store_true', help='toy data and a tiny encoder in a temporary folder (CI)')
     p.add_argument('rest', nargs=argparse.REMAINDER)
@@ -197,23 +246,25 @@ def main(argv=None):
     a.runs = a.runs or str(ROOT/'runs'/'reproduce')
     seeds, rows = [int(s) for s in a.seeds.split(',')], [r for r in a.rows.split(',') if r]
     abl_seeds = seeds if a.ablation_seeds is None else [int(s) for s in a.ablation_seeds.split(',')]
+    ceiling_seeds = None if a.ceiling_seeds is None else [int(s) for s in a.ceiling_seeds.split(',')]
     if set(abl_seeds) - set(seeds): sys.exit(f"--ablation-seeds {abl_seeds} must be among --seeds {seeds} (their teachers)")
-    bad = [r for r in rows if r not in MAIN + ABLATIONS]
-    if bad: sys.exit(f"unknown rows {bad}: choose from {MAIN + ABLATIONS}")
-    jobs = plan(seeds, rows, abl_seeds, a.order)
+    bad = [r for r in rows if r not in MAIN + [CEILING] + ABLATIONS]
+    if bad: sys.exit(f"unknown rows {bad}: choose from {MAIN + [CEILING] + ABLATIONS}")
+    jobs = plan(seeds, rows, abl_seeds, a.order, ceiling_seeds)
     command = ' '.join(['python', 'bench/reproduce.py'] + (argv if argv is not None else sys.argv[1:]))
     runs, res_dir, tgt = {}, Path(a.results), _target(rest)
     res_dir.mkdir(parents=True, exist_ok=True)
     for seed, preset in jobs:
-        d = Path(a.runs)/a.name/f'seed{seed}'
-        r = run_preset(rest + ['--seed', str(seed)], preset, d/preset, None if preset == 'vanilla' else d/'vanilla',
-                       log=lambda m: print(f"[seed {seed}] {m}", flush=True))
-        r['diagnostics'] = diagnostics(d/preset, d/'vanilla')
+        d, log = Path(a.runs)/a.name/f'seed{seed}', lambda m: print(f"[seed {seed}] {m}", flush=True)
+        if preset == CEILING: r = run_fit(ceiling_args(rest + ['--seed', str(seed)]), d/preset, preset, log)
+        else:
+            r = run_preset(rest + ['--seed', str(seed)], preset, d/preset, None if preset == 'vanilla' else d/'vanilla', log)
+            r['diagnostics'] = diagnostics(d/preset, d/'vanilla')
         runs.setdefault(seed, {})[preset] = r
         md = table(runs, a.name, rest, command, tgt)
         (res_dir/f'reproduce_{a.name}.md').write_text(md)
         (res_dir/f'reproduce_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
-            dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], teacher=v['teacher'], student=v['student'],
+            dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], teacher=v['teacher'], student=v.get('student'),
                  pseudo_label_f1_curve=v.get('pseudo_label_f1_curve'), margins=v.get('margins'),
                  pseudo_label_stats=v.get('pseudo_label_stats'), diagnostics=v.get('diagnostics'), machine=v['machine'])
             for s, rs in runs.items() for k, v in rs.items()]), indent=1))

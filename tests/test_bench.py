@@ -1,6 +1,7 @@
 """Smoke runs of the benchmark scripts (tiny model, a step or two): they run, and what they write is what they claim
 to have measured. No timing is asserted here; the real measurements are made by hand (see bench/)."""
 import importlib.util, json, shutil
+from pathlib import Path
 import pytest
 
 
@@ -48,15 +49,19 @@ def test_speed_smoke(repo_root, tmp_path):
 def test_reproduce_smoke(repo_root, tmp_path):
     if shutil.which('contproto-fit') is None: pytest.skip("console script contproto-fit not on PATH (pip install -e .)")
     rep = _load(repo_root, 'reproduce')
-    args = ['--smoke', '--name', 'smoke', '--seeds', '0', '--rows', 'contproto', '--results', str(tmp_path), '--runs', str(tmp_path/'runs')]
+    args = ['--smoke', '--name', 'smoke', '--seeds', '0', '--rows', 'contproto,ceiling', '--results', str(tmp_path), '--runs', str(tmp_path/'runs')]
     runs = rep.main(args)
-    assert set(runs[0]) == {'vanilla', 'contproto'}
+    assert set(runs[0]) == {'vanilla', 'contproto', 'ceiling'}
     md = (tmp_path/'reproduce_smoke.md').read_text()
-    for row in ('zero-shot (teacher)', '| vanilla | 1 |', '| contproto | 1 |'): assert row in md
+    for row in ('zero-shot (teacher)', '| vanilla | 1 |', '| contproto | 1 |', '| ceiling (target gold train) | 1 |'): assert row in md
     js = json.loads((tmp_path/'reproduce_smoke.json').read_text())
-    assert {(r['seed'], r['row']) for r in js['runs']} == {(0, 'vanilla'), (0, 'contproto')}
+    assert {(r['seed'], r['row']) for r in js['runs']} == {(0, 'vanilla'), (0, 'contproto'), (0, 'ceiling')}
+    # the ceiling: teacher only, trained on the target's own train file (gold labels), scored on the same test set
+    ceil = next(r for r in js['runs'] if r['row'] == 'ceiling')
+    assert ceil['student'] is None and ceil['config']['epochs'] == 0 and ceil['config']['src_train'] == ceil['config']['tgt_train']
+    assert ceil['config']['tgt_test'] == js['runs'][0]['config']['tgt_test']
     # the why-table: refinement's changes against the gold tags add up, prototype statistics only where prototypes exist
-    d = {r['row']: r['diagnostics'] for r in js['runs']}
+    d = {r['row']: r['diagnostics'] for r in js['runs'] if r['row'] != 'ceiling'}
     assert d['vanilla']['changed'] == 0 and 'prototype_accuracy_entity' not in d['vanilla']
     c = d['contproto']
     assert c['fixed'] + c['broken'] <= c['changed'] == c['entity_to_o'] + c['o_to_entity'] + c['entity_to_entity']
@@ -66,7 +71,7 @@ def test_reproduce_smoke(repo_root, tmp_path):
     assert js['runs'][0]['teacher'] == js['runs'][1]['teacher']
     assert (tmp_path/'reproduce_smoke_pseudo_f1.png').stat().st_size > 0
     # a second call finds every run finished and trains nothing
-    done = sorted(tmp_path.glob('runs/smoke/seed0/*/results.json')); assert len(done) == 2
+    done = sorted(tmp_path.glob('runs/smoke/seed0/*/results.json')); assert len(done) == 3
     stamps = [f.stat().st_mtime_ns for f in done]
     again = rep.main(args)
     assert again[0] == runs[0] and [f.stat().st_mtime_ns for f in done] == stamps
@@ -78,6 +83,22 @@ def test_reproduce_plan(repo_root):
     assert plan([0, 1], ['contproto', 'no_reg'], [0]) == [(0, 'vanilla'), (0, 'contproto'), (1, 'vanilla'), (1, 'contproto'), (0, 'no_reg')]
     assert plan([0, 1], ['no_reg'], None, 'seed-first') == [(0, 'vanilla'), (0, 'no_reg'), (1, 'vanilla'), (1, 'no_reg')]
     assert plan([2], ['contproto']) == [(2, 'vanilla'), (2, 'contproto')]
+    # the ceiling after the main rows, for the first seed unless told
+    assert plan([0, 1], ['contproto', 'ceiling', 'no_reg'], [1]) == [(0, 'vanilla'), (0, 'contproto'), (1, 'vanilla'), (1, 'contproto'), (0, 'ceiling'), (1, 'no_reg')]
+    assert plan([0, 1], ['ceiling'], None, 'main-first', [0, 1]) == [(0, 'vanilla'), (1, 'vanilla'), (0, 'ceiling'), (1, 'ceiling')]
+
+
+def test_reproduce_args(repo_root, tmp_path):
+    "The grid reads contproto-fit's options in either spelling; the ceiling trains on the target train file, teacher only."
+    rep = _load(repo_root, 'reproduce')
+    rest = ['--data', 'D', '--tgt', 'hi', '--tgt_limit', '5', '--teacher-epochs=3', '--epochs', '2']
+    assert rep._arg(rest, '--tgt-limit') == '5' and rep._arg(rest, '--teacher-epochs') == '3' and rep._arg(rest, '--src') is None
+    assert rep._target_file(rest, 'test') == str(Path('D')/'hi'/'test.txt')
+    c = rep.ceiling_args(rest)
+    assert rep._arg(c, '--src-train') == str(Path('D')/'hi'/'train.txt') and rep._arg(c, '--epochs') == '0' and rep._arg(c, '--teacher-epochs') == '3'
+    f = tmp_path/'t.txt'
+    f.write_text('a B-PER\nb I-PER\nc I-PER\nd O\ne B-LOC\n\nf S-ORG\n'.replace(' ', '\t'))
+    assert rep.long_entity_share(f, 2) == pytest.approx(1/3) and rep.long_entity_share(f, 3) == 0
 
 
 def test_recipe_smoke(repo_root, tmp_path):
