@@ -18,7 +18,7 @@ from .evaluate import predict_spans, score
 from .pseudo import ContProtoState, PseudoLabels, teacher_pseudo_labels, pseudo_label_f1
 from fastai.learner import load_model
 from .learner import teacher_learner, student_learner, RichProgress, Checkpoint
-from .contproto import contproto_callbacks, preset_rep, PseudoLabelF1, PRESETS
+from .contproto import contproto_callbacks, PseudoLabelF1, PRESETS
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .predict import SpanPredictor, load_learner, plot_pseudo_f1, plot_tsne, span_representations, simple_tokenize
 
@@ -194,7 +194,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         write(out/'results.json', json.dumps(res, indent=2))     # a later run can pick the teacher up (--teacher-from)
     times['teacher' if teacher_from else 'pseudo_labels'] = time.time() - t
     say(f"teacher (zero-shot) target test F1 {res['teacher']['f1']:.4f}")
-    state = ContProtoState(pl, rep=preset_rep(cfg.ablation), classes=labels.classes)
+    state = ContProtoState(pl, classes=labels.classes)
     pf1 = pseudo_label_f1(state.pseudo_labels, ex_tgt, tgt_train, labels.classes, cfg.max_span_len)
     res['pseudo_label_f1'] = None if pf1 is None else pf1['f1']
     if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]    # the curve's first point (PseudoLabelF1 need not decode again)
@@ -224,6 +224,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     times['student'] = time.time() - t
     if primary: state.save(out/'state.pt')
     res['pseudo_label_f1_curve'], res['margins'], res['beta'] = state.extra.get('pseudo_f1'), state.extra.get('margins'), state.extra.get('beta')
+    res['no_margin'] = state.extra.get('no_margin')     # per refining epoch: target spans kept from a class with no margin yet
     res['pseudo_label_stats'] = pseudo_label_stats(state, teacher_argmax)
     res['student'] = evaluate(slearn.model, 'student')
     if primary:

@@ -14,7 +14,7 @@ from .distributed import is_dist, world_size, gather_cat, gather_objects, all_re
 # %% auto #0
 __all__ = ['NEEDS', 'PRESETS', 'PRESET_OPTIONS', 'DoubleForward', 'needs', 'views', 'consistency_kl', 'ConsistencyReg',
            'supcon_loss', 'PseudoPositive', 'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'refine_pseudo_labels',
-           'Warmup', 'MarginRefiner', 'PseudoLabelF1', 'contproto_callbacks', 'preset_rep']
+           'Warmup', 'MarginRefiner', 'PseudoLabelF1', 'contproto_callbacks']
 
 # %% ../nbs/07_contproto.ipynb #c005
 def _real(out, key):
@@ -162,16 +162,21 @@ def ema_prototypes(prototypes, reps, labels, alpha=0.99):
     return torch.where(upd[:, None], F.normalize(new, dim=-1), prototypes)
 
 class PrototypeEMA(Callback):
-    "Update `learn.state.prototypes` by eq. (8) from source (gold) and target (argmax) spans of view 1."
+    """Update `learn.state.prototypes` by eq. (8) from source (gold) and target (argmax) spans of view 1, built from the
+    representation `rep`: `'zeta'` (the contrastive projection), or `'z'` (the span representation itself, for the
+    *proto w/o cl* ablation, where no projection is trained). `MarginRefiner` compares spans in the same space."""
     order = -12
-    def __init__(self, alpha=0.99): self.alpha = alpha
+    def __init__(self, alpha=0.99, rep='zeta'):
+        if rep not in ('zeta', 'z'): raise ValueError(f"rep must be 'zeta' or 'z', not {rep!r}")
+        self.alpha, self.rep = alpha, rep
+    def before_fit(self): _state(self.learn).rep = self.rep          # recorded with the prototypes (saved, analysed)
     def after_pred(self):
         if not self.training: return
         st, pred, y, x = _state(self.learn), self.learn.pred, self.yb[0], self.xb[0]
         with torch.no_grad():
-            groups = [(_real(pred['src'], st.rep), y['src'][x['src']['span_mask']])]
-            if 'tgt' in pred: groups.append((_real(pred['tgt'], st.rep), _real(pred['tgt'], 'logits').argmax(-1)))
-            for reps, _ in groups: _check_finite(reps, f"span representations '{st.rep}' (prototypes left unchanged)", self)
+            groups = [(_real(pred['src'], self.rep), y['src'][x['src']['span_mask']])]
+            if 'tgt' in pred: groups.append((_real(pred['tgt'], self.rep), _real(pred['tgt'], 'logits').argmax(-1)))
+            for reps, _ in groups: _check_finite(reps, f"span representations '{self.rep}' (prototypes left unchanged)", self)
             if st.prototypes is None:
                 st.prototypes = torch.zeros(pred['src']['logits'].shape[-1], groups[0][0].shape[-1])
             protos = st.prototypes.to(groups[0][0].device)
@@ -209,46 +214,51 @@ class MarginRefiner(Callback):
         return start + (end - start) * epoch / max(1, n_epoch)
     def before_fit(self):
         needs(self)
-        st = _state(self.learn)
+        st, self.rep = _state(self.learn), self.learn.prototype_ema.rep    # compare spans where the prototypes live
         C = st.pseudo_labels.n_classes
-        if st.margins is None: st.margins = torch.full((C,), float(self.fixed_margin or 0.))
+        if st.margins is None: st.margins = torch.full((C,), math.inf)       # no statistics yet: nothing moves to an entity
         if self.fixed_margin is not None: st.margins = torch.full((C,), float(self.fixed_margin))
     def before_epoch(self):
         st = _state(self.learn)
         C, self.beta_now = st.pseudo_labels.n_classes, self.beta_at(self.epoch, self.n_epoch)
         if st.refine: st.extra.setdefault('beta', []).append(self.beta_now)
         self.sum, self.count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
+        self.no_margin = 0
     def after_pred(self):
         st = _state(self.learn)
         if not self.training or 'tgt' not in self.learn.pred or st.prototypes is None: return
         pred, y, x = self.learn.pred['tgt'], self.yb[0], self.xb[0]
         with torch.no_grad():
-            reps, mask = pred[st.rep].float(), pred['span_mask']
-            _check_finite(reps[mask], f"target span representations '{st.rep}' (pseudo labels left unchanged)", self)
+            reps, mask = pred[self.rep].float(), pred['span_mask']
+            _check_finite(reps[mask], f"target span representations '{self.rep}' (pseudo labels left unchanged)", self)
             sims = reps @ st.prototypes.to(reps.device).T                       # [B, S, C]: φ_γ · ζ
             pc = pred['logits'].argmax(-1)                                      # eq. 11 statistics: argmax P_θ
             s_c = sims.gather(-1, pc[..., None])[..., 0]
             self.sum.index_add_(0, pc[mask].cpu(), s_c[mask].double().cpu())
             self.count.index_add_(0, pc[mask].cpu(), torch.ones(int(mask.sum()), dtype=torch.float64))
             if not st.refine: return
-            old = y['tgt_pseudo']
-            new, _ = refine_pseudo_labels(old[mask], sims[mask], st.margins.to(reps.device), self.beta_now, self.any_class)
+            old, margins = y['tgt_pseudo'], st.margins.to(reps.device)
+            c_star = sims[mask].argmax(-1)
+            self.no_margin += int(((c_star > 0) & torch.isinf(margins[c_star])).sum())
+            new, _ = refine_pseudo_labels(old[mask], sims[mask], margins, self.beta_now, self.any_class)
             full = old.clone(); full[mask] = new
             st.pseudo_labels.update(y['tgt'], full, mask)
             if is_dist():                   # every process writes the other processes' refined rows too
                 for r, (i, f, m) in enumerate(gather_objects((y['tgt'].cpu(), full.cpu(), mask.cpu()))):
                     if r != dist_rank(): st.pseudo_labels.update(i, f, m)
             self.learn.yb = ({**y, 'tgt_pseudo': full},)                        # this batch's loss already sees them
-    def get_state(self): return dict(sum=self.sum.clone(), count=self.count.clone())
-    def set_state(self, d): self.sum, self.count = d['sum'].clone(), d['count'].clone()
+    def get_state(self): return dict(sum=self.sum.clone(), count=self.count.clone(), no_margin=self.no_margin)
+    def set_state(self, d): self.sum, self.count, self.no_margin = d['sum'].clone(), d['count'].clone(), d.get('no_margin', 0)
     def after_train(self):
-        "Eq. (11): this epoch's mean similarity per predicted class becomes next epoch's margin (classes never predicted keep theirs)."
+        """Eq. (11): this epoch's mean similarity per predicted class becomes next epoch's margin (a class never
+        predicted keeps its margin: ∞ until it has statistics)."""
         st = _state(self.learn)
         self.sum, self.count = all_reduce_sum(self.sum), all_reduce_sum(self.count)   # statistics of every process
         if self.fixed_margin is None:
             have = self.count > 0
             st.margins = torch.where(have, (self.sum / self.count.clamp(min=1)).float(), st.margins)
-        st.extra.setdefault('margins', []).append(st.margins.tolist())
+        st.extra.setdefault('margins', []).append([None if math.isinf(m) else m for m in st.margins.tolist()])
+        if st.refine: st.extra.setdefault('no_margin', []).append(int(all_reduce_sum(torch.tensor(float(self.no_margin))).item()))
     def columns(self):
         st = _state(self.learn)
         return [f"r_{c}" for c in (st.classes or range(st.pseudo_labels.n_classes))]
@@ -294,18 +304,15 @@ PRESET_OPTIONS = dict(authors=dict(beta=(0.95, 0.8), any_class=True))
 
 def contproto_callbacks(preset='contproto', alpha=0.99, beta=None, temperature=0.07, warmup=1, fixed_margin=1.0,
                         reg_weight=1., cont_weight=1., max_spans=None, o_keep=1., any_class=None):
-    """The callbacks of a Table 3 row, or of the authors' released recipe (`'authors'`). Pair with `preset_rep(preset)`
-    for `ContProtoState.rep`. `beta`/`any_class` default to the preset's (`PRESET_OPTIONS`; else 0.95, per-class gate)."""
+    """The callbacks of a Table 3 row, or of the authors' released recipe (`'authors'`): a self-contained list (the
+    *proto w/o cl* row's prototypes use `z`, the others' `zeta`). `beta`/`any_class` default to the preset's
+    (`PRESET_OPTIONS`; else 0.95, per-class gate)."""
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     opts = PRESET_OPTIONS.get(preset, {})
     beta = opts.get('beta', 0.95) if beta is None else beta
     any_class = opts.get('any_class', False) if any_class is None else any_class
     make = dict(DoubleForward=lambda: DoubleForward(), ConsistencyReg=lambda: ConsistencyReg(reg_weight),
                 SupConLoss=lambda: SupConLoss(temperature, cont_weight, max_spans, o_keep=o_keep), PseudoPositive=lambda: PseudoPositive(),
-                PrototypeEMA=lambda: PrototypeEMA(alpha), Warmup=lambda: Warmup(warmup),
+                PrototypeEMA=lambda: PrototypeEMA(alpha, 'z' if preset == 'proto_no_cl' else 'zeta'), Warmup=lambda: Warmup(warmup),
                 MarginRefiner=lambda: MarginRefiner(beta, fixed_margin if preset == 'fixed_margin' else None, any_class))
     return [make[n]() for n in PRESETS[preset]]
-
-def preset_rep(preset):
-    "The representation prototypes are built from: `'z'` for *proto w/o cl* (no projection head trained), else `'zeta'`."
-    return 'z' if preset == 'proto_no_cl' else 'zeta'

@@ -71,8 +71,8 @@ class PseudoLabels:
 @dataclass
 class ContProtoState:
     """State shared by the self-training callbacks: `pseudo_labels` (eq. 2's $\\hat y$), and, for ContProto,
-    `prototypes` $\\phi_c$ (eq. 8), class `margins` $r_c$ (eq. 11), the representation prototypes use (`rep`:
-    `'zeta'`, or `'z'` for the *proto w/o cl* ablation), whether pseudo labels may be refined now (`refine`, which
+    `prototypes` $\\phi_c$ (eq. 8), class `margins` $r_c$ (eq. 11), the representation the prototypes are in (`rep`,
+    written by `PrototypeEMA`: `'zeta'`, or `'z'` for the *proto w/o cl* ablation), whether pseudo labels may be refined now (`refine`, which
     `Warmup` switches), the class names, and `extra` (epoch statistics, curves). `student_learner` attaches it as `learn.state`."""
     pseudo_labels: PseudoLabels|None = None
     prototypes: torch.Tensor|None = None
