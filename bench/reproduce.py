@@ -93,7 +93,8 @@ def diagnostics(out, teacher_dir):
     out = Path(out); cache = out/'diagnostics.json'
     if cache.exists(): return json.loads(cache.read_text())
     import torch
-    from contproto_fastai.cli import FitConfig, subset
+    from contproto_fastai.cli import FitConfig
+    from contproto_fastai.data import subset
     from contproto_fastai.data import read_conll, encode, SpanDL
     from contproto_fastai.pseudo import PseudoLabels, ContProtoState
     from contproto_fastai.predict import load_learner

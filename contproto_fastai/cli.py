@@ -12,19 +12,19 @@ from fastcore.script import call_parse, store_true
 from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.tracker import SaveModelCallback
-from .data import read_conll, LabelSet, encode, DataFormatError
-from .model import SpanNER, load_encoder, recipe, DEFAULT_ENCODER
-from .evaluate import predict_spans, score
-from .pseudo import ContProtoState, PseudoLabels, teacher_pseudo_labels, pseudo_label_f1
+from .data import read_conll, DataFormatError, subset
+from .model import load_encoder, recipe, DEFAULT_ENCODER
+from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
 from fastai.learner import load_model
-from .learner import teacher_learner, student_learner, RichProgress, Checkpoint
-from .contproto import contproto_callbacks, PseudoLabelF1, PRESETS
+from .learner import RichProgress, Checkpoint, BestEpoch
+from .contproto import PRESETS
+from .pipeline import load_task, teacher_for, pseudo_label, student_for, evaluate as evaluate_on, pseudo_label_stats
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .predict import SpanPredictor, load_learner, plot_pseudo_f1, plot_tsne, span_representations, simple_tokenize
 
 # %% auto #0
-__all__ = ['FitConfig', 'fit_recipe', 'data_paths', 'subset', 'run_pipeline', 'pseudo_label_stats', 'machine_info',
-           'results_table', 'fit', 'main', 'predict', 'predict_main']
+__all__ = ['FitConfig', 'fit_recipe', 'data_paths', 'run_pipeline', 'machine_info', 'results_table', 'fit', 'main', 'predict',
+           'predict_main']
 
 # %% ../nbs/09_cli.ipynb #c005
 @dataclass
@@ -89,12 +89,6 @@ def data_paths(data, src, tgt):
     if missing: raise FileNotFoundError(f"missing data file(s): {', '.join(missing)}")
     return {k: str(v) for k, v in paths.items()}
 
-def subset(xs, n, seed):
-    "A seeded random subset of `n` items of `xs`, in their original order (all of `xs` if `n` is None)."
-    if n is None or n >= len(xs): return xs
-    keep = sorted(random.Random(seed).sample(range(len(xs)), n))
-    return [xs[i] for i in keep]
-
 # %% ../nbs/09_cli.ipynb #c007
 def _track(console, quiet, what, every=0.1):
     """Progress over an iterable with a length: a rich bar with ETA on a terminal, a plain line every `every` of the
@@ -115,7 +109,7 @@ def _track(console, quiet, what, every=0.1):
 
 def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False, pct_start=0.25):
     "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints."
-    learn.remove_cb(ProgressCallback)
+    learn.remove_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, BestEpoch))])  # selection on disk: survives a resume
     ck = Path(learn.path)/f'{fname}_ckpt.pt'
     learn.add_cbs([RichProgress(title, console=console, quiet=quiet or rank() != 0), SaveModelCallback(monitor='span_f1', fname=fname),
                    Checkpoint(ck, every=every)])
@@ -147,31 +141,24 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     dist_cbs = lambda: [DistributedSelfTraining()] if world_size() > 1 else []
 
     rc = fit_recipe(cfg)
-    lr, mkw = rc.lr_max(), rc.model_kwargs()
+    lr = rc.lr_max()
     res['recipe'] = dict(rc.__dict__, lr_max=[lr.start, lr.stop] if isinstance(lr, slice) else lr)
 
-    # data
-    rd = lambda p, lab, n, k: subset(read_conll(p, encoding=cfg.encoding, labelled=lab), n, cfg.seed + k)
-    src_train, src_dev = rd(cfg.src_train, True, cfg.src_limit, 0), rd(cfg.src_dev, True, cfg.dev_limit, 1)
-    tgt_train, tgt_test = rd(cfg.tgt_train, False, cfg.tgt_limit, 2), rd(cfg.tgt_test, True, cfg.test_limit, 3)
-    labels = LabelSet.from_sentences(src_train)
-    labels.check(src_dev, 'the source dev set'); labels.check(tgt_test, 'the target test set')
-    say(f"encoder {cfg.model}; recipe {rc}")
-    say(f"labels {labels.classes}; sentences: src train {len(src_train)}, src dev {len(src_dev)}, tgt train {len(tgt_train)}, tgt test {len(tgt_test)}")
-
+    # data (pipeline step 1)
     encoder, tok = load_encoder(cfg.model, cfg.dropout)
-    enc = lambda ss, lab, what: _report(encode(ss, tok, lab, cfg.max_span_len, cfg.max_len), what, say)
-    ex_src, ex_dev = enc(src_train, labels, 'src train'), enc(src_dev, labels, 'src dev')
-    ex_tgt, ex_test = enc(tgt_train, None, 'tgt train'), enc(tgt_test, None, 'tgt test')
+    task = load_task(cfg.src_train, cfg.src_dev, cfg.tgt_train, cfg.tgt_test, tok, cfg.src_limit, cfg.dev_limit, cfg.tgt_limit,
+                     cfg.test_limit, cfg.seed, cfg.max_span_len, cfg.max_len, cfg.encoding)
+    labels = task.labels
+    say(f"encoder {cfg.model}; recipe {rc}")
+    say(f"labels {labels.classes}; sentences: src train {len(task.src_train)}, src dev {len(task.src_dev)}, tgt train {len(task.tgt_train)}, tgt test {len(task.tgt_test)}")
+    for k, r in task.reports.items(): say(f"{k.replace('_', ' ')}: {r}")
     times['data'] = time.time() - t0
 
-    # teacher (eq. 1), or the teacher and pseudo labels of an earlier run with the same data options
+    # teacher (eq. 1), or the teacher and pseudo labels of an earlier run with the same data options (steps 2-3)
     t = time.time()
-    teacher = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout, **mkw)
-    learn = teacher_learner(teacher, ex_src, ex_dev, bs=cfg.bs, seed=cfg.seed, path=out, lr=lr, device=device, cbs=dist_cbs(), sortish=cfg.sortish,
-                            tokenizer=tok, labels=labels, max_len=cfg.max_len)
-    evaluate = lambda m, what: score(tgt_test, predict_spans(m, ex_test, len(tgt_test), bs=2*cfg.bs,
-                                     pbar=_track(console, cfg.quiet, f"evaluating {what}")), labels.classes, cfg.max_span_len)
+    learn = teacher_for(task, encoder, rc, cfg.dropout, cfg.bs, cfg.seed, cfg.sortish, path=out, device=device, cbs=dist_cbs())
+    teacher = learn.model
+    evaluate = lambda m, what: evaluate_on(m, task, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, f"evaluating {what}"))
     done = out/'results.json'
     teacher_from = cfg.teacher_from or (str(out) if resume and (out/'pseudo_labels.pt').exists() and done.exists()
                                         and 'teacher' in json.loads(done.read_text()) else None)
@@ -179,46 +166,43 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         td = Path(teacher_from)
         load_model(td/'models'/'teacher.pth', teacher, None, with_opt=False, device='cpu')
         pl = PseudoLabels.load(td/'pseudo_labels.pt')
-        if len(pl) != len(ex_tgt) or len(pl.probs) != sum(len(e.word_spans) for e in ex_tgt):
+        if len(pl) != len(task.ex_tgt) or len(pl.probs) != sum(len(e.word_spans) for e in task.ex_tgt):
             raise ValueError(f"{td}/pseudo_labels.pt does not fit this target set: use the same data, limits, seed, max_len and max_span_len")
         prev = json.loads((td/'results.json').read_text()) if (td/'results.json').exists() else {}
         res['teacher_history'], res['teacher'] = prev.get('teacher_history'), prev.get('teacher') or evaluate(teacher, 'teacher')
+        state = ContProtoState(pl, classes=labels.classes)
+        pf1 = pseudo_label_f1(pl, task.ex_tgt, task.tgt_train, labels.classes, cfg.max_span_len)
+        if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]
         say(f"teacher and pseudo labels from {td}")
     else:
         res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, lr, 'teacher', console, cfg.quiet, 'teacher',
                                       cfg.checkpoint_every, resume, rc.pct_start)
         res['teacher'] = evaluate(learn.model, 'teacher')
         times['teacher'], t = time.time() - t, time.time()
-        pl = teacher_pseudo_labels(learn.model, ex_tgt, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
-        if primary: pl.save(out/'pseudo_labels.pt')
+        state = pseudo_label(learn.model, task, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
+        if primary: state.pseudo_labels.save(out/'pseudo_labels.pt')
         write(out/'results.json', json.dumps(res, indent=2))     # a later run can pick the teacher up (--teacher-from)
     times['teacher' if teacher_from else 'pseudo_labels'] = time.time() - t
     say(f"teacher (zero-shot) target test F1 {res['teacher']['f1']:.4f}")
-    state = ContProtoState(pl, classes=labels.classes)
-    pf1 = pseudo_label_f1(state.pseudo_labels, ex_tgt, tgt_train, labels.classes, cfg.max_span_len)
-    res['pseudo_label_f1'] = None if pf1 is None else pf1['f1']
-    if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]    # the curve's first point (PseudoLabelF1 need not decode again)
+    res['pseudo_label_f1'] = state.extra.get('pseudo_f1', [None])[0]
     if not cfg.epochs:        # teacher only: the zero-shot row of a comparison, or a supervised ceiling
         if primary: learn.export('model')          # relative to learn.path, i.e. `out`
         times['total'] = time.time() - t0
         res.update(times=times, labels=labels.classes, machine=machine_info(next(teacher.parameters()).device))
         write(out/'results.json', json.dumps(res, indent=2))
         return res
-    teacher_weights = {k: v.detach().cpu().clone() for k, v in teacher.state_dict().items()} if cfg.student_init == 'teacher' else None
-    del learn, teacher, encoder
+    init = teacher if cfg.student_init == 'teacher' else None
+    del learn, encoder
 
-    # student: vanilla self-training (eq. 3) plus the preset's ContProto callbacks (eq. 7)
+    # student: vanilla self-training (eq. 3) plus the preset's ContProto callbacks (eq. 7) (steps 4-5)
     t = time.time()
     set_seed(cfg.seed + 100, reproducible=True)
-    encoder, _ = load_encoder(cfg.model, cfg.dropout)
-    student = SpanNER(encoder, len(labels), cfg.max_span_len, dropout=cfg.dropout, **mkw)
-    if cfg.student_init == 'teacher': student.load_state_dict(teacher_weights)
-    cbs = contproto_callbacks(cfg.ablation, alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup,
-                              o_keep=cfg.o_keep, max_spans=cfg.max_spans)
     teacher_argmax = state.pseudo_labels.probs.argmax(-1).clone()
-    if pf1 is not None: cbs.append(PseudoLabelF1(ex_tgt, tgt_train, labels.classes, cfg.max_span_len))
-    slearn = student_learner(student, ex_src, ex_tgt, ex_dev, state, bs=cfg.bs, seed=cfg.seed, path=out, lr=lr, sortish=cfg.sortish,
-                             cbs=cbs + dist_cbs(), device=device, tokenizer=tok, labels=labels, max_len=cfg.max_len)
+    slearn = student_for(task, load_encoder(cfg.model, cfg.dropout)[0], state, rc, cfg.ablation, init, cfg.dropout, cfg.bs, cfg.seed,
+                         cfg.sortish, cbs=dist_cbs(), path=out, device=device,
+                         callback_kw=dict(alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup,
+                                          o_keep=cfg.o_keep, max_spans=cfg.max_spans))
+    del init, teacher
     res['student_history'] = _fit(slearn, cfg.epochs, lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
                                   cfg.checkpoint_every, resume, rc.pct_start)
     times['student'] = time.time() - t
@@ -233,24 +217,14 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     if primary and cfg.plots:
         curve = res.get('pseudo_label_f1_curve')
         if curve and curve[0] is not None: plot_pseudo_f1({f'{Path(cfg.tgt_train).parent.name or "target"} ({cfg.ablation})': curve}, out/'pseudo_f1.png')
-        groups = {'source': span_representations(slearn.model, ex_dev[:500], src_dev, labels),
-                  'target': span_representations(slearn.model, ex_test[:500], tgt_test, labels)}
+        groups = {'source': span_representations(slearn.model, task.ex_dev[:500], task.src_dev, labels),
+                  'target': span_representations(slearn.model, task.ex_test[:500], task.tgt_test, labels)}
         plot_tsne(groups, labels.classes, out/'tsne.png')
         say(f"plots: {out/'pseudo_f1.png'}, {out/'tsne.png'}")
     times['total'] = time.time() - t0
     res.update(times=times, labels=labels.classes, machine=machine_info(next(slearn.model.parameters()).device))
     write(out/'results.json', json.dumps(res, indent=2))
     return res
-
-def pseudo_label_stats(state, teacher_argmax):
-    """What refinement did to the target pseudo labels, and how far apart the prototypes ended: the share of spans whose
-    argmax label changed since the teacher, the share labelled as an entity before and after, and the prototypes'
-    cosine matrix (eq. 8; `None` without `PrototypeEMA`)."""
-    now = state.pseudo_labels.probs.argmax(-1)
-    protos = state.prototypes
-    return dict(spans=len(now), changed=float((now != teacher_argmax).float().mean()),
-                entity_before=float((teacher_argmax != 0).float().mean()), entity_after=float((now != 0).float().mean()),
-                prototype_cosine=None if protos is None else (protos @ protos.T).tolist())
 
 def machine_info(device='cpu'):
     "What a reported number was measured on: CPU model, cores, torch version, threads, device (and GPU name)."
@@ -261,11 +235,6 @@ def machine_info(device='cpu'):
                 threads=torch.get_num_threads(), device=str(device))
     if str(device).startswith('cuda'): info['gpu'] = torch.cuda.get_device_name(torch.device(device))
     return info
-
-def _report(r, what, say):
-    exs, rep = r
-    say(f"{what}: {rep}")
-    return exs
 
 # %% ../nbs/09_cli.ipynb #c009
 def results_table(res):

@@ -197,10 +197,13 @@ def refine_pseudo_labels(pseudo, sims, margins, beta=0.95, any_class=False):
     return new, move
 
 class Warmup(Callback):
-    "No pseudo-label updates during the first `epochs` epochs (§3.2)."
+    """No pseudo-label updates during the first `epochs` training epochs (§3.2). The count runs across `fit` calls: a
+    second `fit_one_cycle` on the same learner refines from its first epoch on (a new `Warmup` starts over)."""
     order = -30
-    def __init__(self, epochs=1): self.epochs = epochs
-    def before_epoch(self): _state(self.learn).refine = self.epoch >= self.epochs
+    def __init__(self, epochs=1): self.epochs, self.seen = epochs, 0
+    def before_fit(self): self.base = self.seen               # epochs completed in earlier fits
+    def before_epoch(self): _state(self.learn).refine = self.base + self.epoch >= self.epochs
+    def after_epoch(self): self.seen = self.base + self.epoch + 1
     def after_fit(self): _state(self.learn).refine = True
 
 class MarginRefiner(Callback):

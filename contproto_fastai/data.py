@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['logger', 'DataFormatError', 'Sentence', 'read_conll', 'read_wikiann', 'from_hf', 'tags_to_spans', 'spans_to_tags',
-           'LabelSet', 'enumerate_spans', 'Example', 'EncodeReport', 'span_labels', 'is_char_tokenised', 'encode',
-           'collate', 'SpanDL', 'PairedDL', 'word_tokenizer']
+__all__ = ['logger', 'DataFormatError', 'Sentence', 'read_conll', 'read_wikiann', 'from_hf', 'subset', 'tags_to_spans',
+           'spans_to_tags', 'LabelSet', 'enumerate_spans', 'Example', 'EncodeReport', 'span_labels',
+           'is_char_tokenised', 'encode', 'collate', 'SpanDL', 'PairedDL', 'word_tokenizer']
 
 # %% ../nbs/00_data.ipynb #c005
 logger = logging.getLogger('contproto_fastai')
@@ -112,6 +112,13 @@ def from_hf(split, label_names=None, labelled=True, name='hf'):
         sents.append(s)
     if not sents: raise DataFormatError(name, 0, "no sentences")
     return sents
+
+# %% ../nbs/00_data.ipynb #c008b
+def subset(xs, n, seed):
+    "A seeded random subset of `n` items of `xs`, in their original order (all of `xs` if `n` is None or ≥ their number)."
+    if n is None or n >= len(xs): return xs
+    keep = sorted(random.Random(seed).sample(range(len(xs)), n))
+    return [xs[i] for i in keep]
 
 # %% ../nbs/00_data.ipynb #c010
 def tags_to_spans(tags):

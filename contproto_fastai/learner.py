@@ -22,8 +22,8 @@ from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
 # %% auto #0
-__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'SpanLearner', 'Checkpoint', 'span_learner',
-           'teacher_learner', 'student_learner', 'RichProgress']
+__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'SpanLearner', 'Checkpoint', 'BestEpoch',
+           'span_learner', 'teacher_learner', 'student_learner', 'RichProgress']
 
 # %% ../nbs/05_learner.ipynb #c005
 class SelfTraining(Callback):
@@ -174,15 +174,34 @@ class Checkpoint(Callback):
 # %% ../nbs/05_learner.ipynb #c013
 AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)
 
+class BestEpoch(SaveModelCallback):
+    """fastai's `SaveModelCallback`, keeping the best epoch's weights in memory instead of a file: after every epoch the
+    `monitor` value (source dev `span_f1`) is compared with the best so far; at the end of `fit` the best weights are
+    restored (`best_epoch`: which epoch that was)."""
+    def __init__(self, monitor='span_f1', **kwargs): super().__init__(monitor=monitor, **kwargs); self.best_state = None
+    def before_fit(self): super().before_fit(); self.best_state = self.best_epoch = None
+    def _save(self, name):
+        self.best_state = {k: v.detach().to('cpu', copy=True) for k, v in self.learn.model.state_dict().items()}
+        self.best_epoch = self.epoch
+    def after_epoch(self):
+        TrackerCallback.after_epoch(self)
+        if self.new_best: self._save(self.fname)
+    def after_fit(self, **kwargs):
+        if self.best_state is not None: self.learn.model.load_state_dict(self.best_state)
+        self.best_state = None                    # the weights are in the model now; free the copy
+
 def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',),
-                 tokenizer=None, labels=None, max_len=128, **kwargs):
+                 tokenizer=None, labels=None, max_len=128, select='span_f1', **kwargs):
     """A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW (`lr`: one rate or `slice(encoder, heads)`, see
     `span_splitter`) and source span F1 as metric. Loss `terms` are
-    logged as columns, plus the `term` of any callback in `cbs` that adds one (`SupConLoss`: `cont`, `ConsistencyReg`: `reg`)."""
+    logged as columns, plus the `term` of any callback in `cbs` that adds one (`SupConLoss`: `cont`, `ConsistencyReg`: `reg`).
+    Each `fit` ends on the epoch with the best `select` value on the validation (source dev) set (`BestEpoch`; None:
+    the last epoch); a `SaveModelCallback` in `cbs` takes its place."""
     device = device or default_device()        # the GPU when there is one (fastai's choice), else the CPU
     dls = DataLoaders(train_dl, valid_dl, path=path, device=device)
     cbs = list(cbs or [])
     terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]
+    if select and not any(isinstance(c, SaveModelCallback) for c in cbs): cbs.append(BestEpoch(select))
     cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns(), NanGuard()] + cbs
     kwargs.setdefault('splitter', span_splitter)
     learn = SpanLearner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
