@@ -16,7 +16,8 @@ from .data import read_conll, DataFormatError, subset
 from .model import load_encoder, recipe, DEFAULT_ENCODER
 from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
 from fastai.learner import load_model
-from .learner import RichProgress, Checkpoint, BestEpoch
+from .learner import RichProgress, BestEpoch
+from .checkpoint import Checkpoint, CHECKPOINT_SIZES
 from .contproto import PRESETS
 from .pipeline import load_task, teacher_for, pseudo_label, student_for, evaluate as evaluate_on, pseudo_label_stats
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
@@ -63,6 +64,7 @@ class FitConfig:
     teacher_from: str|None = None
     student_init: str = 'pretrained'
     checkpoint_every: int = 200
+    checkpoint_size: str = 'trainable'   # what a checkpoint keeps: see `Checkpoint`
     sortish: int = 0
     plots: bool = False
     encoding: str = 'auto'
@@ -107,12 +109,12 @@ def _track(console, quiet, what, every=0.1):
                 console.print(f"{what}: {k+1}/{n} batches, {el:.0f}s elapsed, ETA {el/done - el:.0f}s", highlight=False, markup=False)
     return lines
 
-def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False, pct_start=0.25):
+def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False, pct_start=0.25, size='trainable'):
     "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints."
     learn.remove_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, BestEpoch))])  # selection on disk: survives a resume
     ck = Path(learn.path)/f'{fname}_ckpt.pt'
     learn.add_cbs([RichProgress(title, console=console, quiet=quiet or rank() != 0), SaveModelCallback(monitor='span_f1', fname=fname),
-                   Checkpoint(ck, every=every)])
+                   Checkpoint(ck, every=every, size=size)])
     if resume and ck.exists():
         learn.resume(ck)
         console.print(f"[{title}] resuming from {ck}", highlight=False, markup=False)
@@ -127,6 +129,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     console = console or Console(stderr=True, log_path=False)
     if cfg.ablation not in PRESETS: raise ValueError(f"unknown ablation {cfg.ablation!r}; choose from {', '.join(PRESETS)}")
     if not cfg.epochs and not cfg.teacher_epochs: raise ValueError("--epochs 0 trains the teacher only: give --teacher-epochs")
+    if cfg.checkpoint_size not in CHECKPOINT_SIZES: raise ValueError(f"checkpoint_size must be one of {CHECKPOINT_SIZES}, not {cfg.checkpoint_size!r}")
     if cfg.student_init not in ('pretrained', 'teacher'):
         raise ValueError(f"student_init must be 'pretrained' or 'teacher', not {cfg.student_init!r}")
     device, primary = init_from_env(), rank() == 0    # under torchrun: one process per device, process 0 writes
@@ -176,7 +179,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         say(f"teacher and pseudo labels from {td}")
     else:
         res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, lr, 'teacher', console, cfg.quiet, 'teacher',
-                                      cfg.checkpoint_every, resume, rc.pct_start)
+                                      cfg.checkpoint_every, resume, rc.pct_start, cfg.checkpoint_size)
         res['teacher'] = evaluate(learn.model, 'teacher')
         times['teacher'], t = time.time() - t, time.time()
         state = pseudo_label(learn.model, task, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
@@ -204,7 +207,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
                                           o_keep=cfg.o_keep, max_spans=cfg.max_spans))
     del init, teacher
     res['student_history'] = _fit(slearn, cfg.epochs, lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
-                                  cfg.checkpoint_every, resume, rc.pct_start)
+                                  cfg.checkpoint_every, resume, rc.pct_start, cfg.checkpoint_size)
     times['student'] = time.time() - t
     if primary: state.save(out/'state.pt')
     res['pseudo_label_f1_curve'], res['margins'], res['beta'] = state.extra.get('pseudo_f1'), state.extra.get('margins'), state.extra.get('beta')
@@ -289,6 +292,7 @@ def fit(
     student_init:str='pretrained',  # student starts from the 'pretrained' encoder (paper) or from the 'teacher' (cheaper runs)
     resume:str=None,            # continue the interrupted run in this --out directory (its config.json; other options ignored)
     checkpoint_every:int=200,   # also checkpoint every this many training batches (0: once per epoch)
+    checkpoint_size:str='trainable',  # 'trainable': no frozen weights (exact resume); 'weights': no optimizer state either (smallest, resume not exact); 'full'
     sortish:int=0,              # batches of similar sentence lengths, sorted within chunks of this many batches (fastai's sortish; 0: random batches, as the paper): less padding, faster
     plots:store_true=False,     # save pseudo_f1.png (Fig. 3) and tsne.png (Fig. 2) in --out
     encoding:str='auto',        # data file encoding ('auto': UTF-8, else Latin-1)
@@ -313,7 +317,7 @@ def fit(
                     bs=bs, lr=lr, head_lr=head_lr, pct_start=pct_start, head=head, norm=norm, embeddings=embeddings, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta,
                     temperature=temperature, o_keep=o_keep, max_spans=max_spans, warmup=warmup, teacher_from=teacher_from, student_init=student_init,
-                    checkpoint_every=checkpoint_every, sortish=sortish, plots=plots,
+                    checkpoint_every=checkpoint_every, checkpoint_size=checkpoint_size, sortish=sortish, plots=plots,
                     encoding=encoding, quiet=quiet)
     return _run_and_report(cfg, console)
 

@@ -22,8 +22,8 @@ from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
 # %% auto #0
-__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'SpanLearner', 'Checkpoint', 'BestEpoch',
-           'span_learner', 'teacher_learner', 'student_learner', 'RichProgress']
+__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'SpanLearner', 'BestEpoch', 'span_learner',
+           'teacher_learner', 'student_learner', 'RichProgress']
 
 # %% ../nbs/05_learner.ipynb #c005
 class SelfTraining(Callback):
@@ -79,20 +79,9 @@ class NanGuard(Callback):
                                          f"{ {k: float(terms[k]) for k in bad} }; training stopped (try a lower lr)")
 
 # %% ../nbs/05_learner.ipynb #c011
-import random as _random
 from pathlib import Path
-from fastai.callback.core import TrainEvalCallback
 from fastai.callback.tracker import TrackerCallback
-from .pseudo import atomic_save
-
-def _rng_states():
-    st = dict(torch=torch.get_rng_state(), python=_random.getstate(), numpy=np.random.get_state())
-    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
-    return st
-
-def _set_rng_states(st):
-    torch.set_rng_state(st['torch']); _random.setstate(st['python']); np.random.set_state(st['numpy'])
-    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
+from .checkpoint import Checkpoint, atomic_save   # noqa: F401  (Checkpoint: part of this module's API too)
 
 class SpanLearner(Learner):
     """A fastai `Learner` for span NER: `fit` can start in the middle of a run (`resume`), and with a tokenizer and label
@@ -120,56 +109,6 @@ class SpanLearner(Learner):
         for epoch in range(start, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, 'epoch', CancelEpochException)
-
-class Checkpoint(Callback):
-    "Save a resumable checkpoint to `path` every `every` training batches (0: epochs only) and after every epoch."
-    order = 70    # after the recorder, the trackers and the progress callbacks have done their per-batch work
-    def __init__(self, path, every=0): self.path, self.every = Path(path), every
-    def _stateful(self): return [cb for cb in self.learn.cbs if hasattr(cb, 'get_state') and cb is not self]
-    def _cb_key(self, cb): return f"{type(cb).__name__}_{[type(c) for c in self.learn.cbs].index(type(cb))}"
-    def save(self, epoch, batches):
-        if rank_distrib(): return          # one writer: process 0 (all processes hold the same state)
-        L_ = self.learn
-        tr = [cb for cb in L_.cbs if isinstance(cb, TrackerCallback)]
-        atomic_save(dict(model=L_.model.state_dict(), opt=L_.opt.state_dict(), epoch=epoch, batches=batches,
-                         n_epoch=L_.n_epoch, rng=_rng_states(), loader=L_.dls.train.state_dict(),
-                         state=L_.state.state_dict() if getattr(L_, 'state', None) is not None else None,
-                         callbacks={self._cb_key(cb): cb.get_state() for cb in self._stateful()},
-                         trackers=[cb.best for cb in tr],
-                         recorder=dict(values=L_.recorder.values, losses=L_.recorder.losses, lrs=L_.recorder.lrs,
-                                       iters=L_.recorder.iters),
-                         smooth_loss=dict(count=L_.recorder.smooth_loss.count, val=L_.recorder.smooth_loss.val)), self.path)
-    def after_batch(self):
-        if self.training and self.every and (self.iter + 1) % self.every == 0 and self.iter + 1 < self.n_iter:
-            self.save(self.epoch, self.iter + 1)
-    def after_epoch(self): self.save(self.epoch + 1, 0)
-    def before_train(self):
-        ck = getattr(self.learn, '_resume', None)
-        if ck is None: return
-        L_ = self.learn
-        if ck['n_epoch'] != L_.n_epoch: raise ValueError(f"checkpoint is from a {ck['n_epoch']}-epoch fit; call fit with the same arguments")
-        L_.model.load_state_dict(ck['model']); L_.opt.load_state_dict(ck['opt'])
-        L_.dls.train.load_state_dict(ck['loader'])
-        if ck['state'] is not None:
-            from contproto_fastai.pseudo import ContProtoState
-            new = ContProtoState.from_state_dict(ck['state'])
-            for k, v in vars(new).items():
-                if k != 'refine': setattr(L_.state, k, v)    # `refine` was just set for this epoch by `Warmup.before_epoch`
-        if ck['batches']:   # per-epoch callback statistics only matter inside an interrupted epoch
-            for cb in self._stateful():
-                if self._cb_key(cb) in ck['callbacks']: cb.set_state(ck['callbacks'][self._cb_key(cb)])
-        for cb, best in zip([cb for cb in L_.cbs if isinstance(cb, TrackerCallback)], ck['trackers']): cb.best = best
-        for k, v in ck['recorder'].items(): setattr(L_.recorder, k, v)
-        L_.recorder.smooth_loss.count, L_.recorder.smooth_loss.val = ck['smooth_loss']['count'], ck['smooth_loss']['val']
-        n_iter = len(L_.dls.train)
-        L_.train_iter = ck['epoch'] * n_iter + ck['batches']
-        L_.pct_train = L_.train_iter / (n_iter * L_.n_epoch)
-        self._offset = ck['batches']
-        _set_rng_states(ck['rng'])
-        L_._resume = None
-    def before_batch(self):
-        if getattr(self, '_offset', 0) and self.training: self.learn.iter += self._offset   # batch numbers as in the original run
-    def after_train(self): self._offset = 0
 
 # %% ../nbs/05_learner.ipynb #c013
 AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)

@@ -9,17 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from .evaluate import span_probs, predict_spans, score
+from .checkpoint import atomic_save
 
 # %% auto #0
-__all__ = ['atomic_save', 'PseudoLabels', 'ContProtoState', 'teacher_pseudo_labels', 'pseudo_label_f1']
+__all__ = ['PseudoLabels', 'ContProtoState', 'teacher_pseudo_labels', 'pseudo_label_f1']
 
 # %% ../nbs/04_pseudo.ipynb #c005
-def atomic_save(obj, path):
-    "`torch.save` to `path` via a temporary file and `os.replace` (no half-written file on a crash)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(obj, tmp); os.replace(tmp, path)
-
 class PseudoLabels:
     "Soft pseudo labels of every target span: `probs` `[n_spans, C]`, example `i` at rows `offsets[i]:offsets[i+1]`."
     def __init__(self, probs, offsets):

@@ -10,7 +10,8 @@ from fastai.callback.tracker import SaveModelCallback
 from contproto_fastai.testing import toy_task
 from contproto_fastai.model import SpanNER, tiny_encoder
 from contproto_fastai.pseudo import ContProtoState, teacher_pseudo_labels
-from contproto_fastai.learner import student_learner, Checkpoint
+from contproto_fastai.learner import student_learner
+from contproto_fastai.checkpoint import Checkpoint
 from contproto_fastai.contproto import contproto_callbacks, PseudoLabelF1
 
 out, mode = Path(sys.argv[1]), sys.argv[2]

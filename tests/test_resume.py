@@ -2,7 +2,7 @@
 import os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
-from contproto_fastai.pseudo import atomic_save
+from contproto_fastai.checkpoint import atomic_save, Checkpoint
 
 WORKER = Path(__file__).with_name('resume_worker.py')
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
@@ -74,3 +74,53 @@ def test_cli_resume_after_sigkill(tmp_path):
     assert res['student_history'] == ref['student_history'] and res['pseudo_label_f1_curve'] == ref['pseudo_label_f1_curve']
     a, b = torch.load(tmp_path/'ref'/'state.pt', weights_only=False), torch.load(out/'state.pt', weights_only=False)
     assert torch.equal(a['pseudo_labels']['probs'], b['pseudo_labels']['probs']) and torch.equal(a['prototypes'], b['prototypes'])
+
+
+def test_checkpoint_size(tmp_path):
+    """`size='trainable'` (the default) leaves the frozen word embeddings out (the resumed model has them from the model
+    it is rebuilt from) and still resumes exactly; `'weights'` also drops the optimizer state (smaller, resumes, not
+    exactly); `'full'` keeps everything."""
+    import shutil
+    from fastai.callback.core import Callback
+    from fastai.callback.progress import ProgressCallback
+    from fastai.torch_core import set_seed
+    from contproto_fastai.testing import toy_task
+    from contproto_fastai.model import SpanNER, tiny_encoder
+    from contproto_fastai.learner import teacher_learner
+    task = toy_task(n_src=48, n_tgt=8, n_dev=16, seed=2)
+
+    class CopyAfterFirstEpoch(Callback):
+        order = Checkpoint.order + 1
+        def __init__(self, src, dst): self.src, self.dst = src, dst
+        def after_epoch(self):
+            if self.epoch == 0: shutil.copy(self.src, self.dst)
+
+    def run(size, resume_from=None):
+        set_seed(0, reproducible=True)
+        model = SpanNER(tiny_encoder(len(task.tokenizer), hidden=32, seed=0), len(task.labels), max_span_len=task.max_span_len,
+                        dropout=0.1, freeze_embeddings=True)
+        ck = tmp_path/f'{size}.pt'
+        learn = teacher_learner(model, task.src_train, task.src_dev, bs=16, lr=3e-3, path=tmp_path, select=None,
+                                cbs=[Checkpoint(ck, size=size), CopyAfterFirstEpoch(ck, tmp_path/f'{size}-epoch1.pt')])
+        learn.remove_cb(ProgressCallback)
+        if resume_from: learn.resume(resume_from)
+        learn.fit_one_cycle(2, 3e-3)
+        return {k: v.clone() for k, v in learn.model.state_dict().items()}, {n for n, p in model.named_parameters() if not p.requires_grad}
+
+    ref, frozen = run('full')
+    assert frozen and all('embeddings' in n for n in frozen)
+    sizes = {}
+    for size in ('full', 'trainable', 'weights'):
+        if size != 'full': run(size)
+        ck = torch.load(tmp_path/f'{size}-epoch1.pt', weights_only=False)
+        sizes[size] = (tmp_path/f'{size}-epoch1.pt').stat().st_size
+        assert (set(ck['model']) & frozen) == (frozen if size == 'full' else set()), size
+        assert (ck['opt'] is None) == (size == 'weights'), size
+        resumed, _ = run(size, tmp_path/f'{size}-epoch1.pt')
+        exact = all(torch.equal(v, resumed[k]) for k, v in ref.items())
+        assert exact == (size != 'weights'), size          # without AdamW's moments the second epoch differs
+    assert sizes['full'] > sizes['trainable'] > sizes['weights'], sizes
+    # a checkpoint from a model with other trainable weights is refused, naming them
+    bad = torch.load(tmp_path/'trainable-epoch1.pt', weights_only=False)
+    bad['model'].pop(next(k for k in bad['model'] if 'classifier' in k)); torch.save(bad, tmp_path/'bad.pt')
+    with pytest.raises(ValueError, match="missing trainable weights"): run('trainable', tmp_path/'bad.pt')
