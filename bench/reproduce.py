@@ -205,7 +205,7 @@ def table(runs, name, rest, command, tgt):
 
 def plot(runs, path):
     "Fig. 3: pseudo-label F1 per epoch, mean over seeds, one line per preset."
-    from contproto_fastai.predict import plot_pseudo_f1
+    from contproto_fastai.plots import plot_pseudo_f1
     curves = {}
     for preset in MAIN + ABLATIONS:
         cs = [r[preset]['pseudo_label_f1_curve'] for r in runs.values() if preset in r and r[preset].get('pseudo_label_f1_curve')]
