@@ -116,12 +116,12 @@ AdamW = partial(Adam, mom=0.9, sqr_mom=0.98, eps=1e-8, decouple_wd=True)
 class BestEpoch(SaveModelCallback):
     """fastai's `SaveModelCallback`, keeping the best epoch's weights in memory instead of a file: after every epoch the
     `monitor` value (source dev `span_f1`) is compared with the best so far; at the end of `fit` the best weights are
-    restored (`best_epoch`: which epoch that was)."""
+    restored (`best_at`: which epoch that was)."""
     def __init__(self, monitor='span_f1', **kwargs): super().__init__(monitor=monitor, **kwargs); self.best_state = None
-    def before_fit(self): super().before_fit(); self.best_state = self.best_epoch = None
+    def before_fit(self): super().before_fit(); self.best_state = self.best_at = None
     def _save(self, name):
         self.best_state = {k: v.detach().to('cpu', copy=True) for k, v in self.learn.model.state_dict().items()}
-        self.best_epoch = self.epoch
+        self.best_at = self.epoch
     def after_epoch(self):
         TrackerCallback.after_epoch(self)
         if self.new_best: self._save(self.fname)

