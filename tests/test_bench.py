@@ -31,7 +31,7 @@ def test_speed_smoke(repo_root, tmp_path):
     assert {(v['n'], v['words']) for v in r['scaling'].values()} == {(8, 6), (8, 12), (3, 32)}
     # supcon: both ways up to --one-matrix-max, only the bounded default above it
     assert sorted((v['n'], v['one_matrix']) for v in r['supcon']) == [(64, False), (64, True), (300, False)]
-    assert all(v['seconds'] > 0 and v['dense_matrix_mb'] == v['n'] ** 2 * 4 / 2**20 for v in r['supcon'])
+    assert all(v['seconds'] > 0 for v in r['supcon'])
     # embeddings: vanilla, floor and ContProto, each frozen and trainable, on the same batch
     assert {(v['config'], v['embeddings']) for v in r['embeddings'].values()} == {
         (c, e) for c in ('vanilla', 'double_forward_floor', 'contproto') for e in ('frozen', 'trainable')}
