@@ -1,0 +1,71 @@
+"""One table over the six targets of the grid (bench/grid.sh): target test F1 (mean ± std over seeds) of the zero-shot
+teacher, vanilla self-training, ContProto (paper preset), ContProto (authors' preset) and the supervised ceiling,
+the differences that answer the paper's question, the share of the zero-shot → ceiling gap closed, and the paper's
+ContProto number. Reads bench/results/reproduce_<name>.json, writes bench/results/summary_<suffix>.{md,json}.
+
+    python bench/summary.py                       # the e5-small grid: en-{de,es,nl,ar,hi,zh}-e5
+"""
+import argparse, json, statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ['de', 'es', 'nl', 'ar', 'hi', 'zh']
+ROWS = ['zero-shot', 'vanilla', 'contproto', 'authors', 'ceiling']
+
+
+def _f1s(runs, row):
+    "Target test F1 ×100 of every seed of `row` (zero-shot: the vanilla runs' teachers; ceiling: the teacher-only runs)."
+    if row == 'zero-shot': return [100 * r['teacher']['f1'] for r in runs if r['row'] == 'vanilla']
+    if row == 'ceiling': return [100 * r['teacher']['f1'] for r in runs if r['row'] == 'ceiling']
+    return [100 * r['student']['f1'] for r in runs if r['row'] == row and r.get('student')]
+
+
+def _ms(xs):
+    if not xs: return '—'
+    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+
+
+def _paired(runs, a, b):
+    "Mean and std over seeds of F1(a) − F1(b), both runs of the same seed (same teacher and pseudo labels)."
+    by = {}
+    for r in runs:
+        if r['row'] in (a, b) and r.get('student'): by.setdefault(r['seed'], {})[r['row']] = 100 * r['student']['f1']
+    d = [v[a] - v[b] for v in by.values() if a in v and b in v]
+    return d
+
+
+def summarize(results_dir, suffix='e5'):
+    from reproduce import PAPER
+    rows, out = [], {}
+    for t in TARGETS:
+        f = Path(results_dir)/f'reproduce_en-{t}-{suffix}.json'
+        if not f.exists(): continue
+        runs = json.loads(f.read_text())['runs']
+        f1 = {row: _f1s(runs, row) for row in ROWS}
+        zs, top = (statistics.mean(f1[k]) if f1[k] else None for k in ('zero-shot', 'ceiling'))
+        gap = lambda row: (f"{100 * (statistics.mean(f1[row]) - zs) / (top - zs):.0f}%"
+                           if f1[row] and zs is not None and top is not None and top != zs else '—')
+        cv, ac = _paired(runs, 'contproto', 'vanilla'), _paired(runs, 'authors', 'contproto')
+        out[t] = dict(f1=f1, contproto_minus_vanilla=cv, authors_minus_contproto=ac, paper_contproto=PAPER[t]['contproto'])
+        rows.append(f"| {t} | {len(f1['vanilla'])} | {_ms(f1['zero-shot'])} | {_ms(f1['vanilla'])} | {_ms(f1['contproto'])} | "
+                    f"{_ms(f1['authors'])} | {_ms(f1['ceiling'])} | {_ms(cv)} | {_ms(ac)} | {gap('vanilla')} | {gap('contproto')} | "
+                    f"{gap('authors')} | {PAPER[t]['contproto']} |")
+    md = ["# Six targets, e5-small (bench/grid.sh)", "",
+          "Target test entity F1 ×100 (seqeval, strict), mean ± std over the seeds that finished (n). Differences are paired by",
+          "seed (same teacher and pseudo labels). Gap closed: (row − zero-shot) / (ceiling − zero-shot). Paper: ContProto with",
+          "XLM-R large, 10 epochs, full data (Tables 1–2). Per-run details: `reproduce_en-<target>-e5.md`.", "",
+          "| target | n | zero-shot | vanilla | ContProto | authors | ceiling | ContProto − vanilla | authors − ContProto | "
+          "gap closed: vanilla | ContProto | authors | paper ContProto |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+    Path(results_dir, f'summary_{suffix}.md').write_text('\n'.join(md) + '\n')
+    Path(results_dir, f'summary_{suffix}.json').write_text(json.dumps(out, indent=1))
+    return '\n'.join(md)
+
+
+if __name__ == '__main__':
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--results', default=str(ROOT/'bench'/'results')); p.add_argument('--suffix', default='e5')
+    a = p.parse_args()
+    print(summarize(a.results, a.suffix))
