@@ -19,6 +19,8 @@ def plot_pseudo_f1(curves, path=None, title='Pseudo-label quality (Fig. 3)'):
     for name, c in curves.items():
         pts = [(i, 100*v) for i, v in enumerate(c) if v is not None]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=name)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))          # epochs are whole numbers
     ax.set_xlabel('epoch (0 = teacher)'); ax.set_ylabel('pseudo-label F1'); ax.set_title(title); ax.legend(); ax.grid(alpha=.3)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=120); plt.close(fig)
