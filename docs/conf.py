@@ -20,3 +20,11 @@ html_theme = 'alabaster'
 html_title = project
 html_theme_options = dict(description=_cfg['DEFAULT']['description'], fixed_sidebar=True, page_width='1180px', sidebar_width='260px')
 html_sidebars = {'**': ['about.html', 'navigation.html', 'searchbox.html']}
+
+# equations: MathJax from Debian's libjs-mathjax (MathJax 2.7, copied into the site by tools/docs.py) so the pages
+# render offline; without it Sphinx's default (a CDN) is used. myst's MathJax-3-only settings (ignore classes on the
+# page, a v3 config object) would stop MathJax 2 from typesetting anything, so they are off.
+MATHJAX_DIR = Path('/usr/share/javascript/mathjax')
+if (MATHJAX_DIR/'MathJax.js').exists():
+    mathjax_path = 'mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML'
+    myst_update_mathjax = False

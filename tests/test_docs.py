@@ -50,6 +50,9 @@ def test_api_page_of_contproto(site):
 def test_chapters_show_equations_and_no_directives(site):
     ch = (site/'07_contproto.html').read_text()
     assert 'class="math' in ch                                     # $…$ rendered by MathJax, not shown raw
+    if Path('/usr/share/javascript/mathjax/MathJax.js').exists():       # libjs-mathjax (CI installs it): MathJax 2, local
+        assert 'src="_static/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML"' in ch and (site/'_static'/'mathjax'/'MathJax.js').exists()
+        assert 'tex2jax_ignore' not in ch and 'window.MathJax' not in ch     # myst's v3-only settings would stop MathJax 2
     assert 'MarginRefiner' in _text(ch)
     for page in site.glob('*.html'):
         t = _text(page.read_text())

@@ -112,6 +112,9 @@ def build(out=ROOT/'_site', src=ROOT/'docs'/'_src', check_links=True):
     if out.exists(): shutil.rmtree(out)
     r = subprocess.run([sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-q', '-b', 'html', '-c', str(ROOT/'docs'), str(src), str(out)])
     if r.returncode: sys.exit(f"sphinx-build failed (warnings are errors): exit {r.returncode}")
+    mj = Path('/usr/share/javascript/mathjax')           # Debian's libjs-mathjax: equations render offline
+    if (mj/'MathJax.js').exists():
+        shutil.copytree(mj, out/'_static'/'mathjax', ignore=shutil.ignore_patterns('unpacked', 'test'), dirs_exist_ok=True)
     if check_links:
         bad = broken_links(out)
         if bad: sys.exit(f"{len(bad)} broken link(s) in {out}:\n" + '\n'.join(f"  {p}: {h}" for p, h in bad[:30]))
