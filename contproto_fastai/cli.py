@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #c002
 from __future__ import annotations
-import dataclasses, json, logging, os, platform, random, sys, time
+import dataclasses, json, logging, os, platform, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -12,14 +12,14 @@ from fastcore.script import call_parse, store_true
 from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.tracker import SaveModelCallback
-from .data import read_conll, DataFormatError, subset
+from .data import read_conll, DataFormatError
 from .model import load_encoder, recipe, DEFAULT_ENCODER
-from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
+from .pseudo import ContProtoState, PseudoLabels
 from fastai.learner import load_model
 from .learner import RichProgress, BestEpoch
 from .checkpoint import Checkpoint, CHECKPOINT_SIZES
 from .contproto import PRESETS
-from .pipeline import load_task, teacher_for, pseudo_label, student_for, evaluate as evaluate_on, pseudo_label_stats
+from .pipeline import load_task, teacher_for, pseudo_label, shared_state, student_for, evaluate as evaluate_on, pseudo_label_stats
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .predict import SpanPredictor, load_learner, simple_tokenize
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
@@ -174,9 +174,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
             raise ValueError(f"{td}/pseudo_labels.pt does not fit this target set: use the same data, limits, seed, max_len and max_span_len")
         prev = json.loads((td/'results.json').read_text()) if (td/'results.json').exists() else {}
         res['teacher_history'], res['teacher'] = prev.get('teacher_history'), prev.get('teacher') or evaluate(teacher, 'teacher')
-        state = ContProtoState(pl, classes=labels.classes)
-        pf1 = pseudo_label_f1(pl, task.ex_tgt, task.tgt_train, labels.classes, cfg.max_span_len)
-        if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]
+        state = shared_state(pl, task)
         say(f"teacher and pseudo labels from {td}")
     else:
         res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, lr, 'teacher', console, cfg.quiet, 'teacher',

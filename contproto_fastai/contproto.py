@@ -240,10 +240,10 @@ class MarginRefiner(Callback):
             self.sum.index_add_(0, pc[mask].cpu(), s_c[mask].double().cpu())
             self.count.index_add_(0, pc[mask].cpu(), torch.ones(int(mask.sum()), dtype=torch.float64))
             if not st.refine: return
-            old, margins = y['tgt_pseudo'], st.margins.to(reps.device)
-            c_star = sims[mask].argmax(-1)
+            old, margins, sims = y['tgt_pseudo'], st.margins.to(reps.device), sims[mask]
+            c_star = sims.argmax(-1)
             self.no_margin += int(((c_star > 0) & torch.isinf(margins[c_star])).sum())
-            new, _ = refine_pseudo_labels(old[mask], sims[mask], margins, self.beta_now, self.any_class)
+            new, _ = refine_pseudo_labels(old[mask], sims, margins, self.beta_now, self.any_class)
             full = old.clone(); full[mask] = new
             st.pseudo_labels.update(y['tgt'], full, mask)
             if is_dist():                   # every process writes the other processes' refined rows too

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import time
 from functools import partial
-import numpy as np, torch
+import torch
 from fastai.learner import Learner, CancelEpochException
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
@@ -81,7 +81,7 @@ class NanGuard(Callback):
 # %% ../nbs/05_learner.ipynb #c011
 from pathlib import Path
 from fastai.callback.tracker import TrackerCallback
-from .checkpoint import Checkpoint, atomic_save   # noqa: F401  (Checkpoint: part of this module's API too)
+from .checkpoint import Checkpoint   # noqa: F401  (part of this module's API too)
 
 class SpanLearner(Learner):
     """A fastai `Learner` for span NER: `fit` can start in the middle of a run (`resume`), and with a tokenizer and label

@@ -14,7 +14,8 @@ from .learner import teacher_learner, student_learner
 from .contproto import contproto_callbacks, PseudoLabelF1
 
 # %% auto #0
-__all__ = ['CrossLingualTask', 'load_task', 'teacher_for', 'pseudo_label', 'evaluate', 'student_for', 'pseudo_label_stats']
+__all__ = ['CrossLingualTask', 'load_task', 'teacher_for', 'shared_state', 'pseudo_label', 'evaluate', 'student_for',
+           'pseudo_label_stats']
 
 # %% ../nbs/08b_pipeline.ipynb #c005
 @dataclass
@@ -72,13 +73,17 @@ def teacher_for(task:CrossLingualTask, encoder, recipe=None, dropout=0.2, bs=16,
     learn.recipe = rc
     return learn
 
-def pseudo_label(model, task:CrossLingualTask, bs=32, pbar=None):
-    """The teacher `model`'s soft labels for every target span (eq. 2) in a new `ContProtoState` (with the class names);
-    when the target file carried gold tags, their F1 (analysis only) is the first point of `state.extra['pseudo_f1']`."""
-    state = ContProtoState(teacher_pseudo_labels(model, task.ex_tgt, bs=bs, pbar=pbar), classes=task.labels.classes)
-    pf1 = pseudo_label_f1(state.pseudo_labels, task.ex_tgt, task.tgt_train, task.labels.classes, task.max_span_len)
+def shared_state(pseudo_labels, task:CrossLingualTask):
+    """A new `ContProtoState` (with the class names) starting from `pseudo_labels` of `task`'s target spans; when the
+    target file carried gold tags, their F1 (analysis only) is the first point of `state.extra['pseudo_f1']`."""
+    state = ContProtoState(pseudo_labels, classes=task.labels.classes)
+    pf1 = pseudo_label_f1(pseudo_labels, task.ex_tgt, task.tgt_train, task.labels.classes, task.max_span_len)
     if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]
     return state
+
+def pseudo_label(model, task:CrossLingualTask, bs=32, pbar=None):
+    "The teacher `model`'s soft labels for every target span (eq. 2), in a new `ContProtoState` (`shared_state`)."
+    return shared_state(teacher_pseudo_labels(model, task.ex_tgt, bs=bs, pbar=pbar), task)
 
 def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
     "Entity-level precision, recall, F1 (seqeval, strict, micro; per type in `per_type`) of `model` on the target test set."

@@ -4,7 +4,6 @@
 
 # %% ../nbs/04_pseudo.ipynb #c002
 from __future__ import annotations
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch

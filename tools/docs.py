@@ -42,11 +42,12 @@ def _sig(obj):
     except (TypeError, ValueError): return ''
 
 
-def api_page(module):
-    "Markdown for one module: each name in `__all__` with its signature and docstring (methods of classes too)."
+def api_page(module, notebook):
+    """Markdown for one module (written to `api/`, beside the chapters): each name in `__all__` with its signature and
+    docstring (methods of classes too), and a link to its source `notebook`."""
     mod = importlib.import_module(f'contproto_fastai.{module}')
     lines = [f'# API: `contproto_fastai.{module}`', '', (inspect.getdoc(mod) or '').strip(), '',
-             f'Source notebook: [{module}]({_nb_of(module)})', '']
+             f'Source notebook: [{module}](../{notebook}.ipynb)', '']
     for name in getattr(mod, '__all__', []):
         obj = getattr(mod, name)
         kind = 'class' if inspect.isclass(obj) else 'function' if callable(obj) else 'value'
@@ -57,11 +58,6 @@ def api_page(module):
                 if m.startswith('_') or not callable(f) or not getattr(f, '__doc__', None): continue
                 lines += [f'### `{name}.{m}`', '', '```python', f'{m}{_sig(f)}', '```', '', inspect.getdoc(f).strip(), '']
     return '\n'.join(lines) + '\n'
-
-
-_NBS = {}
-def _nb_of(module):
-    return _NBS.get(module, 'index') + '.ipynb'
 
 
 class _Links(HTMLParser):
@@ -95,14 +91,14 @@ def build(out=ROOT/'_site', src=ROOT/'docs'/'_src', check_links=True):
     "Process the notebooks, write the API pages and the index's table of contents, run Sphinx (-W), check links."
     if src.exists(): shutil.rmtree(src)
     src.mkdir(parents=True)
-    nbs = sorted(p for p in (ROOT/'nbs').glob('*.ipynb'))
+    nbs, notebook_of = sorted(p for p in (ROOT/'nbs').glob('*.ipynb')), {}
     for p in nbs:
         m = re.search(r'#\|\s*default_exp\s+([\w.]+)', p.read_text())
-        if m: _NBS[m.group(1)] = p.stem
+        if m: notebook_of[m.group(1)] = p.stem
         process_notebook(p, src/p.name)
     (src/'api').mkdir()
-    modules = sorted(_NBS)
-    for m in modules: (src/'api'/f'{m}.md').write_text(api_page(m).replace(f']({_nb_of(m)})', f'](../{_nb_of(m)})'))
+    modules = sorted(notebook_of)
+    for m in modules: (src/'api'/f'{m}.md').write_text(api_page(m, notebook_of[m]))
     chapters = [p.stem for p in nbs if p.stem != 'index']
     toc = ['', '```{toctree}', ':caption: Chapters', ':maxdepth: 1', '', *chapters, '```', '',
            '```{toctree}', ':caption: API', ':maxdepth: 1', '', *[f'api/{m}' for m in modules], '```', '']
