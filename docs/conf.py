@@ -28,3 +28,5 @@ MATHJAX_DIR = Path('/usr/share/javascript/mathjax')
 if (MATHJAX_DIR/'MathJax.js').exists():
     mathjax_path = 'mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML'
     myst_update_mathjax = False
+
+html_static_path = ['_static']        # custom.css (alabaster links it): wide outputs scroll in the text column

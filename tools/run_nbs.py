@@ -1,0 +1,46 @@
+"""Execute chapters in a Jupyter kernel and keep their outputs, as a reader running them would see them (fastai's
+HTML training tables, figures). `nbdev_test` runs the same cells for testing and keeps nothing; this refreshes what
+the docs show.
+
+    python tools/run_nbs.py nbs/05_learner.ipynb nbs/07_contproto.ipynb    # no argument: every chapter but index
+    nbdev_clean                                                            # then, as after any notebook edit
+
+One torch thread (two kernels on two cores would otherwise oversubscribe), no Hugging Face progress bars or load
+reports, no Python warnings: those are noise in a chapter. Output a cell writes to stderr that is left is dropped,
+except the warnings our own code gives on purpose (e.g. a file read as Latin-1), which are the chapter's content.
+A notebook whose run fails is left untouched and the error is printed."""
+import os, sys, time
+from pathlib import Path
+import nbformat
+from nbclient import NotebookClient
+
+root = Path(__file__).resolve().parent.parent
+ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', HF_HUB_DISABLE_PROGRESS_BARS='1', TRANSFORMERS_VERBOSITY='error',
+           PYTHONWARNINGS='ignore', TOKENIZERS_PARALLELISM='false')
+NOISE = ('Loading weights', 'Writing model shards', 'LOAD REPORT', 'Warning', 'warn(')
+
+def keep(out):
+    "Drop stderr output that is library noise (progress bars, load reports, warnings)."
+    if out.get('output_type') != 'stream' or out.get('name') != 'stderr': return True
+    return not any(n in out['text'] for n in NOISE)
+
+def run(path, timeout=1800):
+    nb = nbformat.read(path, as_version=4)
+    os.environ.update(ENV)
+    t = time.time()
+    NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        c.outputs = [o for o in c.outputs if keep(o)]
+        for o in c.outputs:        # fastprogress sends its table as HTML and again as markdown: keep one
+            if 'text/html' in o.get('data', {}): o['data'].pop('text/markdown', None)
+    nbformat.write(nb, path)
+    return time.time() - t
+
+if __name__ == '__main__':
+    paths = [Path(p).resolve() for p in sys.argv[1:]] or sorted(p for p in (root/'nbs').glob('*.ipynb') if p.name != 'index.ipynb')
+    failed = []
+    for p in paths:
+        try: print(f"{p.name}: {run(p):.0f} s", flush=True)
+        except Exception as e: failed.append(p.name); print(f"{p.name}: FAILED, left as it was\n{e}", flush=True)
+    sys.exit(f"failed: {', '.join(failed)}" if failed else 0)
