@@ -161,3 +161,27 @@ def test_export_roundtrip(tmp_path):
     x = {'src': {k: v for k, v in collate(exs).items() if k != 'labels'}}
     with torch.no_grad(): a, b = m(x)['src']['logits'], back.model(x)['src']['logits']
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_pruned_file_through_load_encoder(tmp_path, monkeypatch, tok, e5_dir):
+    """CONTPROTO_E5_FILE: load_encoder('e5-small') converts a pruned copy (what bench/gpu_de.sh does on a GPU machine):
+    the same subwords and the same hidden states as the full model on the sentences it was pruned for."""
+    from contproto_fastai.e5 import prune_e5
+    from contproto_fastai.model import load_encoder
+    from contproto_fastai.data import Sentence
+    sents = [t.split() for t in ('Angela Merkel besuchte Paris .', 'EU rejects German call .', 'ولد في القاهرة عام 1950 .')]
+    exs, _ = encode([Sentence(s) for s in sents], tok, None)
+    ids = prune_e5({i for e in exs for i in e.input_ids}, tmp_path/'small.bin')
+    monkeypatch.setenv('CONTPROTO_E5_FILE', str(tmp_path/'small.bin')); monkeypatch.setenv('CONTPROTO_CACHE', str(tmp_path/'cache'))
+    enc, small_tok = load_encoder('e5-small', dropout=0.)
+    assert len(small_tok) == len(ids) and str(tmp_path/'cache') in enc.name_or_path
+    small_exs, _ = encode([Sentence(s) for s in sents], small_tok, None)
+    full = AutoModel.from_pretrained(e5_dir).eval(); enc.eval()
+    for a, b in zip(exs, small_exs):
+        assert a.input_ids == [ids[i] for i in b.input_ids]
+        with torch.no_grad():
+            h_full = full(input_ids=torch.tensor([a.input_ids])).last_hidden_state
+            h_small = enc(input_ids=torch.tensor([b.input_ids])).last_hidden_state
+        assert torch.allclose(h_full, h_small, atol=1e-5)
+    monkeypatch.setenv('CONTPROTO_E5_FILE', str(tmp_path/'missing.bin'))
+    with pytest.raises(FileNotFoundError, match='CONTPROTO_E5_FILE'): load_encoder('e5-small')
