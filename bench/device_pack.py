@@ -10,7 +10,7 @@ the device tool carries it, 64 MiB at most with the working tree):
 - `whl/`: wheels of the packages the device image lacks (fastai and its own pure-Python needs, seqeval), the versions
   installed here, for Python 3.12. The image has torch, transformers, tokenizers, safetensors, rich, pandas, scikit-learn.
 """
-import argparse, importlib.metadata as md, lzma, subprocess, sys, tempfile
+import argparse, importlib.metadata as md, lzma, subprocess, sys
 from pathlib import Path
 root = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(root))

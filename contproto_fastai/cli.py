@@ -21,7 +21,7 @@ from .checkpoint import Checkpoint, CHECKPOINT_SIZES
 from .contproto import PRESETS
 from .pipeline import load_task, teacher_for, pseudo_label, shared_state, student_for, evaluate as evaluate_on, pseudo_label_stats
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
-from .predict import SpanPredictor, load_learner, simple_tokenize
+from .predict import load_learner, simple_tokenize
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0

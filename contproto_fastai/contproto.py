@@ -230,7 +230,7 @@ class MarginRefiner(Callback):
     def after_pred(self):
         st = _state(self.learn)
         if not self.training or 'tgt' not in self.learn.pred or st.prototypes is None: return
-        pred, y, x = self.learn.pred['tgt'], self.yb[0], self.xb[0]
+        pred, y = self.learn.pred['tgt'], self.yb[0]
         with torch.no_grad():
             reps, mask = pred[self.rep].float(), pred['span_mask']
             _check_finite(reps[mask], f"target span representations '{self.rep}' (pseudo labels left unchanged)", self)

@@ -5,7 +5,7 @@
 # %% ../nbs/00_data.ipynb #c002
 from __future__ import annotations
 import logging, random, re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import torch
 

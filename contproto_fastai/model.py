@@ -4,7 +4,6 @@
 
 # %% ../nbs/01_model.ipynb #c002
 from __future__ import annotations
-import os
 from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F

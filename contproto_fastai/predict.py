@@ -6,11 +6,11 @@
 from __future__ import annotations
 import inspect, json, re
 from pathlib import Path
-import torch, torch.nn.functional as F
+import torch
 from fastai.torch_core import default_device
-from .data import Sentence, LabelSet, encode, spans_to_tags, DataFormatError
+from .data import Sentence, LabelSet, encode, spans_to_tags
 from .model import SpanNER, load_encoder
-from .evaluate import span_probs, predict_spans
+from .evaluate import predict_spans
 
 # %% auto #0
 __all__ = ['simple_tokenize', 'SpanPredictor', 'load_learner']

@@ -1,6 +1,6 @@
 """The docs site (tools/docs.py): Sphinx builds it from the notebooks with warnings as errors, every link between its
 pages resolves, and the pages a reader opens first show their content."""
-import importlib.util, re, shutil
+import importlib.util, re
 from pathlib import Path
 import pytest
 
