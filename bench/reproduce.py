@@ -15,7 +15,7 @@ ceiling and the ablations (`--order`); `--ablation-seeds` runs the ablation rows
 `--ceiling-seeds` the ceiling (default: the first seed). After every run
 the table is rewritten: bench/results/reproduce_<name>.{md,json} and the pseudo-label F1 per epoch (paper Fig. 3) as
 reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder (what CI runs)."""
-import argparse, json, shutil, statistics, subprocess, sys, time
+import argparse, functools, json, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +76,12 @@ def ceiling_args(rest):
     teacher_epochs = _arg(rest, '--teacher-epochs') or _arg(rest, '--epochs', '10')
     return [*rest, '--src-train', tgt_train, '--epochs', '0', '--teacher-epochs', str(teacher_epochs)]
 
+def gap_closed(f1, zero_shot, ceiling):
+    "Share of the zero-shot → ceiling gap a row closes, (F1 − zero-shot) / (ceiling − zero-shot); None without both ends."
+    if None in (f1, zero_shot, ceiling) or ceiling == zero_shot: return None
+    return (f1 - zero_shot) / (ceiling - zero_shot)
+
+@functools.lru_cache(maxsize=None)     # the table is rewritten after every run: read each test file once
 def long_entity_share(test_file, max_span_len, encoding='auto'):
     "Share of the gold entities of `test_file` longer than `max_span_len` words: no span model can find them (a recall cap)."
     from contproto_fastai.data import read_conll, tags_to_spans
@@ -159,7 +165,7 @@ def table(runs, name, rest, command, tgt):
     teachers = [rs['vanilla'] for rs in runs.values() if 'vanilla' in rs]
     ceilings = [rs[CEILING] for rs in runs.values() if CEILING in rs]
     zs, top = mean(f1s(teachers, 'teacher')), mean(f1s(ceilings, 'teacher'))
-    gap = lambda f: f"{100 * (f - zs) / (top - zs):.0f}%" if None not in (f, zs, top) and top != zs else ''
+    gap = lambda f: '' if (g := gap_closed(f, zs, top)) is None else f"{100 * g:.0f}%"
     def row(label, rs, key, pf, wall):
         return (f"| {label} | {len(rs)} | {mean_std(f1s(rs, key))} | {mean_std([r[key]['precision'] for r in rs])} | "
                 f"{mean_std([r[key]['recall'] for r in rs])} | {gap(mean(f1s(rs, key)))} | {pf} | {wall:.0f} | {paper.get(label, '—')} |")

@@ -35,7 +35,7 @@ def _paired(runs, a, b):
 
 
 def summarize(results_dir, suffix='e5'):
-    from reproduce import PAPER
+    from reproduce import PAPER, gap_closed
     rows, out = [], {}
     for t in TARGETS:
         f = Path(results_dir)/f'reproduce_en-{t}-{suffix}.json'
@@ -43,8 +43,7 @@ def summarize(results_dir, suffix='e5'):
         runs = json.loads(f.read_text())['runs']
         f1 = {row: _f1s(runs, row) for row in ROWS}
         zs, top = (statistics.mean(f1[k]) if f1[k] else None for k in ('zero-shot', 'ceiling'))
-        gap = lambda row: (f"{100 * (statistics.mean(f1[row]) - zs) / (top - zs):.0f}%"
-                           if f1[row] and zs is not None and top is not None and top != zs else '—')
+        gap = lambda row: '—' if (g := gap_closed(statistics.mean(f1[row]) if f1[row] else None, zs, top)) is None else f"{100 * g:.0f}%"
         cv, ac = _paired(runs, 'contproto', 'vanilla'), _paired(runs, 'authors', 'contproto')
         out[t] = dict(f1=f1, contproto_minus_vanilla=cv, authors_minus_contproto=ac, paper_contproto=PAPER[t]['contproto'])
         rows.append(f"| {t} | {len(f1['vanilla'])} | {_ms(f1['zero-shot'])} | {_ms(f1['vanilla'])} | {_ms(f1['contproto'])} | "
