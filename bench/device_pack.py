@@ -10,9 +10,10 @@ the device tool carries it, 64 MiB at most with the working tree):
 - `whl/`: wheels of the packages the device image lacks (fastai and its own pure-Python needs, seqeval), the versions
   installed here, for Python 3.12. The image has torch, transformers, tokenizers, safetensors, rich, pandas, scikit-learn.
 """
-import argparse, importlib.metadata as md, lzma, subprocess, sys
+import argparse, importlib.metadata as md, lzma, os, subprocess, sys
 from pathlib import Path
 root = Path(__file__).resolve().parent.parent
+os.environ.pop('CONTPROTO_E5_FILE', None)       # the full model's tokenizer, whatever an earlier check exported
 sys.path.insert(0, str(root))
 from contproto_fastai.data import read_conll, encode
 from contproto_fastai.e5 import e5_path, prune_e5, read_e5, e5_tokenizer
@@ -40,6 +41,7 @@ def check_same_tokens(files, tok, small_path, kept):
     for p in files:
         sents = read_conll(p, labelled=False)
         a, _ = encode(sents, tok, None); b, _ = encode(sents, small, None)
+        if len(a) != len(b): sys.exit(f"{p}: {len(a)} examples with the full tokenizer, {len(b)} after pruning")
         for x, y in zip(a, b):
             if x.input_ids != [kept[i] for i in y.input_ids]: sys.exit(f"{p}: sentence {x.sent_idx} tokenises differently after pruning")
         n += len(a)
@@ -65,7 +67,7 @@ if __name__ == '__main__':
     used = pieces_used(files.values(), tok)
     kept = prune_e5(used, out/'e5-small.bin')
     n = check_same_tokens(files.values(), tok, out/'e5-small.bin', kept)
-    print(f"e5-small.bin: {len(kept)} of 250002 pieces, {(out/'e5-small.bin').stat().st_size/2**20:.1f} MiB; "
+    print(f"e5-small.bin: {len(kept)} of 250002 pieces, {(out/'e5-small.bin').stat().st_size/1e6:.1f} MB; "
           f"{n} sentences tokenise as with the full model")
     for k, p in files.items():
         lang = a.src if k.startswith('src') else a.tgt
@@ -73,5 +75,5 @@ if __name__ == '__main__':
         (d/(Path(p).name + '.xz')).write_bytes(lzma.compress(Path(p).read_bytes(), preset=9))
     wheels(out/'whl')
     sizes = {p.relative_to(out): p.stat().st_size for p in sorted(out.rglob('*')) if p.is_file()}
-    for p, s in sizes.items(): print(f"  {s/2**20:7.2f} MiB  {p}")
-    print(f"total {sum(sizes.values())/2**20:.1f} MiB in {out}")
+    for p, s in sizes.items(): print(f"  {s/1e6:7.2f} MB  {p}")
+    print(f"total {sum(sizes.values())/1e6:.1f} MB in {out} (the device takes 64 MiB = 67.1 MB with the working tree)")

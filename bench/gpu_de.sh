@@ -10,55 +10,78 @@
 #     run(command="bash bench/gpu_de.sh", carry=[".device"], timeout_s=590)
 # Writes $OUT/gpu_en-de-e5.md and .json (the table, GPU name, wall times) and one log per run.
 # DEADLINE (seconds, default 540) bounds the whole script: a run still going then is stopped and reported as such.
-# On a CPU (a check of the script, not a result): DEVICE_CHECK=1 EPOCHS=1 LIMITS="--src-limit 64 --dev-limit 32 --tgt-limit 64 --test-limit 64" OUT=/tmp/o bash bench/gpu_de.sh
+# On a CPU (a check of the script, the wheels' install included; not a result): DEVICE_CHECK=1 EPOCHS=1 LIMITS="--src-limit 64 --dev-limit 32 --tgt-limit 64 --test-limit 64" OUT=/tmp/o bash bench/gpu_de.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 P=$PWD/.device; OUT=${OUT:-$PWD/runs/gpu}; RUNS=${RUNS:-/tmp/contproto-gpu}; EPOCHS=${EPOCHS:-10}; DEADLINE=${DEADLINE:-540}
-mkdir -p "$OUT" "$RUNS"
+SRC=${SRC:-en}; TGT=${TGT:-de}
 [ -f "$P/e5-small.bin" ] || { echo "no $P/e5-small.bin: run python bench/device_pack.py first" >&2; exit 2; }
+rm -rf "$RUNS"; mkdir -p "$OUT" "$RUNS"          # a fresh run: nothing of an earlier call is reported as new
+site=/tmp/site; [ -n "${DEVICE_CHECK:-}" ] && site=/tmp/site-check
+rm -rf "$site"; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$P"/whl/*.whl || exit 1
+export PYTHONPATH=$site:$PWD
 if [ -z "${DEVICE_CHECK:-}" ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$P"/whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
+    python3 -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' || { echo "torch sees no GPU: stopping rather than training on the CPU" >&2; exit 3; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-else
-    export PYTHONPATH=$PWD
 fi
 export CONTPROTO_E5_FILE=$P/e5-small.bin CONTPROTO_CACHE=/tmp/contproto-cache PYTHONUNBUFFERED=1
 export TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 PYTHONWARNINGS=ignore TOKENIZERS_PARALLELISM=false
-data=/tmp/contproto-data/conll
-python3 -c 'import lzma, sys; from pathlib import Path
-for f in Path(sys.argv[1]).glob("*/*.xz"): d = Path(sys.argv[2])/f.parent.name; d.mkdir(parents=True, exist_ok=True); (d/f.stem).write_bytes(lzma.decompress(f.read_bytes()))' "$P/data/conll" "$data"
-ARGS=(--data "$data" --src en --tgt de --epochs "$EPOCHS" --bs 16 --quiet ${LIMITS:-})
+data=/tmp/contproto-data
+python3 - "$P/data" "$data" "$SRC" "$TGT" <<'EOF' || exit 2
+import lzma, sys
+from pathlib import Path
+src, dst, *langs = sys.argv[1:]
+packed = list(Path(src).glob('*/*/*.xz'))
+for f in packed:
+    d = Path(dst)/f.parent.name; d.mkdir(parents=True, exist_ok=True); (d/f.stem).write_bytes(lzma.decompress(f.read_bytes()))
+need = [Path(dst)/l/n for l, ns in zip(langs, (('train.txt', 'dev.txt'), ('train.txt', 'test.txt'))) for n in ns]
+missing = [str(p) for p in need if not p.exists()]
+if missing: sys.exit(f"not in the pack: {missing} (python bench/device_pack.py --src {langs[0]} --tgt {langs[1]})")
+EOF
+ARGS=(--data "$data" --src "$SRC" --tgt "$TGT" --epochs "$EPOCHS" --bs 16 --quiet ${LIMITS:-})
 left() { echo $(( DEADLINE - ($(date +%s) - start) )); }
-fit() { timeout --signal=INT --kill-after=20 "$(left)" python3 -c 'import sys; from contproto_fastai.cli import main; sys.argv[0] = "contproto-fit"; main()' "$@"; }
+fit() {   # fit LOG ARGS...: contproto-fit under what is left of the deadline (none left: not started)
+    local log=$1 l; shift; l=$(left)
+    if [ "$l" -le 30 ]; then echo "deadline reached: not started" > "$log"; return 124; fi
+    timeout --signal=INT --kill-after=20 "$l" python3 -c 'import sys; from contproto_fastai.cli import main; sys.argv[0] = "contproto-fit"; main()' "$@" > "$log" 2>&1
+}
 
-python3 -c 'import torch, transformers, fastai; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "fastai", fastai.__version__)'
+python3 -c 'import torch, transformers, fastai; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "fastai", fastai.__version__, fastai.__file__)'
 echo "[teacher] $(date -u +%T)"
-fit "${ARGS[@]}" --epochs 0 --teacher-epochs "$EPOCHS" --out "$RUNS/teacher" > "$OUT/teacher.log" 2>&1
-echo "teacher exit $? after $(( $(date +%s) - start )) s"; tail -3 "$OUT/teacher.log"
-for row in vanilla contproto authors; do
-    echo "[$row] $(date -u +%T)"
-    fit "${ARGS[@]}" --ablation "$row" --teacher-from "$RUNS/teacher" --out "$RUNS/$row" > "$OUT/$row.log" 2>&1 &
-done
-wait
+fit "$OUT/teacher.log" "${ARGS[@]}" --epochs 0 --teacher-epochs "$EPOCHS" --out "$RUNS/teacher"; rc=$?
+echo "teacher exit $rc after $(( $(date +%s) - start )) s"; tail -n 3 "$OUT/teacher.log"
+declare -A pid
+if [ $rc -eq 0 ] && [ -f "$RUNS/teacher/pseudo_labels.pt" ]; then
+    for row in vanilla contproto authors; do
+        echo "[$row] $(date -u +%T)"
+        fit "$OUT/$row.log" "${ARGS[@]}" --ablation "$row" --teacher-from "$RUNS/teacher" --out "$RUNS/$row" &
+        pid[$row]=$!
+    done
+    for row in vanilla contproto authors; do wait "${pid[$row]}"; echo "$row exit $?"; done
+else echo "no teacher: students not started"; fi
 echo "students done after $(( $(date +%s) - start )) s"
-python3 - "$RUNS" "$OUT" "$data" "${ARGS[*]}" <<'EOF'
-import json, sys
+python3 - "$RUNS" "$OUT" "${ARGS[*]}" <<'EOF'
+import json, sys, traceback
 from pathlib import Path
 sys.path.insert(0, 'bench')
 from reproduce import table
-runs, out, data, args = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4].split()
+runs, out, args = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split()
 load = lambda d: json.loads((runs/d/'results.json').read_text()) if (runs/d/'results.json').exists() else None
 teacher, rows = load('teacher'), {r: load(r) for r in ('vanilla', 'contproto', 'authors')}
 done = {r: v for r, v in rows.items() if v and 'student' in v}
-print('not finished:', [r for r in rows if r not in done] or 'none', '; teacher', 'finished' if teacher else 'NOT finished')
-if teacher and 'vanilla' in done: done['vanilla']['times']['teacher'] = teacher['times']['teacher']   # the teacher's own training time
 gpu = (out/'gpu.txt').read_text().strip() if (out/'gpu.txt').exists() else 'no GPU (a check of the script)'
-if done:
-    md = table({0: done}, f"en-de-e5 at the paper's budget on {gpu}", args, 'bash bench/gpu_de.sh', 'de')
-    md += "\nThe three students trained at the same time on the one GPU: each wall time is shared, not exclusive.\n"
+print('finished:', ', '.join(['teacher'] * bool(teacher and 'times' in teacher) + list(done)) or 'nothing')
+try:
+    t_time = (teacher or {}).get('times', {}).get('teacher')
+    if t_time is not None and 'vanilla' in done: done['vanilla']['times']['teacher'] = t_time      # the teacher's own training time
+    md = table({0: done}, f"en-de-e5 at the paper's budget on {gpu}", args, 'bash bench/gpu_de.sh', 'de') if done else ''
+    if teacher and 'teacher' in teacher and 'vanilla' not in done:
+        md += f"\nzero-shot (teacher) target test F1 {100 * teacher['teacher']['f1']:.2f} (training {t_time or 0:.0f} s); vanilla did not finish.\n"
+    md += ("\nThe three students trained at the same time on the one GPU: each wall time is shared, not exclusive. "
+           "Matrix products in TF32 (TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1).\n")
     print(md); (out/'gpu_en-de-e5.md').write_text(md)
-(out/'gpu_en-de-e5.json').write_text(json.dumps(dict(gpu=gpu, args=args, teacher=teacher, runs=rows), indent=1, default=str))
+except Exception: traceback.print_exc()
+(out/'gpu_en-de-e5.json').write_text(json.dumps(dict(gpu=gpu, args=args, tf32=True, teacher=teacher, runs=rows), indent=1, default=str))
 EOF
 echo "total $(( $(date +%s) - start )) s"

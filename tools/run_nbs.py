@@ -8,8 +8,8 @@ the docs show.
 One torch thread (two kernels on two cores would otherwise oversubscribe), no Hugging Face progress bars or load
 reports, no Python warnings: those are noise in a chapter. Output a cell writes to stderr that is left is dropped,
 except the warnings our own code gives on purpose (e.g. a file read as Latin-1), which are the chapter's content.
-A notebook whose run fails is left untouched and the error is printed."""
-import os, sys, time
+Noise is dropped line by line and counted. A notebook whose run fails is left untouched and the error is printed."""
+import os, re, sys, time
 from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
@@ -17,24 +17,34 @@ from nbclient import NotebookClient
 root = Path(__file__).resolve().parent.parent
 ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', HF_HUB_DISABLE_PROGRESS_BARS='1', TRANSFORMERS_VERBOSITY='error',
            PYTHONWARNINGS='ignore', TOKENIZERS_PARALLELISM='false')
-NOISE = ('Loading weights', 'Writing model shards', 'LOAD REPORT', 'Warning', 'warn(')
+NOISE = re.compile(r'Loading weights|Writing model shards|LOAD REPORT|^Key +\||^-+\+-|^\S+ +\| *\w+ *\||Warning:|warnings\.warn\(|^\s*$')
 
-def keep(out):
-    "Drop stderr output that is library noise (progress bars, load reports, warnings)."
-    if out.get('output_type') != 'stream' or out.get('name') != 'stderr': return True
-    return not any(n in out['text'] for n in NOISE)
+def clean(out):
+    """`out` without the stderr lines that are library noise (progress bars, Hugging Face load reports, Python warnings),
+    line by line, so a message of ours in the same chunk survives; None when nothing is left. Returns (output, lines dropped)."""
+    if out.get('output_type') != 'stream' or out.get('name') != 'stderr': return out, 0
+    lines = [l for l in re.split(r'(?<=\n)', out['text'].replace('\r', '\n')) if l]
+    kept = [l for l in lines if not NOISE.search(l)]
+    out['text'] = ''.join(kept)
+    return (out if out['text'].strip() else None), len(lines) - len(kept)
 
 def run(path, timeout=1800):
     nb = nbformat.read(path, as_version=4)
     os.environ.update(ENV)
     t = time.time()
     NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+    dropped = 0
     for c in nb.cells:
         if c.cell_type != 'code': continue
-        c.outputs = [o for o in c.outputs if keep(o)]
+        outs = []
+        for o in c.outputs:
+            o, n = clean(o); dropped += n
+            if o is not None: outs.append(o)
+        c.outputs = outs
         for o in c.outputs:        # fastprogress sends its table as HTML and again as markdown: keep one
             if 'text/html' in o.get('data', {}): o['data'].pop('text/markdown', None)
     nbformat.write(nb, path)
+    if dropped: print(f"{path.name}: {dropped} lines of library noise dropped from stderr")
     return time.time() - t
 
 if __name__ == '__main__':
