@@ -1,7 +1,8 @@
 """One table over the six targets of the grid (bench/grid.sh): target test F1 (mean ± std over seeds) of the zero-shot
 teacher, vanilla self-training, ContProto (paper preset), ContProto (authors' preset) and the supervised ceiling,
 the differences that answer the paper's question, the share of the zero-shot → ceiling gap closed, and the paper's
-ContProto number. Reads bench/results/reproduce_<name>.json, writes bench/results/summary_<suffix>.{md,json}.
+ContProto number; then Table 3 on German (the ablations of stage 3, paired with ContProto by seed, and how many pairs
+of rows keep the paper's order). Reads bench/results/reproduce_<name>.json, writes bench/results/summary_<suffix>.{md,json}.
 
     python bench/summary.py                       # the e5-small grid: en-{de,es,nl,ar,hi,zh}-e5
 """
@@ -34,6 +35,30 @@ def _paired(runs, a, b):
     return d
 
 
+def table3(runs, tgt='de'):
+    """Table 3 on `tgt` from its grid runs: ContProto and each ablation (F1 mean ± std over seeds, the paired difference
+    to ContProto of the same seed and teacher) beside the paper's, and whether the paper's ordering holds: how many
+    pairs of rows our means order as the paper does. `(markdown lines, dict)`, or `([], None)` with fewer than 2 rows."""
+    from reproduce import PAPER, ABLATIONS
+    paper, rows = PAPER[tgt], ['contproto'] + ABLATIONS
+    f1 = {r: _f1s(runs, r) for r in rows}
+    have = [r for r in rows if f1[r]]
+    if len(have) < 2 or 'contproto' not in have: return [], None
+    mean = {r: statistics.mean(f1[r]) for r in have}
+    pairs = [(a, b) for i, a in enumerate(have) for b in have[i+1:]]
+    agree = [(a, b) for a, b in pairs if (mean[a] - mean[b]) * (paper[a] - paper[b]) > 0]
+    ours, theirs = sorted(have, key=lambda r: -mean[r]), sorted(have, key=lambda r: -paper[r])
+    lines = ["", f"## Table 3 on {tgt}: the ablations", "",
+             "| row | n | F1 | row − ContProto (paired by seed) | paper | paper row − ContProto |", "|---|---|---|---|---|---|"]
+    for r in have:
+        if r == 'contproto': lines.append(f"| {r} | {len(f1[r])} | {_ms(f1[r])} | | {paper[r]} | |"); continue
+        lines.append(f"| {r} | {len(f1[r])} | {_ms(f1[r])} | {_ms(_paired(runs, r, 'contproto'))} | {paper[r]} | "
+                     f"{paper[r] - paper['contproto']:+.2f} |")
+    lines += ["", f"Ordering by mean F1, ours: {' > '.join(ours)}; the paper's: {' > '.join(theirs)}. "
+              f"Pairs ordered as in the paper: {len(agree)} of {len(pairs)}."]
+    return lines, dict(f1=f1, order=ours, paper_order=theirs, pairs_agreeing=len(agree), pairs=len(pairs))
+
+
 def summarize(results_dir, suffix='e5'):
     from reproduce import PAPER, gap_closed
     rows, out = [], {}
@@ -56,6 +81,10 @@ def summarize(results_dir, suffix='e5'):
           "| target | n | zero-shot | vanilla | ContProto | authors | ceiling | ContProto − vanilla | authors − ContProto | "
           "gap closed: vanilla | ContProto | authors | paper ContProto |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+    de = Path(results_dir)/f'reproduce_en-de-{suffix}.json'
+    if de.exists():
+        t3, out['table3_de'] = table3(json.loads(de.read_text())['runs'], 'de')
+        md += t3
     Path(results_dir, f'summary_{suffix}.md').write_text('\n'.join(md) + '\n')
     Path(results_dir, f'summary_{suffix}.json').write_text(json.dumps(out, indent=1))
     return '\n'.join(md)

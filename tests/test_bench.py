@@ -118,3 +118,22 @@ def test_recipe_smoke(repo_root, tmp_path):
     assert json.loads((tmp_path/'runs'/'smoke'/'seed0'/'e5-mlp'/'model'/'contproto.json').read_text())['head'] == 'mlp'
     md = (tmp_path/'recipe_smoke.md').read_text()
     assert all(f'| {k} |' in md for k in by)
+
+
+def test_summary_table3(repo_root):
+    "Table 3 from grid runs: paired differences to ContProto by seed, and the pairs ordered as in the paper (hand count)."
+    import sys
+    sys.path.insert(0, str(repo_root/'bench'))
+    summary = _load(repo_root, 'summary')
+    run = lambda seed, row, f1: dict(seed=seed, row=row, student={'f1': f1}, teacher={'f1': 0.5})
+    # paper (de): contproto 76.41 > no_reg 76.23 > no_proto 74.87 > proto_no_cl 72.59
+    runs = [run(0, 'contproto', .70), run(1, 'contproto', .72), run(0, 'no_reg', .69), run(1, 'no_reg', .70),
+            run(0, 'no_proto', .71), run(1, 'no_proto', .73), run(0, 'proto_no_cl', .60)]
+    lines, d = summary.table3(runs, 'de')
+    assert d['order'] == ['no_proto', 'contproto', 'no_reg', 'proto_no_cl']
+    assert d['paper_order'] == ['contproto', 'no_reg', 'no_proto', 'proto_no_cl']
+    # 6 pairs; ours disagrees with the paper on (contproto, no_proto) and (no_reg, no_proto) only
+    assert (d['pairs'], d['pairs_agreeing']) == (6, 4)
+    row = next(l for l in lines if l.startswith('| no_reg |'))
+    assert '-1.50 ± 0.71' in row and '-0.18' in row          # paired: (69-70, 70-72) -> mean -1.5; paper 76.23-76.41
+    assert summary.table3([run(0, 'contproto', .7)], 'de') == ([], None)
