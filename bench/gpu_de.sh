@@ -39,7 +39,7 @@ need = [Path(dst)/l/n for l, ns in zip(langs, (('train.txt', 'dev.txt'), ('train
 missing = [str(p) for p in need if not p.exists()]
 if missing: sys.exit(f"not in the pack: {missing} (python bench/device_pack.py --src {langs[0]} --tgt {langs[1]})")
 EOF
-ARGS=(--data "$data" --src "$SRC" --tgt "$TGT" --epochs "$EPOCHS" --bs 16 --quiet ${LIMITS:-})
+ARGS=(--data "$data" --src "$SRC" --tgt "$TGT" --epochs "$EPOCHS" --bs 16 --quiet --checkpoint-every 0 --checkpoint-size weights ${LIMITS:-})   # one run, no resume: small, rare checkpoints
 left() { echo $(( DEADLINE - ($(date +%s) - start) )); }
 fit() {   # fit LOG ARGS...: contproto-fit under what is left of the deadline (none left: not started)
     local log=$1 l; shift; l=$(left)
