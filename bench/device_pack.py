@@ -25,25 +25,24 @@ WHEELS = ['fastai', 'fastcore', 'fastprogress', 'fasttransform', 'fastdownload',
           'python-fasthtml', 'starlette', 'itsdangerous', 'python-multipart']
 SDIST_ONLY = ['seqeval']       # built into a wheel here
 
-def pieces_used(files, tok):
-    "Vocabulary ids of every subword `encode` gives the sentences of `files` (what training and scoring will feed)."
-    ids = set()
+def encode_files(files, tok):
+    "Each file's sentences and the examples `encode` gives them with `tok` (what training and scoring will feed)."
+    out = {}
     for f in files:
-        exs, _ = encode(read_conll(f, labelled=False), tok, None)
-        for e in exs: ids.update(e.input_ids)
-    return ids
+        sents = read_conll(f, labelled=False)
+        out[f] = sents, encode(sents, tok, None)[0]
+    return out
 
-def check_same_tokens(files, tok, small_path, kept):
+def check_same_tokens(encoded, small_path, kept):
     "Every sentence encodes to the same subwords with the pruned tokenizer (mapped back through `kept`)."
     f = read_e5(small_path)
     small = e5_tokenizer(f['pieces'], f['scores'], f['norm_map'], f['specials'])
     n = 0
-    for p in files:
-        sents = read_conll(p, labelled=False)
-        a, _ = encode(sents, tok, None); b, _ = encode(sents, small, None)
+    for p, (sents, a) in encoded.items():
+        b, _ = encode(sents, small, None)
         if len(a) != len(b): sys.exit(f"{p}: {len(a)} examples with the full tokenizer, {len(b)} after pruning")
         for x, y in zip(a, b):
-            if x.input_ids != [kept[i] for i in y.input_ids]: sys.exit(f"{p}: sentence {x.sent_idx} tokenises differently after pruning")
+            if x.input_ids != [kept[i] for i in y.input_ids]: sys.exit(f"{p}: sentence {x.sent_id} tokenises differently after pruning")
         n += len(a)
     return n
 
@@ -64,9 +63,9 @@ if __name__ == '__main__':
     files = data_paths(a.data, a.src, a.tgt)
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(e5_path())
-    used = pieces_used(files.values(), tok)
-    kept = prune_e5(used, out/'e5-small.bin')
-    n = check_same_tokens(files.values(), tok, out/'e5-small.bin', kept)
+    encoded = encode_files(files.values(), tok)
+    kept = prune_e5({i for _, exs in encoded.values() for e in exs for i in e.input_ids}, out/'e5-small.bin')
+    n = check_same_tokens(encoded, out/'e5-small.bin', kept)
     print(f"e5-small.bin: {len(kept)} of 250002 pieces, {(out/'e5-small.bin').stat().st_size/1e6:.1f} MB; "
           f"{n} sentences tokenise as with the full model")
     for k, p in files.items():

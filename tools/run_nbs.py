@@ -39,10 +39,10 @@ def run(path, timeout=1800):
         outs = []
         for o in c.outputs:
             o, n = clean(o); dropped += n
-            if o is not None: outs.append(o)
+            if o is None: continue
+            if 'text/html' in o.get('data', {}): o['data'].pop('text/markdown', None)   # fastprogress sends its table twice
+            outs.append(o)
         c.outputs = outs
-        for o in c.outputs:        # fastprogress sends its table as HTML and again as markdown: keep one
-            if 'text/html' in o.get('data', {}): o['data'].pop('text/markdown', None)
     nbformat.write(nb, path)
     if dropped: print(f"{path.name}: {dropped} lines of library noise dropped from stderr")
     return time.time() - t
