@@ -177,6 +177,7 @@ def test_pruned_file_through_load_encoder(tmp_path, monkeypatch, tok, e5_dir):
     assert len(small_tok) == len(ids) and str(tmp_path/'cache') in enc.name_or_path
     small_exs, _ = encode([Sentence(s) for s in sents], small_tok, None)
     full = AutoModel.from_pretrained(e5_dir).eval(); enc.eval()
+    assert len(exs) == len(small_exs)
     for a, b in zip(exs, small_exs):
         assert a.input_ids == [ids[i] for i in b.input_ids]
         with torch.no_grad():
