@@ -24,7 +24,7 @@ html_sidebars = {'**': ['about.html', 'navigation.html', 'searchbox.html']}
 # equations: MathJax from Debian's libjs-mathjax (MathJax 2.7, copied into the site by tools/docs.py) so the pages
 # render offline; without it Sphinx's default (a CDN) is used. myst's MathJax-3-only settings (ignore classes on the
 # page, a v3 config object) would stop MathJax 2 from typesetting anything, so they are off.
-MATHJAX_DIR = Path('/usr/share/javascript/mathjax')
+MATHJAX_DIR = Path('/usr/share/javascript/mathjax')     # the one place: tools/docs.py and tests/test_docs.py read it from here
 if (MATHJAX_DIR/'MathJax.js').exists():
     mathjax_path = 'mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML'
     myst_update_mathjax = False

@@ -5,7 +5,7 @@ rendered by Sphinx + myst-nb with warnings as errors, then a check of every link
     python tools/docs.py            # -> _site/index.html (open it in a browser)
 
 `nbdev_docs` (Quarto) still works where Quarto is installed; this needs only packages from PyPI."""
-import argparse, importlib, inspect, json, re, shutil, subprocess, sys
+import argparse, importlib, inspect, json, re, runpy, shutil, subprocess, sys
 from html.parser import HTMLParser
 from urllib.parse import unquote
 from pathlib import Path
@@ -108,7 +108,7 @@ def build(out=ROOT/'_site', src=ROOT/'docs'/'_src', check_links=True):
     if out.exists(): shutil.rmtree(out)
     r = subprocess.run([sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-q', '-b', 'html', '-c', str(ROOT/'docs'), str(src), str(out)])
     if r.returncode: sys.exit(f"sphinx-build failed (warnings are errors): exit {r.returncode}")
-    mj = Path('/usr/share/javascript/mathjax')           # Debian's libjs-mathjax: equations render offline
+    mj = runpy.run_path(str(ROOT/'docs'/'conf.py'))['MATHJAX_DIR']     # Debian's libjs-mathjax: equations render offline
     if (mj/'MathJax.js').exists():
         shutil.copytree(mj, out/'_static'/'mathjax', ignore=shutil.ignore_patterns('unpacked', 'test'), dirs_exist_ok=True)
     if check_links:
