@@ -35,7 +35,7 @@ def done(out):
     f = Path(out)/'results.json'
     if not f.exists(): return False
     r = json.loads(f.read_text())
-    return 'student' in r or (r['config']['epochs'] == 0 and 'times' in r)
+    return 'student' in r or (r['config']['epochs'] == 0 and 'machine' in r)   # the teacher's own results.json has no 'machine'
 
 def run_fit(args, out, what, log=print):
     "One `contproto-fit` run with `args` into `out` (resumed if interrupted, skipped if finished); returns its results.json."
@@ -157,26 +157,33 @@ def table(runs, name, rest, command, tgt):
     cap = f" {100 * long_entity_share(test, L, any_run['config']['encoding']):.1f}% of its gold entities are longer than max_span_len={L} words: no row can find them." if test and Path(test).exists() else ''
     lines = [f"# Reproduction: {name}", "", f"Command: `{command}`", "", f"Machine: {json.dumps(any_run['machine'])}", "",
              f"Target test set: seqeval entity micro F1 ×100, mean ± std over the seeds that finished (n). Paper: XLM-R large, {tgt}.{cap}",
-             "Gap closed: (row − zero-shot) / (ceiling − zero-shot), from the means. Wall time: the teacher's for the zero-shot and",
-             "ceiling rows (training and target test F1), the student's (training only) for the others.", "",
-             "| row | n | test F1 | P | R | gap closed | pseudo-label F1 start → end | wall time (s) | paper F1 |", "|---|---|---|---|---|---|---|---|---|"]
+             "Gap closed: (row − zero-shot) / (ceiling − zero-shot), from the means. Wall and CPU time (CPU: all threads, in",
+             "core-seconds): the teacher's for the zero-shot and ceiling rows (training and target test F1), the student's",
+             "(training only) for the others; mean over the runs whose time is known whole (a run resumed after an interruption",
+             "counts what the killed process had recorded; runs that lack that record, or were paused, are left out: n/a).", "",
+             "| row | n | test F1 | P | R | gap closed | pseudo-label F1 start → end | wall time (s) | CPU time (core-s) | paper F1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     f1s = lambda rs, k: [r[k]['f1'] for r in rs]
     mean = lambda xs: statistics.mean(xs) if xs else None
     teachers = [rs['vanilla'] for rs in runs.values() if 'vanilla' in rs]
     ceilings = [rs[CEILING] for rs in runs.values() if CEILING in rs]
     zs, top = mean(f1s(teachers, 'teacher')), mean(f1s(ceilings, 'teacher'))
     gap = lambda f: '' if (g := gap_closed(f, zs, top)) is None else f"{100 * g:.0f}%"
-    def row(label, rs, key, pf, wall):
+    def secs(rs, phase, kind='times'):
+        xs = [r[kind][phase] for r in rs if r.get('times_complete', True) and phase in r.get(kind, {})]
+        return f"{statistics.mean(xs):.0f}" if xs else 'n/a'
+    def row(label, rs, key, pf, phase):
         return (f"| {label} | {len(rs)} | {mean_std(f1s(rs, key))} | {mean_std([r[key]['precision'] for r in rs])} | "
-                f"{mean_std([r[key]['recall'] for r in rs])} | {gap(mean(f1s(rs, key)))} | {pf} | {wall:.0f} | {paper.get(label, '—')} |")
-    if teachers: lines.append(row('zero-shot (teacher)', teachers, 'teacher', '', statistics.mean(r['times']['teacher'] for r in teachers)))
+                f"{mean_std([r[key]['recall'] for r in rs])} | {gap(mean(f1s(rs, key)))} | {pf} | {secs(rs, phase)} | "
+                f"{secs(rs, phase, 'cpu_times')} | {paper.get(label, '—')} |")
+    if teachers: lines.append(row('zero-shot (teacher)', teachers, 'teacher', '', 'teacher'))
     for preset in MAIN + ABLATIONS:
         rs = [r[preset] for r in runs.values() if preset in r]
         if not rs: continue
         curves = [r.get('pseudo_label_f1_curve') or [] for r in rs]
         pf = f"{mean_std([c[0] for c in curves if c])} → {mean_std([c[-1] for c in curves if c])}"
-        lines.append(row(preset, rs, 'student', pf, statistics.mean(r['times']['student'] for r in rs)))
-    if ceilings: lines.append(row(f'{CEILING} (target gold train)', ceilings, 'teacher', '', statistics.mean(r['times']['teacher'] for r in ceilings)))
+        lines.append(row(preset, rs, 'student', pf, 'student'))
+    if ceilings: lines.append(row(f'{CEILING} (target gold train)', ceilings, 'teacher', '', 'teacher'))
     lines += ["", "Why (per run), against the target gold tags that training never reads: spans whose argmax pseudo label changed",
               "during self-training (fixed: now gold, was not; broken: was gold, now not; and by direction), span-level entity",
               "precision and recall of the argmax pseudo labels (no decoding) before → after, and for runs with prototypes:",
@@ -271,7 +278,8 @@ def main(argv=None):
         md = table(runs, a.name, rest, command, tgt)
         (res_dir/f'reproduce_{a.name}.md').write_text(md)
         (res_dir/f'reproduce_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
-            dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], teacher=v['teacher'], student=v.get('student'),
+            dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], cpu_time_s=v.get('cpu_times'),
+                 times_complete=v.get('times_complete', True), times_note=v.get('times_note'), teacher=v['teacher'], student=v.get('student'),
                  pseudo_label_f1_curve=v.get('pseudo_label_f1_curve'), margins=v.get('margins'),
                  pseudo_label_stats=v.get('pseudo_label_stats'), diagnostics=v.get('diagnostics'), machine=v['machine'])
             for s, rs in runs.items() for k, v in rs.items()]), indent=1))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_checkpoint.ipynb #c002
 from __future__ import annotations
-import os, random as _random
+import os, random as _random, time
 from pathlib import Path
 import numpy as np, torch
 from fastai.callback.core import Callback
@@ -35,11 +35,18 @@ CHECKPOINT_SIZES = ('full', 'trainable', 'weights')
 
 class Checkpoint(Callback):
     """Save a resumable checkpoint to `path` every `every` training batches (0: epochs only) and after every epoch.
-    `size`: `'trainable'` leaves out frozen weights, `'weights'` also the optimizer state, `'full'` keeps everything."""
+    `size`: `'trainable'` leaves out frozen weights, `'weights'` also the optimizer state, `'full'` keeps everything.
+    It also keeps the fit's wall and CPU seconds so far, so a resumed fit knows what the interrupted one had spent
+    (`carried`; `None` after a resume from a checkpoint that did not record them)."""
     order = 70    # after the recorder, the trackers and the progress callbacks have done their per-batch work
     def __init__(self, path, every=0, size='trainable'):
         if size not in CHECKPOINT_SIZES: raise ValueError(f"size must be one of {CHECKPOINT_SIZES}, not {size!r}")
         self.path, self.every, self.size = Path(path), every, size
+    def before_fit(self): self._t0, self.carried = (time.time(), time.process_time()), dict(wall=0., cpu=0.)
+    def elapsed(self):
+        "Wall and CPU (all threads of this process) seconds of this fit, plus `carried`; `None` when `carried` is unknown."
+        if self.carried is None: return None
+        return dict(wall=self.carried['wall'] + time.time() - self._t0[0], cpu=self.carried['cpu'] + time.process_time() - self._t0[1])
     def _stateful(self): return [cb for cb in self.learn.cbs if hasattr(cb, 'get_state') and cb is not self]
     def _cb_key(self, cb): return f"{type(cb).__name__}_{[type(c) for c in self.learn.cbs].index(type(cb))}"
     def _frozen(self): return {n for n, p in self.learn.model.named_parameters() if not p.requires_grad}
@@ -58,7 +65,8 @@ class Checkpoint(Callback):
                          trackers=[cb.best for cb in tr],
                          recorder=dict(values=L_.recorder.values, losses=L_.recorder.losses, lrs=L_.recorder.lrs,
                                        iters=L_.recorder.iters),
-                         smooth_loss=dict(count=L_.recorder.smooth_loss.count, val=L_.recorder.smooth_loss.val)), self.path)
+                         smooth_loss=dict(count=L_.recorder.smooth_loss.count, val=L_.recorder.smooth_loss.val),
+                         elapsed=self.elapsed()), self.path)
     def after_batch(self):
         if self.training and self.every and (self.iter + 1) % self.every == 0 and self.iter + 1 < self.n_iter:
             self.save(self.epoch, self.iter + 1)
@@ -93,6 +101,7 @@ class Checkpoint(Callback):
         L_.pct_train = L_.train_iter / (n_iter * L_.n_epoch)
         self._offset = ck['batches']
         _set_rng_states(ck['rng'])
+        self.carried = ck.get('elapsed')    # the interrupted fit's seconds up to this checkpoint (older checkpoints: unknown)
         L_._resume = None
     def before_batch(self):
         if getattr(self, '_offset', 0) and self.training: self.learn.iter += self._offset   # batch numbers as in the original run

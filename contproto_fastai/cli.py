@@ -25,8 +25,8 @@ from .predict import load_learner, simple_tokenize
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0
-__all__ = ['FitConfig', 'fit_recipe', 'data_paths', 'run_pipeline', 'machine_info', 'results_table', 'fit', 'main', 'predict',
-           'predict_main']
+__all__ = ['FitConfig', 'fit_recipe', 'data_paths', 'RunClock', 'run_pipeline', 'machine_info', 'results_table', 'fit', 'main',
+           'predict', 'predict_main']
 
 # %% ../nbs/09_cli.ipynb #c005
 @dataclass
@@ -111,16 +111,38 @@ def _track(console, quiet, what, every=0.1):
     return lines
 
 def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False, pct_start=0.25, size='trainable'):
-    "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints."
+    "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints; returns the history and `Checkpoint.carried`."
     learn.remove_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, BestEpoch))])  # selection on disk: survives a resume
     ck = Path(learn.path)/f'{fname}_ckpt.pt'
     learn.add_cbs([RichProgress(title, console=console, quiet=quiet or rank() != 0), SaveModelCallback(monitor='span_f1', fname=fname),
-                   Checkpoint(ck, every=every, size=size)])
+                   ckcb := Checkpoint(ck, every=every, size=size)])
     if resume and ck.exists():
         learn.resume(ck)
         console.print(f"[{title}] resuming from {ck}", highlight=False, markup=False)
     learn.fit_one_cycle(epochs, lr, pct_start=pct_start)
-    return [dict(zip(learn.recorder.metric_names[1:], map(float, v))) for v in learn.recorder.values]
+    history = [dict(zip(learn.recorder.metric_names[1:], map(float, v))) for v in learn.recorder.values]
+    return history, ckcb.carried        # and what an interrupted process had spent on this fit (None: not recorded)
+
+class RunClock:
+    """Wall and CPU seconds (CPU: all threads of this process) of a run's phases, for `results.json` (`times`,
+    `cpu_times`). A resumed run adds what the interrupted process had spent (`carried`): a phase it finished, read from
+    its `results.json`, or a fit up to its last checkpoint. `complete` turns False when such a record is missing."""
+    def __init__(self):
+        self.wall, self.cpu, self.complete, self._carried = {}, {}, True, dict(wall=0., cpu=0.)
+        self._t0 = self._t = self._now()
+    def _now(self): return dict(wall=time.time(), cpu=time.process_time())
+    def lap(self, phase, carried=None, resumed=False):
+        "Close `phase`: the seconds since the last lap, plus `carried` (dict of wall, cpu) when `resumed` (None there: unknown)."
+        now = self._now()
+        if resumed and carried is None: self.complete = False
+        c = (carried if resumed else None) or dict(wall=0., cpu=0.)
+        for k, d in (('wall', self.wall), ('cpu', self.cpu)): d[phase] = now[k] - self._t[k] + c[k]; self._carried[k] += c[k]
+        self._t = now
+    def record(self):
+        "The `results.json` entries so far (`total`: all phases and what comes between them)."
+        now = self._now()
+        total = lambda k: now[k] - self._t0[k] + self._carried[k]
+        return dict(times={**self.wall, 'total': total('wall')}, cpu_times={**self.cpu, 'total': total('cpu')}, times_complete=self.complete)
 
 def run_pipeline(cfg:FitConfig, console=None, resume=False):
     """Teacher → pseudo labels → self-training student (`cfg.ablation`: a Table 3 preset) → target test F1. Returns the
@@ -139,7 +161,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     if primary: (out/'config.json').write_text(json.dumps(asdict(cfg), indent=2))
     set_seed(cfg.seed, reproducible=True)
-    t0, times, res = time.time(), {}, dict(config=asdict(cfg), processes=world_size())
+    clock, res = RunClock(), dict(config=asdict(cfg), processes=world_size())
     say = console.log if primary and not cfg.quiet else (lambda *a: None)
     write = (lambda p, text: Path(p).write_text(text)) if primary else (lambda p, text: None)
     dist_cbs = lambda: [DistributedSelfTraining()] if world_size() > 1 else []
@@ -156,10 +178,9 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     say(f"encoder {cfg.model}; recipe {rc}")
     say(f"labels {labels.classes}; sentences: src train {len(task.src_train)}, src dev {len(task.src_dev)}, tgt train {len(task.tgt_train)}, tgt test {len(task.tgt_test)}")
     for k, r in task.reports.items(): say(f"{k.replace('_', ' ')}: {r}")
-    times['data'] = time.time() - t0
+    clock.lap('data')
 
     # teacher (eq. 1), or the teacher and pseudo labels of an earlier run with the same data options (steps 2-3)
-    t = time.time()
     learn = teacher_for(task, encoder, rc, cfg.dropout, cfg.bs, cfg.seed, cfg.sortish, path=out, device=device, cbs=dist_cbs())
     teacher = learn.model
     evaluate = lambda m, what: evaluate_on(m, task, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, f"evaluating {what}"))
@@ -176,28 +197,30 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         res['teacher_history'], res['teacher'] = prev.get('teacher_history'), prev.get('teacher') or evaluate(teacher, 'teacher')
         state = shared_state(pl, task)
         say(f"teacher and pseudo labels from {td}")
+        own = not cfg.teacher_from          # this run's own teacher, finished before an interruption: count its seconds
+        spent = lambda k: (None if k not in prev.get('cpu_times', {}) else dict(wall=prev['times'][k], cpu=prev['cpu_times'][k]))
+        clock.lap('teacher', spent('teacher'), resumed=own)
+        if own: clock.lap('pseudo_labels', spent('pseudo_labels'), resumed=True)
     else:
-        res['teacher_history'] = _fit(learn, cfg.teacher_epochs or cfg.epochs, lr, 'teacher', console, cfg.quiet, 'teacher',
-                                      cfg.checkpoint_every, resume, rc.pct_start, cfg.checkpoint_size)
+        res['teacher_history'], carried = _fit(learn, cfg.teacher_epochs or cfg.epochs, lr, 'teacher', console, cfg.quiet, 'teacher',
+                                               cfg.checkpoint_every, resume, rc.pct_start, cfg.checkpoint_size)
         res['teacher'] = evaluate(learn.model, 'teacher')
-        times['teacher'], t = time.time() - t, time.time()
+        clock.lap('teacher', carried, resumed=True)
         state = pseudo_label(learn.model, task, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
         if primary: state.pseudo_labels.save(out/'pseudo_labels.pt')
-        write(out/'results.json', json.dumps(res, indent=2))     # a later run can pick the teacher up (--teacher-from)
-    times['teacher' if teacher_from else 'pseudo_labels'] = time.time() - t
+        clock.lap('pseudo_labels')
+        write(out/'results.json', json.dumps({**res, **clock.record()}, indent=2))   # a later run can pick the teacher up (--teacher-from)
     say(f"teacher (zero-shot) target test F1 {res['teacher']['f1']:.4f}")
     res['pseudo_label_f1'] = state.extra.get('pseudo_f1', [None])[0]
     if not cfg.epochs:        # teacher only: the zero-shot row of a comparison, or a supervised ceiling
         if primary: learn.export('model')          # relative to learn.path, i.e. `out`
-        times['total'] = time.time() - t0
-        res.update(times=times, labels=labels.classes, machine=machine_info(next(teacher.parameters()).device))
+        res.update(**clock.record(), labels=labels.classes, machine=machine_info(next(teacher.parameters()).device))
         write(out/'results.json', json.dumps(res, indent=2))
         return res
     init = teacher if cfg.student_init == 'teacher' else None
     del learn, encoder
 
     # student: vanilla self-training (eq. 3) plus the preset's ContProto callbacks (eq. 7) (steps 4-5)
-    t = time.time()
     set_seed(cfg.seed + 100, reproducible=True)
     teacher_argmax = state.pseudo_labels.probs.argmax(-1).clone()
     slearn = student_for(task, load_encoder(cfg.model, cfg.dropout)[0], state, rc, cfg.ablation, init, cfg.dropout, cfg.bs, cfg.seed,
@@ -205,9 +228,9 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
                          callback_kw=dict(alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup,
                                           o_keep=cfg.o_keep, max_spans=cfg.max_spans))
     del init, teacher
-    res['student_history'] = _fit(slearn, cfg.epochs, lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
-                                  cfg.checkpoint_every, resume, rc.pct_start, cfg.checkpoint_size)
-    times['student'] = time.time() - t
+    res['student_history'], carried = _fit(slearn, cfg.epochs, lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
+                                           cfg.checkpoint_every, resume, rc.pct_start, cfg.checkpoint_size)
+    clock.lap('student', carried, resumed=True)
     if primary: state.save(out/'state.pt')
     res['pseudo_label_f1_curve'], res['margins'], res['beta'] = state.extra.get('pseudo_f1'), state.extra.get('margins'), state.extra.get('beta')
     res['no_margin'] = state.extra.get('no_margin')     # per refining epoch: target spans kept from a class with no margin yet
@@ -223,8 +246,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
                   'target': span_representations(slearn.model, task.ex_test[:500], task.tgt_test, labels)}
         plot_tsne(groups, labels.classes, out/'tsne.png')
         say(f"plots: {out/'pseudo_f1.png'}, {out/'tsne.png'}")
-    times['total'] = time.time() - t0
-    res.update(times=times, labels=labels.classes, machine=machine_info(next(slearn.model.parameters()).device))
+    res.update(**clock.record(), labels=labels.classes, machine=machine_info(next(slearn.model.parameters()).device))
     write(out/'results.json', json.dumps(res, indent=2))
     return res
 

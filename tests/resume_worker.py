@@ -27,10 +27,11 @@ class Slow(Callback):
     def after_batch(self): time.sleep(pause)
 
 cbs = contproto_callbacks('contproto') + [PseudoLabelF1(task.tgt_train, task.tgt_sents, task.labels.classes),
-                                          SaveModelCallback(monitor='span_f1', fname='best'), Checkpoint(out/'ckpt.pt', every=1), Slow()]
+                                          SaveModelCallback(monitor='span_f1', fname='best'), ckpt := Checkpoint(out/'ckpt.pt', every=1), Slow()]
 learn = student_learner(mk(1), task.src_train, task.tgt_train, task.src_dev, state, bs=16, lr=3e-3, cbs=cbs, path=out, seed=0)
 learn.remove_cb(ProgressCallback)
 if mode == 'resume': learn.resume(out/'ckpt.pt')
 learn.fit_one_cycle(3, 3e-3)
-torch.save(dict(model=learn.model.state_dict(), state=state.state_dict(), values=learn.recorder.values), out/'final.pt')
+torch.save(dict(model=learn.model.state_dict(), state=state.state_dict(), values=learn.recorder.values,
+                elapsed=ckpt.elapsed(), carried=ckpt.carried), out/'final.pt')
 print('done')

@@ -35,6 +35,9 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert torch.equal(ref['state']['pseudo_labels']['probs'], res['state']['pseudo_labels']['probs'])
     assert ref['state']['extra'] == res['state']['extra']          # pseudo-label F1 curve, margins per epoch
     assert ref['values'] == res['values']                          # every logged metric of every epoch
+    # the fit's seconds: the resumed process adds what the killed one had spent up to its checkpoint (wall and CPU)
+    assert ref['carried'] == dict(wall=0., cpu=0.) and res['carried'] == killed_at['elapsed']
+    assert res['elapsed']['wall'] > killed_at['elapsed']['wall'] > 1.0 and res['elapsed']['cpu'] > killed_at['elapsed']['cpu'] > 0
 
 
 def test_atomic_save_keeps_last_good_checkpoint(tmp_path):
@@ -67,9 +70,24 @@ def test_cli_resume_after_sigkill(tmp_path):
         time.sleep(0.02)
     assert p.poll() is None, "the run finished before it could be killed"
     os.kill(p.pid, signal.SIGKILL); p.wait()
+    mid, ck = json.loads((out/'results.json').read_text()), torch.load(out/'student_ckpt.pt', weights_only=False)
+    assert 'machine' not in mid and all(mid[kind][k] > 0 for kind in ('times', 'cpu_times') for k in ('teacher', 'pseudo_labels'))
+    assert ck['elapsed']['wall'] > 0 and ck['elapsed']['cpu'] > 0
+    # mark what the killed process recorded (its teacher's and pseudo-labelling seconds, its student fit's up to the
+    # checkpoint) with large values, to see exactly that the resumed run adds them to its own
+    mark = dict(teacher=500., pseudo_labels=300., student=1000.)
+    for kind in ('times', 'cpu_times'): mid[kind].update(teacher=mark['teacher'], pseudo_labels=mark['pseudo_labels'])
+    (out/'results.json').write_text(json.dumps(mid)); ck['elapsed'] = dict(wall=mark['student'], cpu=mark['student'])
+    torch.save(ck, out/'student_ckpt.pt')
+    t0 = time.time()
     r = subprocess.run([exe, '--resume', str(out)], capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    took = time.time() - t0
     ref, res = json.loads((tmp_path/'ref'/'results.json').read_text()), json.loads((out/'results.json').read_text())
+    assert ref['times_complete'] and res['times_complete']
+    for kind in ('times', 'cpu_times'):
+        for k, v in mark.items(): assert v < res[kind][k] < v + took * (1 if kind == 'times' else os.cpu_count()), (kind, k)
+        assert res[kind]['total'] >= sum(res[kind][k] for k in ('data', 'teacher', 'pseudo_labels', 'student'))
     assert res['student'] == ref['student'] and res['teacher'] == ref['teacher']
     assert res['student_history'] == ref['student_history'] and res['pseudo_label_f1_curve'] == ref['pseudo_label_f1_curve']
     a, b = torch.load(tmp_path/'ref'/'state.pt', weights_only=False), torch.load(out/'state.pt', weights_only=False)
@@ -105,6 +123,7 @@ def test_checkpoint_size(tmp_path):
         learn.remove_cb(ProgressCallback)
         if resume_from: learn.resume(resume_from)
         learn.fit_one_cycle(2, 3e-3)
+        run.carried = learn.checkpoint.carried
         return {k: v.clone() for k, v in learn.model.state_dict().items()}, {n for n, p in model.named_parameters() if not p.requires_grad}
 
     ref, frozen = run('full')
@@ -120,6 +139,10 @@ def test_checkpoint_size(tmp_path):
         exact = all(torch.equal(v, resumed[k]) for k, v in ref.items())
         assert exact == (size != 'weights'), size          # without AdamW's moments the second epoch differs
     assert sizes['full'] > sizes['trainable'] > sizes['weights'], sizes
+    # a checkpoint written before checkpoints kept the fit's seconds resumes exactly; what it had spent is unknown (None)
+    old = torch.load(tmp_path/'trainable-epoch1.pt', weights_only=False); assert old.pop('elapsed')['wall'] > 0
+    torch.save(old, tmp_path/'old.pt')
+    assert all(torch.equal(v, run('trainable', tmp_path/'old.pt')[0][k]) for k, v in ref.items()) and run.carried is None
     # a checkpoint from a model with other trainable weights is refused, naming them
     bad = torch.load(tmp_path/'trainable-epoch1.pt', weights_only=False)
     bad['model'].pop(next(k for k in bad['model'] if 'classifier' in k)); torch.save(bad, tmp_path/'bad.pt')
