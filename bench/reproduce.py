@@ -160,7 +160,7 @@ def table(runs, name, rest, command, tgt):
              "Gap closed: (row − zero-shot) / (ceiling − zero-shot), from the means. Wall and CPU time (CPU: all threads, in",
              "core-seconds): the teacher's for the zero-shot and ceiling rows (training and target test F1), the student's",
              "(training only) for the others; mean over the runs whose time is known whole (a run resumed after an interruption",
-             "counts what the killed process had recorded; runs that lack that record, or were paused, are left out: n/a).", "",
+             "counts what the killed process had recorded; phases that lack that record (`times_unknown`) are left out: n/a).", "",
              "| row | n | test F1 | P | R | gap closed | pseudo-label F1 start → end | wall time (s) | CPU time (core-s) | paper F1 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     f1s = lambda rs, k: [r[k]['f1'] for r in rs]
@@ -170,7 +170,7 @@ def table(runs, name, rest, command, tgt):
     zs, top = mean(f1s(teachers, 'teacher')), mean(f1s(ceilings, 'teacher'))
     gap = lambda f: '' if (g := gap_closed(f, zs, top)) is None else f"{100 * g:.0f}%"
     def secs(rs, phase, kind='times'):
-        xs = [r[kind][phase] for r in rs if r.get('times_complete', True) and phase in r.get(kind, {})]
+        xs = [r[kind][phase] for r in rs if phase not in r.get('times_unknown', []) and phase in r.get(kind, {})]
         return f"{statistics.mean(xs):.0f}" if xs else 'n/a'
     def row(label, rs, key, pf, phase):
         return (f"| {label} | {len(rs)} | {mean_std(f1s(rs, key))} | {mean_std([r[key]['precision'] for r in rs])} | "
@@ -279,7 +279,7 @@ def main(argv=None):
         (res_dir/f'reproduce_{a.name}.md').write_text(md)
         (res_dir/f'reproduce_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
             dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], cpu_time_s=v.get('cpu_times'),
-                 times_complete=v.get('times_complete', True), times_note=v.get('times_note'), teacher=v['teacher'], student=v.get('student'),
+                 times_unknown=v.get('times_unknown', []), times_note=v.get('times_note'), teacher=v['teacher'], student=v.get('student'),
                  pseudo_label_f1_curve=v.get('pseudo_label_f1_curve'), margins=v.get('margins'),
                  pseudo_label_stats=v.get('pseudo_label_stats'), diagnostics=v.get('diagnostics'), machine=v['machine'])
             for s, rs in runs.items() for k, v in rs.items()]), indent=1))

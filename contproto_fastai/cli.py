@@ -126,23 +126,24 @@ def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=Fals
 class RunClock:
     """Wall and CPU seconds (CPU: all threads of this process) of a run's phases, for `results.json` (`times`,
     `cpu_times`). A resumed run adds what the interrupted process had spent (`carried`): a phase it finished, read from
-    its `results.json`, or a fit up to its last checkpoint. `complete` turns False when such a record is missing."""
+    its `results.json`, or a fit up to its last checkpoint. A phase whose record is missing is listed in `times_unknown`."""
     def __init__(self):
-        self.wall, self.cpu, self.complete, self._carried = {}, {}, True, dict(wall=0., cpu=0.)
+        self.wall, self.cpu, self.unknown, self._carried = {}, {}, [], dict(wall=0., cpu=0.)
         self._t0 = self._t = self._now()
     def _now(self): return dict(wall=time.time(), cpu=time.process_time())
     def lap(self, phase, carried=None, resumed=False):
         "Close `phase`: the seconds since the last lap, plus `carried` (dict of wall, cpu) when `resumed` (None there: unknown)."
         now = self._now()
-        if resumed and carried is None: self.complete = False
+        if resumed and carried is None: self.unknown.append(phase)
         c = (carried if resumed else None) or dict(wall=0., cpu=0.)
         for k, d in (('wall', self.wall), ('cpu', self.cpu)): d[phase] = now[k] - self._t[k] + c[k]; self._carried[k] += c[k]
         self._t = now
     def record(self):
-        "The `results.json` entries so far (`total`: all phases and what comes between them)."
+        "The `results.json` entries so far (`total`: all phases and what comes between them; unknown if one of them is)."
         now = self._now()
         total = lambda k: now[k] - self._t0[k] + self._carried[k]
-        return dict(times={**self.wall, 'total': total('wall')}, cpu_times={**self.cpu, 'total': total('cpu')}, times_complete=self.complete)
+        return dict(times={**self.wall, 'total': total('wall')}, cpu_times={**self.cpu, 'total': total('cpu')}, 
+                    times_unknown=self.unknown + ['total'] * bool(self.unknown))
 
 def run_pipeline(cfg:FitConfig, console=None, resume=False):
     """Teacher → pseudo labels → self-training student (`cfg.ablation`: a Table 3 preset) → target test F1. Returns the
