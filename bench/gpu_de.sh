@@ -71,10 +71,13 @@ load = lambda d: json.loads((runs/d/'results.json').read_text()) if (runs/d/'res
 teacher, rows = load('teacher'), {r: load(r) for r in ('vanilla', 'contproto', 'authors')}
 done = {r: v for r, v in rows.items() if v and 'student' in v}
 gpu = (out/'gpu.txt').read_text().strip() if (out/'gpu.txt').exists() else 'no GPU (a check of the script)'
-print('finished:', ', '.join(['teacher'] * bool(teacher and 'times' in teacher) + list(done)) or 'nothing')
+print('finished:', ', '.join(['teacher'] * bool(teacher and 'machine' in teacher) + list(done)) or 'nothing')
 try:
     t_time = (teacher or {}).get('times', {}).get('teacher')
-    if t_time is not None and 'vanilla' in done: done['vanilla']['times']['teacher'] = t_time      # the teacher's own training time
+    if t_time is not None and 'vanilla' in done:       # the teacher's own training time (vanilla only loaded it)
+        v = done['vanilla']; v['times']['teacher'] = t_time
+        v.setdefault('cpu_times', {})['teacher'] = teacher.get('cpu_times', {}).get('teacher')
+        v['times_unknown'] = [k for k in v.get('times_unknown', []) if k != 'teacher'] + [k for k in teacher.get('times_unknown', []) if k == 'teacher']
     md = table({0: done}, f"en-de-e5 at the paper's budget on {gpu}", args, 'bash bench/gpu_de.sh', 'de') if done else ''
     if teacher and 'teacher' in teacher and 'vanilla' not in done:
         md += f"\nzero-shot (teacher) target test F1 {100 * teacher['teacher']['f1']:.2f} (training {t_time or 0:.0f} s); vanilla did not finish.\n"

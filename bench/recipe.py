@@ -29,7 +29,7 @@ ROWS = {
 def run(rest, out, log=print):
     "One teacher-only `contproto-fit` run in `out` (skipped when finished); its results.json."
     out = Path(out); f = out/'results.json'
-    if not (f.exists() and 'teacher' in json.loads(f.read_text())):
+    if not (f.exists() and 'machine' in json.loads(f.read_text())):     # the final results.json, not the teacher's own
         exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
         cmd = [exe, *rest, '--epochs', '0', '--out', str(out), '--quiet']
         log(' '.join(cmd)); t = time.time()

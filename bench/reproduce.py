@@ -160,7 +160,8 @@ def table(runs, name, rest, command, tgt):
              "Gap closed: (row − zero-shot) / (ceiling − zero-shot), from the means. Wall and CPU time (CPU: all threads, in",
              "core-seconds): the teacher's for the zero-shot and ceiling rows (training and target test F1), the student's",
              "(training only) for the others; mean over the runs whose time is known whole (a run resumed after an interruption",
-             "counts what the killed process had recorded; phases that lack that record (`times_unknown`) are left out: n/a).", "",
+             "counts what the killed process had recorded; phases that lack that record (`times_unknown`) are left out; \"(k of n)\":",
+             "the mean is over k runs of n; n/a: over none).", "",
              "| row | n | test F1 | P | R | gap closed | pseudo-label F1 start → end | wall time (s) | CPU time (core-s) | paper F1 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     f1s = lambda rs, k: [r[k]['f1'] for r in rs]
@@ -170,8 +171,8 @@ def table(runs, name, rest, command, tgt):
     zs, top = mean(f1s(teachers, 'teacher')), mean(f1s(ceilings, 'teacher'))
     gap = lambda f: '' if (g := gap_closed(f, zs, top)) is None else f"{100 * g:.0f}%"
     def secs(rs, phase, kind='times'):
-        xs = [r[kind][phase] for r in rs if phase not in r.get('times_unknown', []) and phase in r.get(kind, {})]
-        return f"{statistics.mean(xs):.0f}" if xs else 'n/a'
+        xs = [r[kind][phase] for r in rs if phase not in r.get('times_unknown', []) and r.get(kind, {}).get(phase) is not None]
+        return 'n/a' if not xs else f"{statistics.mean(xs):.0f}" + (f" ({len(xs)} of {len(rs)})" if len(xs) < len(rs) else '')
     def row(label, rs, key, pf, phase):
         return (f"| {label} | {len(rs)} | {mean_std(f1s(rs, key))} | {mean_std([r[key]['precision'] for r in rs])} | "
                 f"{mean_std([r[key]['recall'] for r in rs])} | {gap(mean(f1s(rs, key)))} | {pf} | {secs(rs, phase)} | "

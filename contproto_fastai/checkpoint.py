@@ -42,7 +42,11 @@ class Checkpoint(Callback):
     def __init__(self, path, every=0, size='trainable'):
         if size not in CHECKPOINT_SIZES: raise ValueError(f"size must be one of {CHECKPOINT_SIZES}, not {size!r}")
         self.path, self.every, self.size = Path(path), every, size
-    def before_fit(self): self._t0, self.carried = (time.time(), time.process_time()), dict(wall=0., cpu=0.)
+    def before_fit(self):
+        ck = getattr(self.learn, '_resume', None)
+        self._t0 = time.time(), time.process_time()
+        self.carried = dict(wall=0., cpu=0.) if ck is None else ck.get('elapsed')   # older checkpoints: unknown
+        if ck is not None and ck['epoch'] >= self.learn.n_epoch: self._restore(ck)  # it had ended: no epoch runs, restore now
     def elapsed(self):
         "Wall and CPU (all threads of this process) seconds of this fit, plus `carried`; `None` when `carried` is unknown."
         if self.carried is None: return None
@@ -80,6 +84,11 @@ class Checkpoint(Callback):
     def before_train(self):
         ck = getattr(self.learn, '_resume', None)
         if ck is None: return
+        self._restore(ck)
+        self.learn._resume = None
+    def after_fit(self): self.learn._resume = None
+    def _restore(self, ck):
+        "Put the model, optimizer, loader, shared state, callbacks, trackers, recorder and RNGs back as `ck` has them."
         L_ = self.learn
         if ck['n_epoch'] != L_.n_epoch: raise ValueError(f"checkpoint is from a {ck['n_epoch']}-epoch fit; call fit with the same arguments")
         self._load_model(ck['model'])
@@ -101,8 +110,6 @@ class Checkpoint(Callback):
         L_.pct_train = L_.train_iter / (n_iter * L_.n_epoch)
         self._offset = ck['batches']
         _set_rng_states(ck['rng'])
-        self.carried = ck.get('elapsed')    # the interrupted fit's seconds up to this checkpoint (older checkpoints: unknown)
-        L_._resume = None
     def before_batch(self):
         if getattr(self, '_offset', 0) and self.training: self.learn.iter += self._offset   # batch numbers as in the original run
     def after_train(self): self._offset = 0

@@ -126,7 +126,8 @@ def _fit(learn, epochs, lr, fname, console, quiet, title, every=200, resume=Fals
 class RunClock:
     """Wall and CPU seconds (CPU: all threads of this process) of a run's phases, for `results.json` (`times`,
     `cpu_times`). A resumed run adds what the interrupted process had spent (`carried`): a phase it finished, read from
-    its `results.json`, or a fit up to its last checkpoint. A phase whose record is missing is listed in `times_unknown`."""
+    its `results.json`, or a fit up to its last checkpoint (the work after that checkpoint is redone and counted once). A
+    phase whose record is missing is listed in `times_unknown`. Under torchrun the CPU seconds are process 0's."""
     def __init__(self):
         self.wall, self.cpu, self.unknown, self._carried = {}, {}, [], dict(wall=0., cpu=0.)
         self._t0 = self._t = self._now()
@@ -199,7 +200,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         state = shared_state(pl, task)
         say(f"teacher and pseudo labels from {td}")
         own = not cfg.teacher_from          # this run's own teacher, finished before an interruption: count its seconds
-        spent = lambda k: (None if k not in prev.get('cpu_times', {}) else dict(wall=prev['times'][k], cpu=prev['cpu_times'][k]))
+        spent = lambda k: (None if k in prev.get('times_unknown', []) or k not in prev.get('cpu_times', {})
+                           else dict(wall=prev['times'][k], cpu=prev['cpu_times'][k]))
         clock.lap('teacher', spent('teacher'), resumed=own)
         if own: clock.lap('pseudo_labels', spent('pseudo_labels'), resumed=True)
     else:

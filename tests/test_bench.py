@@ -146,3 +146,13 @@ def test_summary_table3(repo_root):
     row = next(l for l in lines if l.startswith('| no_reg |'))
     assert '-1.50 ± 0.71' in row and '-0.18' in row          # paired: (69-70, 70-72) -> mean -1.5; paper 76.23-76.41
     assert summary.table3([run(0, 'contproto', .7)], 'de') == ([], None)
+
+
+def test_reproduce_done(repo_root, tmp_path):
+    "A run counts as finished by its final results.json, not by the one written when its teacher is done."
+    done, f = _load(repo_root, 'reproduce').done, tmp_path/'results.json'
+    assert not done(tmp_path)
+    for epochs, keys, finished in ((0, ('teacher', 'times'), False), (0, ('teacher', 'times', 'machine'), True),
+                                   (2, ('teacher', 'times', 'machine'), False), (2, ('teacher', 'student', 'times', 'machine'), True)):
+        f.write_text(json.dumps(dict(config=dict(epochs=epochs), **{k: {} for k in keys})))
+        assert done(tmp_path) == finished, (epochs, keys)

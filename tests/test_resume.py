@@ -40,6 +40,21 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert res['elapsed']['wall'] > killed_at['elapsed']['wall'] > 1.0 and res['elapsed']['cpu'] > killed_at['elapsed']['cpu'] > 0
 
 
+def test_resume_after_the_last_epoch(tmp_path):
+    """Killed after the last epoch's checkpoint (while the run scores or pseudo-labels): the resumed fit runs no epoch and
+    still restores the recorder, the shared state and the seconds the fit had taken."""
+    ref = _run(tmp_path, 'full')
+    ck = torch.load(tmp_path/'ckpt.pt', weights_only=False)
+    assert ck['epoch'] == ck['n_epoch'] == 3 and ck['batches'] == 0
+    ck['elapsed'] = dict(wall=1000., cpu=900.); torch.save(ck, tmp_path/'ckpt.pt')
+    res = _run(tmp_path, 'resume')
+    for k, v in ref['model'].items(): assert torch.equal(v, res['model'][k]), k
+    for k in ('prototypes', 'margins'): assert torch.equal(ref['state'][k], res['state'][k]), k
+    assert torch.equal(ref['state']['pseudo_labels']['probs'], res['state']['pseudo_labels']['probs'])
+    assert ref['state']['extra'] == res['state']['extra'] and ref['values'] == res['values'] and len(res['values']) == 3
+    assert res['carried'] == ck['elapsed'] and 1000. < res['elapsed']['wall'] < 1000. + 60
+
+
 def test_atomic_save_keeps_last_good_checkpoint(tmp_path):
     path = tmp_path/'ck.pt'
     atomic_save({'step': 1}, path)
