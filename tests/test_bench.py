@@ -49,8 +49,12 @@ def test_speed_smoke(repo_root, tmp_path):
 def test_reproduce_smoke(repo_root, tmp_path):
     if shutil.which('contproto-fit') is None: pytest.skip("console script contproto-fit not on PATH (pip install -e .)")
     rep = _load(repo_root, 'reproduce')
-    args = ['--smoke', '--name', 'smoke', '--seeds', '0', '--rows', 'contproto,ceiling', '--results', str(tmp_path), '--runs', str(tmp_path/'runs')]
+    args = ['--smoke', '--name', 'smoke', '--seeds', '0', '--rows', 'contproto,ceiling', '--results', str(tmp_path), '--runs', str(tmp_path/'runs'),
+            '--', '--embeddings', 'frozen']     # as e5-small: its checkpoints leave the frozen embeddings out
     runs = rep.main(args)
+    import torch
+    ck = torch.load(tmp_path/'runs'/'smoke'/'seed0'/'contproto'/'student_ckpt.pt', weights_only=False)
+    assert not any('word_embeddings' in k for k in ck['model'])          # the diagnostics below read this checkpoint
     assert set(runs[0]) == {'vanilla', 'contproto', 'ceiling'}
     md = (tmp_path/'reproduce_smoke.md').read_text()
     for row in ('zero-shot (teacher)', '| vanilla | 1 |', '| contproto | 1 |', '| ceiling (target gold train) | 1 |'): assert row in md
