@@ -14,7 +14,8 @@ so the same command continues a grid across sessions. Order: vanilla, ContProto 
 ceiling and the ablations (`--order`); `--ablation-seeds` runs the ablation rows for fewer seeds (a smaller grid) and
 `--ceiling-seeds` the ceiling (default: the first seed). After every run
 the table is rewritten: bench/results/reproduce_<name>.{md,json} and the pseudo-label F1 per epoch (paper Fig. 3) as
-reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder (what CI runs)."""
+reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder (what CI runs). A finished run's resume
+checkpoints are deleted once its diagnostics are cached (e5-small: 0.6 GB each; `--keep-checkpoints` keeps them)."""
 import argparse, functools, json, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
@@ -36,6 +37,14 @@ def done(out):
     if not f.exists(): return False
     r = json.loads(f.read_text())
     return 'student' in r or (r['config']['epochs'] == 0 and 'machine' in r)   # the teacher's own results.json has no 'machine'
+
+def prune(out):
+    """Delete a finished run's resume checkpoints (`*_ckpt.pt`) and the student's best-epoch file (its exported model
+    stays): they only serve a resume and the diagnostics, which are cached by then. The teacher's weights and pseudo
+    labels stay for the students that start from them (`--teacher-from`)."""
+    out = Path(out)
+    if not done(out): return
+    for f in [*out.glob('*_ckpt.pt'), out/'models'/'student.pth']: f.unlink(missing_ok=True)
 
 def run_fit(args, out, what, log=print):
     "One `contproto-fit` run with `args` into `out` (resumed if interrupted, skipped if finished); returns its results.json."
@@ -255,6 +264,7 @@ def main(argv=None):
     p.add_argument('--ceiling-seeds', default=None, help='seeds for the ceiling row (default: the first of --seeds)')
     p.add_argument('--order', choices=['main-first', 'seed-first'], default='main-first')
     p.add_argument('--smoke', action='store_true', help='toy data and a tiny encoder in a temporary folder (CI)')
+    p.add_argument('--keep-checkpoints', action='store_true', help="keep finished runs' resume checkpoints (e5-small: 0.6 GB each)")
     p.add_argument('rest', nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     rest = a.rest[1:] if a.rest[:1] == ['--'] else a.rest
@@ -278,6 +288,7 @@ def main(argv=None):
         else:
             r = run_preset(rest + ['--seed', str(seed)], preset, d/preset, None if preset == 'vanilla' else d/'vanilla', log)
             r['diagnostics'] = diagnostics(d/preset, d/'vanilla')
+        if not a.keep_checkpoints: prune(d/preset)
         runs.setdefault(seed, {})[preset] = r
         md = table(runs, a.name, rest, command, tgt)
         (res_dir/f'reproduce_{a.name}.md').write_text(md)

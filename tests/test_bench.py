@@ -51,9 +51,10 @@ def test_reproduce_smoke(repo_root, tmp_path):
     rep = _load(repo_root, 'reproduce')
     args = ['--smoke', '--name', 'smoke', '--seeds', '0', '--rows', 'contproto,ceiling', '--results', str(tmp_path), '--runs', str(tmp_path/'runs'),
             '--', '--embeddings', 'frozen']     # as e5-small: its checkpoints leave the frozen embeddings out
-    runs = rep.main(args)
+    runs = rep.main(['--keep-checkpoints'] + args)
     import torch
-    ck = torch.load(tmp_path/'runs'/'smoke'/'seed0'/'contproto'/'student_ckpt.pt', weights_only=False)
+    sd = tmp_path/'runs'/'smoke'/'seed0'
+    ck = torch.load(sd/'contproto'/'student_ckpt.pt', weights_only=False)
     assert not any('word_embeddings' in k for k in ck['model'])          # the diagnostics below read this checkpoint
     assert set(runs[0]) == {'vanilla', 'contproto', 'ceiling'}
     md = (tmp_path/'reproduce_smoke.md').read_text()
@@ -79,6 +80,10 @@ def test_reproduce_smoke(repo_root, tmp_path):
     stamps = [f.stat().st_mtime_ns for f in done]
     again = rep.main(args)
     assert again[0] == runs[0] and [f.stat().st_mtime_ns for f in done] == stamps
+    # without --keep-checkpoints finished runs lose their resume checkpoints (0.6 GB each with e5-small); the
+    # teacher's weights and pseudo labels stay for the students that start from them, and each student's export
+    assert not list(sd.glob('*/*_ckpt.pt')) and not (sd/'contproto'/'models'/'student.pth').exists()
+    assert (sd/'vanilla'/'models'/'teacher.pth').exists() and (sd/'vanilla'/'pseudo_labels.pt').exists() and (sd/'contproto'/'model').is_dir()
     # wall and CPU seconds: whole for runs nobody interrupted; a run whose time is not known whole is left out (n/a)
     assert all(not r['times_unknown'] and r['cpu_time_s']['total'] > 0 for r in js['runs'])
     cont_row = lambda: next(l for l in (tmp_path/'reproduce_smoke.md').read_text().splitlines() if l.startswith('| contproto |')).split(' | ')
