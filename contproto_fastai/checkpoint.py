@@ -12,7 +12,7 @@ from fastai.callback.tracker import TrackerCallback
 from fastai.torch_core import rank_distrib
 
 # %% auto #0
-__all__ = ['CHECKPOINT_SIZES', 'atomic_save', 'Checkpoint']
+__all__ = ['CHECKPOINT_SIZES', 'atomic_save', 'load_weights', 'Checkpoint']
 
 # %% ../nbs/03a_checkpoint.ipynb #c005
 def atomic_save(obj, path):
@@ -32,6 +32,14 @@ def _set_rng_states(st):
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 CHECKPOINT_SIZES = ('full', 'trainable', 'weights')
+
+def load_weights(model, sd, path):
+    "Load the weights `sd` of a checkpoint at `path` into `model`; frozen weights may be missing (`size='trainable'`), nothing else."
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    lacking = set(missing) - {n for n, p in model.named_parameters() if not p.requires_grad}
+    if unexpected or lacking:
+        raise ValueError(f"{path}: the checkpoint does not fit this model (missing trainable weights {sorted(lacking)[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]}): use the same model options")
 
 class Checkpoint(Callback):
     """Save a resumable checkpoint to `path` every `every` training batches (0: epochs only) and after every epoch.
@@ -75,12 +83,7 @@ class Checkpoint(Callback):
         if self.training and self.every and (self.iter + 1) % self.every == 0 and self.iter + 1 < self.n_iter:
             self.save(self.epoch, self.iter + 1)
     def after_epoch(self): self.save(self.epoch + 1, 0)
-    def _load_model(self, sd):
-        missing, unexpected = self.learn.model.load_state_dict(sd, strict=False)
-        lacking = set(missing) - self._frozen()
-        if unexpected or lacking:
-            raise ValueError(f"{self.path}: the checkpoint does not fit this model (missing trainable weights {sorted(lacking)[:5]}, "
-                             f"unexpected {sorted(unexpected)[:5]}): resume with the same model options")
+    def _load_model(self, sd): load_weights(self.learn.model, sd, self.path)
     def before_train(self):
         ck = getattr(self.learn, '_resume', None)
         if ck is None: return
