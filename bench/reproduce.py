@@ -18,6 +18,7 @@ reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder 
 checkpoints are deleted once its diagnostics are cached (e5-small: 0.6 GB each; `--keep-checkpoints` keeps them)."""
 import argparse, functools, json, shutil, statistics, subprocess, sys, time
 from pathlib import Path
+from collections import Counter
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], ['no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl']
@@ -159,13 +160,31 @@ def _target(rest):
     "The target language given to contproto-fit (`--tgt xx`), for the paper column."
     return _arg(rest, '--tgt', 'de')
 
+def seconds(rs, phase, kind='times'):
+    """Mean wall (`kind='times'`) or CPU (`'cpu_times'`) seconds of `phase` over the runs `rs` whose time is known whole:
+    "(k of n)" when fewer than all, n/a when none; runs with different torch thread counts are averaged apart, one
+    mean per count ("596 (2 threads) · 910 (1 thread)"), since a run's wall time depends on it."""
+    def one(rs):
+        xs = [r[kind][phase] for r in rs if phase not in r.get('times_unknown', []) and r.get(kind, {}).get(phase) is not None]
+        return 'n/a' if not xs else f"{statistics.mean(xs):.0f}" + (f" ({len(xs)} of {len(rs)})" if len(xs) < len(rs) else '')
+    by = {}
+    for r in rs: by.setdefault(r.get('machine', {}).get('threads'), []).append(r)
+    if len(by) < 2: return one(rs)
+    return ' · '.join(f"{one(g)} ({t} thread{'s' * (t != 1)})" for t, g in sorted(by.items(), key=lambda kv: -(kv[0] or 0)))
+
+def machines(runs):
+    "The machine line of a table: the one machine every run reports, or each distinct one with its number of runs."
+    ms = Counter(json.dumps(r['machine']) for rs in runs.values() for r in rs.values())
+    if len(ms) == 1: return f"Machine: {next(iter(ms))}"
+    return "Machines (runs): " + '; '.join(f"{m} ({n})" for m, n in ms.most_common())
+
 def table(runs, name, rest, command, tgt):
     "Markdown: one row per preset (mean ± std over seeds), plus the zero-shot teachers, the why-statistics and Fig. 3."
     paper = PAPER.get(tgt, {})
     any_run = next(r for rs in runs.values() for r in rs.values())
     L, test = any_run['config']['max_span_len'], _target_file(rest, 'test')
     cap = f" {100 * long_entity_share(test, L, any_run['config']['encoding']):.1f}% of its gold entities are longer than max_span_len={L} words: no row can find them." if test and Path(test).exists() else ''
-    lines = [f"# Reproduction: {name}", "", f"Command: `{command}`", "", f"Machine: {json.dumps(any_run['machine'])}", "",
+    lines = [f"# Reproduction: {name}", "", f"Command: `{command}`", "", machines(runs), "",
              f"Target test set: seqeval entity micro F1 ×100, mean ± std over the seeds that finished (n). Paper: XLM-R large, {tgt}.{cap}",
              "Gap closed: (row − zero-shot) / (ceiling − zero-shot), from the means. Wall and CPU time (CPU: all threads, in",
              "core-seconds): the teacher's for the zero-shot and ceiling rows (training and target test F1), the student's",
@@ -180,13 +199,10 @@ def table(runs, name, rest, command, tgt):
     ceilings = [rs[CEILING] for rs in runs.values() if CEILING in rs]
     zs, top = mean(f1s(teachers, 'teacher')), mean(f1s(ceilings, 'teacher'))
     gap = lambda f: '' if (g := gap_closed(f, zs, top)) is None else f"{100 * g:.0f}%"
-    def secs(rs, phase, kind='times'):
-        xs = [r[kind][phase] for r in rs if phase not in r.get('times_unknown', []) and r.get(kind, {}).get(phase) is not None]
-        return 'n/a' if not xs else f"{statistics.mean(xs):.0f}" + (f" ({len(xs)} of {len(rs)})" if len(xs) < len(rs) else '')
     def row(label, rs, key, pf, phase):
         return (f"| {label} | {len(rs)} | {mean_std(f1s(rs, key))} | {mean_std([r[key]['precision'] for r in rs])} | "
-                f"{mean_std([r[key]['recall'] for r in rs])} | {gap(mean(f1s(rs, key)))} | {pf} | {secs(rs, phase)} | "
-                f"{secs(rs, phase, 'cpu_times')} | {paper.get(label, '—')} |")
+                f"{mean_std([r[key]['recall'] for r in rs])} | {gap(mean(f1s(rs, key)))} | {pf} | {seconds(rs, phase)} | "
+                f"{seconds(rs, phase, 'cpu_times')} | {paper.get(label, '—')} |")
     if teachers: lines.append(row('zero-shot (teacher)', teachers, 'teacher', '', 'teacher'))
     for preset in MAIN + ABLATIONS:
         rs = [r[preset] for r in runs.values() if preset in r]

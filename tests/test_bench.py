@@ -106,6 +106,20 @@ def test_reproduce_plan(repo_root):
     assert plan([0, 1], ['ceiling'], None, 'main-first', [0, 1]) == [(0, 'vanilla'), (1, 'vanilla'), (0, 'ceiling'), (1, 'ceiling')]
 
 
+def test_reproduce_seconds(repo_root):
+    "Wall/CPU columns: runs of different thread counts are averaged apart; unknown times left out, counted as (k of n)."
+    rep = _load(repo_root, 'reproduce')
+    run = lambda t, s, unknown=(): dict(times=dict(student=s), cpu_times=dict(student=s), times_unknown=list(unknown),
+                                        machine=dict(cpu='x', threads=t))
+    assert rep.seconds([run(2, 100), run(2, 200)], 'student') == '150'
+    assert rep.seconds([run(2, 100), run(2, 200, ['student'])], 'student') == '100 (1 of 2)'
+    assert rep.seconds([run(2, 100), run(1, 300), run(1, 500)], 'student', 'cpu_times') == '100 (2 threads) · 400 (1 thread)'
+    assert rep.seconds([run(2, 100), run(1, 300, ['student'])], 'student') == '100 (2 threads) · n/a (1 thread)'
+    assert rep.machines({0: {'a': run(2, 1), 'b': run(2, 1)}}) == 'Machine: {"cpu": "x", "threads": 2}'
+    assert rep.machines({0: {'a': run(2, 1)}, 1: {'a': run(1, 1), 'b': run(1, 1)}}) == \
+        'Machines (runs): {"cpu": "x", "threads": 1} (2); {"cpu": "x", "threads": 2} (1)'
+
+
 def test_reproduce_args(repo_root, tmp_path):
     "The grid reads contproto-fit's options in either spelling; the ceiling trains on the target train file, teacher only."
     rep = _load(repo_root, 'reproduce')
