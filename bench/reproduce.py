@@ -172,6 +172,13 @@ def seconds(rs, phase, kind='times'):
     if len(by) < 2: return one(rs)
     return ' · '.join(f"{one(g)} ({t} thread{'s' * (t != 1)})" for t, g in sorted(by.items(), key=lambda kv: -(kv[0] or 0)))
 
+def kept_epoch(history, monitor='span_f1'):
+    """The student epoch whose weights a run kept and scored (`BestEpoch`/`SaveModelCallback`): the first with the
+    highest source dev `monitor`, since a later epoch must beat it; None without a history."""
+    xs = [h.get(monitor) for h in history or []]
+    if not xs or None in xs: return None
+    return max(range(len(xs)), key=lambda i: (xs[i], -i))
+
 def machines(runs):
     "The machine line of a table: the one machine every run reports, or each distinct one with its number of runs."
     ms = Counter(json.dumps(r['machine']) for rs in runs.values() for r in rs.values())
@@ -218,10 +225,11 @@ def table(runs, name, rest, command, tgt):
               "brackets), the share of gold entity spans whose nearest prototype is right *and* clears its margin (eq. 10, so",
               "refinement may move them toward the truth), the share of gold O spans that refinement may move to an entity,",
               "the mean similarity of gold entity spans to their own class prototype, the last margins r_c (eq. 11), and the",
-              "largest cosine between two prototypes.", "",
-              "| seed | row | changed | fixed / broken | ent→O / O→ent / ent→ent | span P | span R | proto acc. entities (model) | "
+              "largest cosine between two prototypes. Kept epoch: the student epoch whose weights were scored, the best by",
+              "source dev F1 (per epoch in brackets); with warm-up epoch 0 kept, refinement never touched the scored model.", "",
+              "| seed | row | kept epoch (dev F1) | changed | fixed / broken | ent→O / O→ent / ent→ent | span P | span R | proto acc. entities (model) | "
               "entities movable to truth | O movable to entity | sim. to own prototype | margins | max prototype cosine |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     pc = lambda x: f"{100*x:.1f}"
     for seed, rs in runs.items():
         for preset, r in rs.items():
@@ -236,7 +244,9 @@ def table(runs, name, rest, command, tgt):
             proto = 'prototype_accuracy_entity' in d
             sims = ', '.join(f"{c} {v:.2f}" for c, v in d['gold_sim_to_own_prototype'].items() if c != 'O') if proto else ''
             margins = ', '.join(f"{c} {v:.2f}" for c, v in d['margins'].items() if c != 'O') if proto else ''
-            lines.append(f"| {seed} | {preset} | {d['changed']} of {d['spans']} | {d['fixed']} / {d['broken']} | "
+            h, k = r.get('student_history') or [], kept_epoch(r.get('student_history'))
+            kept = '' if k is None else f"{k} ({', '.join(pc(e['span_f1']) for e in h)})"
+            lines.append(f"| {seed} | {preset} | {kept} | {d['changed']} of {d['spans']} | {d['fixed']} / {d['broken']} | "
                          f"{d['entity_to_o']} / {d['o_to_entity']} / {d['entity_to_entity']} | "
                          f"{pc(d['span_precision_before'])} → {pc(d['span_precision_after'])} | {pc(d['span_recall_before'])} → {pc(d['span_recall_after'])} | "
                          + (f"{pc(d['prototype_accuracy_entity'])} ({pc(d['model_accuracy_entity'])}) | {pc(d['gold_entity_nearest_clears_margin'])} | "

@@ -71,7 +71,7 @@ def test_reproduce_smoke(repo_root, tmp_path):
     c = d['contproto']
     assert c['fixed'] + c['broken'] <= c['changed'] == c['entity_to_o'] + c['o_to_entity'] + c['entity_to_entity']
     assert 0 <= c['prototype_accuracy_entity'] <= 1 and set(c['margins']) == set(js['runs'][1]['teacher']['per_type']) | {'O'}
-    assert 'entities movable to truth' in md
+    assert 'entities movable to truth' in md and 'kept epoch (dev F1)' in md
     # both students reuse the seed's one teacher: same zero-shot score
     assert js['runs'][0]['teacher'] == js['runs'][1]['teacher']
     assert (tmp_path/'reproduce_smoke_pseudo_f1.png').stat().st_size > 0
@@ -115,6 +115,9 @@ def test_reproduce_seconds(repo_root):
     assert rep.seconds([run(2, 100), run(2, 200, ['student'])], 'student') == '100 (1 of 2)'
     assert rep.seconds([run(2, 100), run(1, 300), run(1, 500)], 'student', 'cpu_times') == '100 (2 threads) · 400 (1 thread)'
     assert rep.seconds([run(2, 100), run(1, 300, ['student'])], 'student') == '100 (2 threads) · n/a (1 thread)'
+    # the epoch whose weights a run scores: the first best source dev F1 (a later epoch must beat it)
+    assert rep.kept_epoch([{'span_f1': .89}, {'span_f1': .88}]) == 0 and rep.kept_epoch([{'span_f1': .8}, {'span_f1': .9}]) == 1
+    assert rep.kept_epoch([{'span_f1': .9}, {'span_f1': .9}]) == 0 and rep.kept_epoch(None) is None
     assert rep.machines({0: {'a': run(2, 1), 'b': run(2, 1)}}) == 'Machine: {"cpu": "x", "threads": 2}'
     assert rep.machines({0: {'a': run(2, 1)}, 1: {'a': run(1, 1), 'b': run(1, 1)}}) == \
         'Machines (runs): {"cpu": "x", "threads": 1} (2); {"cpu": "x", "threads": 2} (1)'
