@@ -37,10 +37,12 @@ def _paired(runs, a, b):
 
 def table3(runs, tgt='de'):
     """Table 3 on `tgt` from its grid runs: ContProto and each ablation (F1 mean ± std over seeds, the paired difference
-    to ContProto of the same seed and teacher) beside the paper's, and whether the paper's ordering holds: how many
+    to ContProto of the same seed and teacher; every row over the seeds that have ablation runs) beside the paper's, and whether the paper's ordering holds: how many
     pairs of rows our means order as the paper does. `(markdown lines, dict)`, or `([], None)` with fewer than 2 rows."""
     from reproduce import PAPER, ABLATIONS
     paper, rows = PAPER[tgt], ['contproto'] + ABLATIONS
+    seeds = {r['seed'] for r in runs if r['row'] in ABLATIONS and r.get('student')}
+    runs = [r for r in runs if r['seed'] in seeds]          # ContProto over the ablations' seeds only: like with like
     f1 = {r: _f1s(runs, r) for r in rows}
     have = [r for r in rows if f1[r]]
     if len(have) < 2 or 'contproto' not in have: return [], None
@@ -48,7 +50,7 @@ def table3(runs, tgt='de'):
     pairs = [(a, b) for i, a in enumerate(have) for b in have[i+1:]]
     agree = [(a, b) for a, b in pairs if (mean[a] - mean[b]) * (paper[a] - paper[b]) > 0]
     ours, theirs = sorted(have, key=lambda r: -mean[r]), sorted(have, key=lambda r: -paper[r])
-    lines = ["", f"## Table 3 on {tgt}: the ablations", "",
+    lines = ["", f"## Table 3 on {tgt}: the ablations", "", f"Seeds {', '.join(map(str, sorted(seeds)))}: the seeds with ablation runs, ContProto's included.", "",
              "| row | n | F1 | row − ContProto (paired by seed) | paper | paper row − ContProto |", "|---|---|---|---|---|---|"]
     for r in have:
         if r == 'contproto': lines.append(f"| {r} | {len(f1[r])} | {_ms(f1[r])} | | {paper[r]} | |"); continue

@@ -172,6 +172,9 @@ def test_summary_table3(repo_root):
     row = next(l for l in lines if l.startswith('| no_reg |'))
     assert '-1.50 ± 0.71' in row and '-0.18' in row          # paired: (69-70, 70-72) -> mean -1.5; paper 76.23-76.41
     assert summary.table3([run(0, 'contproto', .7)], 'de') == ([], None)
+    # ContProto's seeds without ablation runs stay out: its mean is over the same seeds as the ablations'
+    lines, d = summary.table3(runs + [run(2, 'contproto', .10)], 'de')
+    assert d['f1']['contproto'] == [70, 72] and d['order'][1] == 'contproto' and 'Seeds 0, 1:' in '\n'.join(lines)
 
 
 def test_reproduce_done(repo_root, tmp_path):
