@@ -244,7 +244,7 @@ def table(runs, name, rest, command, tgt):
             proto = 'prototype_accuracy_entity' in d
             sims = ', '.join(f"{c} {v:.2f}" for c, v in d['gold_sim_to_own_prototype'].items() if c != 'O') if proto else ''
             margins = ', '.join(f"{c} {v:.2f}" for c, v in d['margins'].items() if c != 'O') if proto else ''
-            h, k = r.get('student_history') or [], kept_epoch(r.get('student_history'))
+            h = r.get('student_history') or []; k = kept_epoch(h)
             kept = '' if k is None else f"{k} ({', '.join(pc(e['span_f1']) for e in h)})"
             lines.append(f"| {seed} | {preset} | {kept} | {d['changed']} of {d['spans']} | {d['fixed']} / {d['broken']} | "
                          f"{d['entity_to_o']} / {d['o_to_entity']} / {d['entity_to_entity']} | "

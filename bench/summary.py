@@ -37,8 +37,9 @@ def _paired(runs, a, b):
 
 def table3(runs, tgt='de'):
     """Table 3 on `tgt` from its grid runs: ContProto and each ablation (F1 mean ± std over seeds, the paired difference
-    to ContProto of the same seed and teacher; every row over the seeds that have ablation runs) beside the paper's, and whether the paper's ordering holds: how many
-    pairs of rows our means order as the paper does. `(markdown lines, dict)`, or `([], None)` with fewer than 2 rows."""
+    to ContProto of the same seed and teacher; every row over the seeds that have ablation runs) beside the paper's, and
+    whether the paper's ordering holds: how many pairs of rows our means order as the paper does. `(markdown lines,
+    dict)`, or `([], None)` with fewer than 2 rows."""
     from reproduce import PAPER, ABLATIONS
     paper, rows = PAPER[tgt], ['contproto'] + ABLATIONS
     seeds = {r['seed'] for r in runs if r['row'] in ABLATIONS and r.get('student')}
