@@ -25,8 +25,8 @@ from .predict import load_learner, simple_tokenize
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0
-__all__ = ['FitConfig', 'fit_recipe', 'data_paths', 'RunClock', 'run_pipeline', 'machine_info', 'results_table', 'fit', 'main',
-           'predict', 'predict_main']
+__all__ = ['FitConfig', 'parse_beta', 'refiner_options', 'fit_recipe', 'data_paths', 'RunClock', 'run_pipeline', 'machine_info',
+           'results_table', 'fit', 'main', 'predict', 'predict_main']
 
 # %% ../nbs/09_cli.ipynb #c005
 @dataclass
@@ -57,7 +57,10 @@ class FitConfig:
     test_limit: int|None = None
     ablation: str = 'contproto'
     alpha: float = 0.99
-    beta: float|None = None         # None: the preset's (0.95; authors: 0.95 -> 0.8 over the epochs)
+    beta: float|str|None = None     # None: the preset's (0.95; authors: 0.95 -> 0.8 over the epochs); 'start,end': linear
+    gate: str = 'auto'              # margin gate (eq. 10): 'class' (per class, the paper), 'any' (the authors') or the preset's
+    margin_from: str = 'auto'       # eq. 11 averages over spans by 'pred' (model argmax, the paper), 'pseudo' (authors) or the preset's
+    first_margin: float|None = None # margin of the first refining epoch (authors: 0); None: the preset's
     temperature: float = 0.07
     o_keep: float = 1.
     max_spans: int|None = None
@@ -68,8 +71,26 @@ class FitConfig:
     checkpoint_size: str = 'trainable'   # what a checkpoint keeps: see `Checkpoint`
     sortish: int = 0
     plots: bool = False
+    trace_test: bool = False        # score the target test set after every student epoch (analysis only)
     encoding: str = 'auto'
     quiet: bool = False
+
+def parse_beta(beta):
+    "`--beta`: None, a rate (0.95), or a linear schedule 'start,end' (0.95,0.8) as a tuple."
+    if beta is None or isinstance(beta, (int, float)): return beta
+    if isinstance(beta, (tuple, list)): return tuple(float(b) for b in beta)
+    try: v = tuple(float(b) for b in str(beta).split(','))
+    except ValueError: raise ValueError(f"beta must be a number or 'start,end', not {beta!r}") from None
+    if len(v) not in (1, 2) or not all(0 < b <= 1 for b in v): raise ValueError(f"beta must be in (0, 1], one rate or 'start,end', not {beta!r}")
+    return v[0] if len(v) == 1 else v
+
+def refiner_options(cfg:FitConfig):
+    "The `contproto_callbacks` refiner options `cfg` sets explicitly (the rest: the preset's)."
+    gates, froms = dict(auto=None, any=True, **{'class': False}), ('auto', 'pred', 'pseudo')
+    if cfg.gate not in gates: raise ValueError(f"gate must be one of {list(gates)}, not {cfg.gate!r}")
+    if cfg.margin_from not in froms: raise ValueError(f"margin_from must be one of {list(froms)}, not {cfg.margin_from!r}")
+    return dict(beta=parse_beta(cfg.beta), any_class=gates[cfg.gate], first_margin=cfg.first_margin,
+                margin_from=None if cfg.margin_from == 'auto' else cfg.margin_from)
 
 def fit_recipe(cfg:FitConfig):
     "The `Recipe` a run uses: the encoder's (`recipe(cfg.model)`) with the options `cfg` sets explicitly."
@@ -157,6 +178,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     if cfg.checkpoint_size not in CHECKPOINT_SIZES: raise ValueError(f"checkpoint_size must be one of {CHECKPOINT_SIZES}, not {cfg.checkpoint_size!r}")
     if cfg.student_init not in ('pretrained', 'teacher'):
         raise ValueError(f"student_init must be 'pretrained' or 'teacher', not {cfg.student_init!r}")
+    refiner = refiner_options(cfg)
     device, primary = init_from_env(), rank() == 0    # under torchrun: one process per device, process 0 writes
     if cfg.quiet:
         import transformers; transformers.utils.logging.disable_progress_bar()
@@ -228,8 +250,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     teacher_argmax = state.pseudo_labels.probs.argmax(-1).clone()
     slearn = student_for(task, load_encoder(cfg.model, cfg.dropout)[0], state, rc, cfg.ablation, init, cfg.dropout, cfg.bs, cfg.seed,
                          cfg.sortish, cbs=dist_cbs(), path=out, device=device,
-                         callback_kw=dict(alpha=cfg.alpha, beta=cfg.beta, temperature=cfg.temperature, warmup=cfg.warmup,
-                                          o_keep=cfg.o_keep, max_spans=cfg.max_spans))
+                         callback_kw=dict(alpha=cfg.alpha, temperature=cfg.temperature, warmup=cfg.warmup,
+                                          o_keep=cfg.o_keep, max_spans=cfg.max_spans, **refiner), trace_test=cfg.trace_test)
     del init, teacher
     res['student_history'], carried = _fit(slearn, cfg.epochs, lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
                                            cfg.checkpoint_every, resume, rc.pct_start, cfg.checkpoint_size)
@@ -237,6 +259,9 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     if primary: state.save(out/'state.pt')
     res['pseudo_label_f1_curve'], res['margins'], res['beta'] = state.extra.get('pseudo_f1'), state.extra.get('margins'), state.extra.get('beta')
     res['no_margin'] = state.extra.get('no_margin')     # per refining epoch: target spans kept from a class with no margin yet
+    res['trace_start'], res['trace'] = state.extra.get('trace_start'), state.extra.get('trace')   # analysis: see `diagnostics`
+    dev = [h.get('span_f1') for h in res['student_history']]
+    res['kept_epoch'] = dev.index(max(dev)) if dev and None not in dev else None    # the epoch SaveModelCallback kept
     res['pseudo_label_stats'] = pseudo_label_stats(state, teacher_argmax)
     res['student'] = evaluate(slearn.model, 'student')
     if primary:
@@ -307,7 +332,10 @@ def fit(
     test_limit:int=None,        # ... target test sentences
     ablation:str='contproto',   # student recipe (paper Table 3): contproto, no_proto, no_proto_no_cl, no_reg, fixed_margin, proto_no_cl, vanilla; or authors (their released script)
     alpha:float=0.99,           # prototype moving-average rate (eq. 8)
-    beta:float=None,            # pseudo-label moving-average rate (eq. 9); default: the preset's (0.95; authors: linear 0.95 -> 0.8)
+    beta:str=None,              # pseudo-label moving-average rate (eq. 9), or 'start,end' linear over the epochs; default: the preset's (0.95; authors: 0.95,0.8)
+    gate:str='auto',            # margin gate (eq. 10): 'class' (per class, the paper), 'any' (any entity class, the authors') or 'auto' (the preset's)
+    margin_from:str='auto',     # margins (eq. 11) average spans by 'pred' (model argmax, the paper), 'pseudo' (soft-label argmax, O left out: authors) or 'auto'
+    first_margin:float=None,    # every margin in the first refining epoch (authors: 0); default: the preset's (contproto: the warm-up epoch's statistics)
     temperature:float=0.07,     # SupCon temperature (eq. 4)
     o_keep:float=1.,            # SupCon keeps each O span with this probability (authors' cl_downsample; 1 = all, as the paper)
     max_spans:int=None,         # SupCon contrasts at most this many spans per batch, sampled (bounds memory; default: all)
@@ -319,6 +347,7 @@ def fit(
     checkpoint_size:str='trainable',  # 'trainable': no frozen weights (exact resume); 'weights': no optimizer state either (smallest, resume not exact); 'full'
     sortish:int=0,              # batches of similar sentence lengths, sorted within chunks of this many batches (fastai's sortish; 0: random batches, as the paper): less padding, faster
     plots:store_true=False,     # save pseudo_f1.png (Fig. 3) and tsne.png (Fig. 2) in --out
+    trace_test:store_true=False,  # score the target test set after every student epoch (analysis only, in results.json's trace)
     encoding:str='auto',        # data file encoding ('auto': UTF-8, else Latin-1)
     quiet:store_true=False,     # no progress bars, only epoch lines and the results table
 ):
@@ -339,9 +368,9 @@ def fit(
     if missing: raise SystemExit(f"contproto-fit: give --data DIR (with --src/--tgt) or all of --src-train --src-dev --tgt-train --tgt-test (missing: {', '.join(missing)})")
     cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
                     bs=bs, lr=lr, head_lr=head_lr, pct_start=pct_start, head=head, norm=norm, embeddings=embeddings, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
-                    tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta,
+                    tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta, gate=gate, margin_from=margin_from, first_margin=first_margin,
                     temperature=temperature, o_keep=o_keep, max_spans=max_spans, warmup=warmup, teacher_from=teacher_from, student_init=student_init,
-                    checkpoint_every=checkpoint_every, checkpoint_size=checkpoint_size, sortish=sortish, plots=plots,
+                    checkpoint_every=checkpoint_every, checkpoint_size=checkpoint_size, sortish=sortish, plots=plots, trace_test=trace_test,
                     encoding=encoding, quiet=quiet)
     return _run_and_report(cfg, console)
 

@@ -12,9 +12,9 @@ from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
 from .distributed import is_dist, world_size, gather_cat, gather_objects, all_reduce_sum, rank as dist_rank
 
 # %% auto #0
-__all__ = ['NEEDS', 'PRESETS', 'PRESET_OPTIONS', 'DoubleForward', 'needs', 'views', 'consistency_kl', 'ConsistencyReg',
-           'supcon_loss', 'PseudoPositive', 'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'refine_pseudo_labels',
-           'Warmup', 'MarginRefiner', 'PseudoLabelF1', 'contproto_callbacks']
+__all__ = ['NEEDS', 'REFINE_STATS', 'PRESETS', 'PRESET_OPTIONS', 'REFINER_DEFAULTS', 'DoubleForward', 'needs', 'views',
+           'consistency_kl', 'ConsistencyReg', 'supcon_loss', 'PseudoPositive', 'SupConLoss', 'ema_prototypes',
+           'PrototypeEMA', 'refine_pseudo_labels', 'Warmup', 'MarginRefiner', 'PseudoLabelF1', 'contproto_callbacks']
 
 # %% ../nbs/07_contproto.ipynb #c005
 def _real(out, key):
@@ -206,10 +206,22 @@ class Warmup(Callback):
     def after_epoch(self): self.seen = self.base + self.epoch + 1
     def after_fit(self): _state(self.learn).refine = True
 
+# per refining epoch, per class c (counted over the target spans of the epoch's batches): `nearest` spans whose closest
+# prototype is c; `differs` of those, the ones whose pseudo-label argmax is not c (a move could change their label);
+# `passed` of those, the ones the gate let move toward c; `held` all spans nearest to c that the gate held back;
+# `model_differs` spans whose pseudo-label argmax is c and the model's argmax is not
+REFINE_STATS = ('nearest', 'differs', 'passed', 'held', 'model_differs')
+
 class MarginRefiner(Callback):
-    "Refine target pseudo labels toward the closest prototype (eq. 9) behind class margins (eqs. 10–11); margins per epoch."
+    """Refine target pseudo labels toward the closest prototype (eq. 9) behind class margins (eqs. 10–11); margins per
+    epoch. `margin_from`: the spans eq. 11 averages over, `'pred'` (the model's argmax, every class: the paper's words)
+    or `'pseudo'` (the current soft-label argmax, entity classes only: the authors' code). `first_margin`: None, the
+    first refining epoch uses the warm-up epoch's statistics; a number (the authors': 0), every class's margin until a
+    refining epoch has produced statistics."""
     order = -11
-    def __init__(self, beta=0.95, fixed_margin=None, any_class=False): self.beta, self.fixed_margin, self.any_class = beta, fixed_margin, any_class
+    def __init__(self, beta=0.95, fixed_margin=None, any_class=False, margin_from='pred', first_margin=None):
+        if margin_from not in ('pred', 'pseudo'): raise ValueError(f"margin_from must be 'pred' or 'pseudo', not {margin_from!r}")
+        store_attr()
     def beta_at(self, epoch, n_epoch):
         "β in `epoch` of `n_epoch`: constant, or linear from `beta[0]` toward `beta[1]`."
         if isinstance(self.beta, (int, float)): return float(self.beta)
@@ -219,14 +231,22 @@ class MarginRefiner(Callback):
         needs(self)
         st, self.rep = _state(self.learn), self.learn.prototype_ema.rep    # compare spans where the prototypes live
         C = st.pseudo_labels.n_classes
-        if st.margins is None: st.margins = torch.full((C,), math.inf)       # no statistics yet: nothing moves to an entity
+        if st.margins is None:      # no statistics yet: nothing moves to an entity (or the authors' starting margin)
+            st.margins = torch.full((C,), math.inf if self.first_margin is None else float(self.first_margin))
         if self.fixed_margin is not None: st.margins = torch.full((C,), float(self.fixed_margin))
     def before_epoch(self):
         st = _state(self.learn)
         C, self.beta_now = st.pseudo_labels.n_classes, self.beta_at(self.epoch, self.n_epoch)
         if st.refine: st.extra.setdefault('beta', []).append(self.beta_now)
         self.sum, self.count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
-        self.no_margin = 0
+        self.no_margin, self.stats = 0, {k: torch.zeros(C, dtype=torch.long) for k in REFINE_STATS}
+    def _margin_stats(self, sims, pred, pseudo, mask):
+        "Accumulate eq. 11's per-class similarity sums over this batch's spans (`margin_from` decides their class)."
+        c = (pred['logits'] if self.margin_from == 'pred' else pseudo).argmax(-1)[mask]
+        s = sims[mask].gather(-1, c[:, None])[:, 0]
+        if self.margin_from == 'pseudo': c, s = c[c > 0], s[c > 0]          # the authors leave O out
+        self.sum.index_add_(0, c.cpu(), s.double().cpu())
+        self.count.index_add_(0, c.cpu(), torch.ones(len(c), dtype=torch.float64))
     def after_pred(self):
         st = _state(self.learn)
         if not self.training or 'tgt' not in self.learn.pred or st.prototypes is None: return
@@ -235,33 +255,41 @@ class MarginRefiner(Callback):
             reps, mask = pred[self.rep].float(), pred['span_mask']
             _check_finite(reps[mask], f"target span representations '{self.rep}' (pseudo labels left unchanged)", self)
             sims = reps @ st.prototypes.to(reps.device).T                       # [B, S, C]: φ_γ · ζ
-            pc = pred['logits'].argmax(-1)                                      # eq. 11 statistics: argmax P_θ
-            s_c = sims.gather(-1, pc[..., None])[..., 0]
-            self.sum.index_add_(0, pc[mask].cpu(), s_c[mask].double().cpu())
-            self.count.index_add_(0, pc[mask].cpu(), torch.ones(int(mask.sum()), dtype=torch.float64))
+            old = y['tgt_pseudo']
+            if st.refine or self.first_margin is None: self._margin_stats(sims, pred, old, mask)
             if not st.refine: return
-            old, margins, sims = y['tgt_pseudo'], st.margins.to(reps.device), sims[mask]
+            margins, sims, C = st.margins.to(reps.device), sims[mask], old.shape[-1]
             c_star = sims.argmax(-1)
             self.no_margin += int(((c_star > 0) & torch.isinf(margins[c_star])).sum())
-            new, _ = refine_pseudo_labels(old[mask], sims, margins, self.beta_now, self.any_class)
+            new, moved = refine_pseudo_labels(old[mask], sims, margins, self.beta_now, self.any_class)
+            pa, pm = old[mask].argmax(-1), pred['logits'][mask].argmax(-1)
+            for k, sel, by in (('nearest', None, c_star), ('differs', c_star != pa, c_star), ('passed', (c_star != pa) & moved, c_star),
+                               ('held', ~moved, c_star), ('model_differs', pm != pa, pa)):
+                self.stats[k] += torch.bincount((by if sel is None else by[sel]).cpu(), minlength=C)
             full = old.clone(); full[mask] = new
             st.pseudo_labels.update(y['tgt'], full, mask)
             if is_dist():                   # every process writes the other processes' refined rows too
                 for r, (i, f, m) in enumerate(gather_objects((y['tgt'].cpu(), full.cpu(), mask.cpu()))):
                     if r != dist_rank(): st.pseudo_labels.update(i, f, m)
             self.learn.yb = ({**y, 'tgt_pseudo': full},)                        # this batch's loss already sees them
-    def get_state(self): return dict(sum=self.sum.clone(), count=self.count.clone(), no_margin=self.no_margin)
-    def set_state(self, d): self.sum, self.count, self.no_margin = d['sum'].clone(), d['count'].clone(), d.get('no_margin', 0)
+    def get_state(self): return dict(sum=self.sum.clone(), count=self.count.clone(), no_margin=self.no_margin,
+                                     stats={k: v.clone() for k, v in self.stats.items()})
+    def set_state(self, d):
+        self.sum, self.count, self.no_margin = d['sum'].clone(), d['count'].clone(), d.get('no_margin', 0)
+        if 'stats' in d: self.stats = {k: v.clone() for k, v in d['stats'].items()}
     def after_train(self):
-        """Eq. (11): this epoch's mean similarity per predicted class becomes next epoch's margin (a class never
-        predicted keeps its margin: ∞ until it has statistics)."""
+        """Eq. (11): this epoch's mean similarity per class becomes next epoch's margin (a class with no spans keeps
+        its margin: ∞ until it has statistics, or `first_margin`)."""
         st = _state(self.learn)
         self.sum, self.count = all_reduce_sum(self.sum), all_reduce_sum(self.count)   # statistics of every process
         if self.fixed_margin is None:
             have = self.count > 0
             st.margins = torch.where(have, (self.sum / self.count.clamp(min=1)).float(), st.margins)
         st.extra.setdefault('margins', []).append([None if math.isinf(m) else m for m in st.margins.tolist()])
-        if st.refine: st.extra.setdefault('no_margin', []).append(int(all_reduce_sum(torch.tensor(float(self.no_margin))).item()))
+        if st.refine:
+            st.extra.setdefault('no_margin', []).append(int(all_reduce_sum(torch.tensor(float(self.no_margin))).item()))
+            st.extra.setdefault('refine_stats', []).append({k: [int(x) for x in all_reduce_sum(v.double()).tolist()]
+                                                            for k, v in self.stats.items()})
     def columns(self):
         st = _state(self.learn)
         return [f"r_{c}" for c in (st.classes or range(st.pseudo_labels.n_classes))]
@@ -300,22 +328,25 @@ PRESETS = dict(
 #   no ConsistencyReg: their R-Drop weight `rdrop_weight` is 0 in the released script (lines 72, 79-80);
 #   beta (0.95, 0.8): refinement momentum linear in epoch from 0.95 toward 0.8, `conf_ema_range` (line 62);
 #   any_class: a span may move if any entity class clears its margin; O's margin is never used (lines 64-68);
+#   margin_from 'pseudo': margins average the similarity of spans by their soft-label argmax, O left out (lines 64-65);
+#   first_margin 0: the margin buffer starts at zero, so the first refining epoch gates nothing (lines 65-66);
 #   SupCon target labels are the model's argmax (`PseudoPositive`, line 44) and every class, O included, updates the
 #   prototypes (`PrototypeEMA`, line 53): as in every preset here. Their defects (gold span weights on the target,
 #   double softmax, masked BOS; lines 24-26, 74-78) are not reproduced.
-PRESET_OPTIONS = dict(authors=dict(beta=(0.95, 0.8), any_class=True))
+PRESET_OPTIONS = dict(authors=dict(beta=(0.95, 0.8), any_class=True, margin_from='pseudo', first_margin=0.))
+REFINER_DEFAULTS = dict(beta=0.95, any_class=False, margin_from='pred', first_margin=None)    # the paper's reading
 
 def contproto_callbacks(preset='contproto', alpha=0.99, beta=None, temperature=0.07, warmup=1, fixed_margin=1.0,
-                        reg_weight=1., cont_weight=1., max_spans=None, o_keep=1., any_class=None):
+                        reg_weight=1., cont_weight=1., max_spans=None, o_keep=1., any_class=None, margin_from=None, first_margin=None):
     """The callbacks of a Table 3 row, or of the authors' released recipe (`'authors'`): a self-contained list (the
-    *proto w/o cl* row's prototypes use `z`, the others' `zeta`). `beta`/`any_class` default to the preset's
-    (`PRESET_OPTIONS`; else 0.95, per-class gate)."""
+    *proto w/o cl* row's prototypes use `z`, the others' `zeta`). The refiner's options `beta`, `any_class`,
+    `margin_from` and `first_margin` (see `MarginRefiner`) default to the preset's (`PRESET_OPTIONS`), else to
+    `REFINER_DEFAULTS`."""
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    opts = PRESET_OPTIONS.get(preset, {})
-    beta = opts.get('beta', 0.95) if beta is None else beta
-    any_class = opts.get('any_class', False) if any_class is None else any_class
+    given = dict(beta=beta, any_class=any_class, margin_from=margin_from, first_margin=first_margin)
+    ro = {k: given[k] if given[k] is not None else PRESET_OPTIONS.get(preset, {}).get(k, d) for k, d in REFINER_DEFAULTS.items()}
     make = dict(DoubleForward=lambda: DoubleForward(), ConsistencyReg=lambda: ConsistencyReg(reg_weight),
                 SupConLoss=lambda: SupConLoss(temperature, cont_weight, max_spans, o_keep=o_keep), PseudoPositive=lambda: PseudoPositive(),
                 PrototypeEMA=lambda: PrototypeEMA(alpha, 'z' if preset == 'proto_no_cl' else 'zeta'), Warmup=lambda: Warmup(warmup),
-                MarginRefiner=lambda: MarginRefiner(beta, fixed_margin if preset == 'fixed_margin' else None, any_class))
+                MarginRefiner=lambda: MarginRefiner(fixed_margin=fixed_margin if preset == 'fixed_margin' else None, **ro))
     return [make[n]() for n in PRESETS[preset]]

@@ -12,6 +12,7 @@ from .evaluate import predict_spans, score
 from .pseudo import ContProtoState, teacher_pseudo_labels, pseudo_label_f1
 from .learner import teacher_learner, student_learner
 from .contproto import contproto_callbacks, PseudoLabelF1
+from .diagnostics import RefinementTrace
 
 # %% auto #0
 __all__ = ['CrossLingualTask', 'load_task', 'teacher_for', 'shared_state', 'pseudo_label', 'evaluate', 'student_for',
@@ -92,16 +93,20 @@ def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
 
 # %% ../nbs/08b_pipeline.ipynb #c012
 def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=None, preset='contproto', init=None, dropout=0.2,
-                bs=16, seed=0, sortish=0, cbs=None, callback_kw=None, **kwargs):
+                bs=16, seed=0, sortish=0, cbs=None, callback_kw=None, trace=True, trace_test=False, **kwargs):
     """The student's learner: eq. (3) on paired source/target batches with the pseudo labels of `state`, plus the
-    callbacks of `preset` (`'vanilla'`: none; `callback_kw` goes to `contproto_callbacks`) and `PseudoLabelF1` when
-    gold target tags exist for analysis. `init`: a model whose weights the student starts from. Train with
+    callbacks of `preset` (`'vanilla'`: none; `callback_kw` goes to `contproto_callbacks`), and, when gold target tags
+    exist for analysis, `PseudoLabelF1` and (`trace`) `RefinementTrace`, which with `trace_test` also scores the
+    target test set after every epoch. `init`: a model whose weights the student starts from. Train with
     `learn.fit_one_cycle(epochs, learn.recipe.lr_max(), pct_start=learn.recipe.pct_start)`."""
     rc = _recipe(recipe)
     model = _span_model(task, encoder, rc, dropout)
     if init is not None: model.load_state_dict(init.state_dict())
     extra = contproto_callbacks(preset, **(callback_kw or {}))
     if 'pseudo_f1' in state.extra: extra.append(PseudoLabelF1(task.ex_tgt, task.tgt_train, task.labels.classes, task.max_span_len))
+    if 'pseudo_f1' in state.extra and trace:
+        extra.append(RefinementTrace(task.ex_tgt, task.tgt_train, task.labels, task.max_span_len,
+                                     *((task.ex_test, task.tgt_test) if trace_test else (None, None)), bs=2*bs))
     learn = student_learner(model, task.ex_src, task.ex_tgt, task.ex_dev, state, bs=bs, seed=seed, sortish=sortish, lr=rc.lr_max(),
                             cbs=extra + list(cbs or []), tokenizer=task.tokenizer, labels=task.labels, max_len=task.max_len, **kwargs)
     learn.recipe, learn.preset = rc, preset
