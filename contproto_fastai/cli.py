@@ -40,6 +40,7 @@ class FitConfig:
     epochs: int = 10
     teacher_epochs: int|None = None
     max_span_len: int = 4
+    tgt_max_span_len: int|None = None   # widest target span in target tokens (None: max_span_len)
     max_len: int = 128
     bs: int = 16
     lr: float|None = None           # encoder's peak rate; None: the encoder's recipe (`recipe(model)`)
@@ -197,7 +198,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     # data (pipeline step 1)
     encoder, tok = load_encoder(cfg.model, cfg.dropout)
     task = load_task(cfg.src_train, cfg.src_dev, cfg.tgt_train, cfg.tgt_test, tok, cfg.src_limit, cfg.dev_limit, cfg.tgt_limit,
-                     cfg.test_limit, cfg.seed, cfg.max_span_len, cfg.max_len, cfg.encoding)
+                     cfg.test_limit, cfg.seed, cfg.max_span_len, cfg.max_len, cfg.encoding, cfg.tgt_max_span_len)
     labels = task.labels
     say(f"encoder {cfg.model}; recipe {rc}")
     say(f"labels {labels.classes}; sentences: src train {len(task.src_train)}, src dev {len(task.src_dev)}, tgt train {len(task.tgt_train)}, tgt test {len(task.tgt_test)}")
@@ -214,13 +215,21 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     if teacher_from:
         td = Path(teacher_from)
         load_model(td/'models'/'teacher.pth', teacher, None, with_opt=False, device='cpu')
-        pl = PseudoLabels.load(td/'pseudo_labels.pt')
-        if len(pl) != len(task.ex_tgt) or len(pl.probs) != sum(len(e.word_spans) for e in task.ex_tgt):
-            raise ValueError(f"{td}/pseudo_labels.pt does not fit this target set: use the same data, limits, seed, max_len and max_span_len")
         prev = json.loads((td/'results.json').read_text()) if (td/'results.json').exists() else {}
-        res['teacher_history'], res['teacher'] = prev.get('teacher_history'), prev.get('teacher') or evaluate(teacher, 'teacher')
-        state = shared_state(pl, task)
-        say(f"teacher and pseudo labels from {td}")
+        pc = prev.get('config', {})
+        relabel = (pc.get('tgt_max_span_len') or pc.get('max_span_len', task.max_span_len)) != task.tgt_span_len
+        res['teacher_history'] = prev.get('teacher_history')
+        if relabel:     # other target spans than the teacher's run enumerated: its weights serve, its labels and score not
+            say(f"teacher from {td}; target spans up to {task.tgt_span_len} tokens: pseudo-labelling and scoring it again")
+            res['teacher'] = evaluate(teacher, 'teacher')
+            state = pseudo_label(teacher, task, bs=2*cfg.bs, pbar=_track(console, cfg.quiet, 'pseudo-labelling target'))
+        else:
+            pl = PseudoLabels.load(td/'pseudo_labels.pt')
+            if len(pl) != len(task.ex_tgt) or len(pl.probs) != sum(len(e.word_spans) for e in task.ex_tgt):
+                raise ValueError(f"{td}/pseudo_labels.pt does not fit this target set: use the same data, limits, seed, max_len and max_span_len")
+            res['teacher'] = prev.get('teacher') or evaluate(teacher, 'teacher')
+            state = shared_state(pl, task)
+            say(f"teacher and pseudo labels from {td}")
         own = not cfg.teacher_from          # this run's own teacher, finished before an interruption: count its seconds
         spent = lambda k: (None if k in prev.get('times_unknown', []) or k not in prev.get('cpu_times', {})
                            else dict(wall=prev['times'][k], cpu=prev['cpu_times'][k]))
@@ -237,6 +246,9 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
         write(out/'results.json', json.dumps({**res, **clock.record()}, indent=2))   # a later run can pick the teacher up (--teacher-from)
     say(f"teacher (zero-shot) target test F1 {res['teacher']['f1']:.4f}")
     res['pseudo_label_f1'] = state.extra.get('pseudo_f1', [None])[0]
+    ents = [b - a + 1 for s in task.tgt_test for a, b, _ in (s.spans or [])]   # analysis: what the target span limit reaches
+    res['target_spans'] = dict(max_span_len=task.tgt_span_len, train_spans=sum(len(e.word_spans) for e in task.ex_tgt),
+                               test_entities_covered=sum(w <= task.tgt_span_len for w in ents) / max(1, len(ents)))
     if not cfg.epochs:        # teacher only: the zero-shot row of a comparison, or a supervised ceiling
         if primary: learn.export('model')          # relative to learn.path, i.e. `out`
         res.update(**clock.record(), labels=labels.classes, machine=machine_info(next(teacher.parameters()).device))
@@ -315,6 +327,7 @@ def fit(
     epochs:int=10,              # student epochs (one epoch = one pass over the source train set); 0: train and score the teacher only
     teacher_epochs:int=None,    # teacher epochs (default: --epochs)
     max_span_len:int=4,         # widest span, in words
+    tgt_max_span_len:int=None,  # widest target span, in target tokens (default: --max-span-len; e.g. 8 for text tokenised one character per token)
     max_len:int=128,            # subwords per encoder input; longer sentences are split at word boundaries
     bs:int=16,                  # sentences per batch and process (source and target each)
     lr:float=None,              # encoder's peak learning rate (one-cycle); default: the encoder's recipe (e5-small 1e-4, hub models 1e-5 as the paper)
@@ -366,7 +379,7 @@ def fit(
         except FileNotFoundError as e: raise SystemExit(f"contproto-fit: {e}") from None
     missing = [k for k, v in paths.items() if not v]
     if missing: raise SystemExit(f"contproto-fit: give --data DIR (with --src/--tgt) or all of --src-train --src-dev --tgt-train --tgt-test (missing: {', '.join(missing)})")
-    cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, max_len=max_len,
+    cfg = FitConfig(**paths, model=model, epochs=epochs, teacher_epochs=teacher_epochs, max_span_len=max_span_len, tgt_max_span_len=tgt_max_span_len, max_len=max_len,
                     bs=bs, lr=lr, head_lr=head_lr, pct_start=pct_start, head=head, norm=norm, embeddings=embeddings, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta, gate=gate, margin_from=margin_from, first_margin=first_margin,
                     temperature=temperature, o_keep=o_keep, max_spans=max_spans, warmup=warmup, teacher_from=teacher_from, student_init=student_init,

@@ -91,7 +91,8 @@ class SpanLearner(Learner):
         from contproto_fastai.predict import SpanPredictor
         if getattr(self, 'tokenizer', None) is None or getattr(self, 'labels', None) is None:
             raise AttributeError("predict/export need the learner's tokenizer and labels: span_learner(..., tokenizer=tok, labels=labels)")
-        return SpanPredictor(self.model, self.tokenizer, self.labels, getattr(self, 'max_len', 128))
+        return SpanPredictor(self.model, self.tokenizer, self.labels, getattr(self, 'max_len', 128),
+                             max_span_len=getattr(self, 'tgt_max_span_len', None))
     def predict(self, texts, bs=32):
         "Entities of a raw sentence, a list of raw sentences, or a list of token lists (`SpanPredictor.predict`)."
         return self.predictor().predict(texts, bs=bs)

@@ -24,7 +24,9 @@ class CrossLingualTask:
     """The data of one cross-lingual run, read, subset and encoded for one tokenizer: labelled source `src_train` and
     `src_dev` (model selection), unlabelled target `tgt_train` (gold tags a file may carry are kept aside in
     `Sentence.gold`, for analysis only) and labelled target `tgt_test`; `ex_*` are their encoded examples (`encode`)
-    and `reports` what encoding did to each (`EncodeReport`)."""
+    and `reports` what encoding did to each (`EncodeReport`). Source spans are at most `max_span_len` words wide,
+    target spans at most `tgt_max_span_len` tokens (None: the same), e.g. wider for a language written one character
+    per token; spans wider than `max_span_len` share the model's widest width embedding."""
     labels: LabelSet
     tokenizer: object
     src_train: list
@@ -38,15 +40,19 @@ class CrossLingualTask:
     max_span_len: int = 4
     max_len: int = 128
     reports: dict = field(default_factory=dict)
+    tgt_max_span_len: int|None = None
+    @property
+    def tgt_span_len(self): return self.tgt_max_span_len or self.max_span_len
     def __repr__(self):
         n = ', '.join(f"{k} {len(getattr(self, k))}" for k in ('src_train', 'src_dev', 'tgt_train', 'tgt_test'))
         return f"CrossLingualTask({n} sentences; classes {self.labels.classes})"
 
 def load_task(src_train, src_dev, tgt_train, tgt_test, tokenizer, src_limit=None, dev_limit=None, tgt_limit=None,
-              test_limit=None, seed=0, max_span_len=4, max_len=128, encoding='auto'):
+              test_limit=None, seed=0, max_span_len=4, max_len=128, encoding='auto', tgt_max_span_len=None):
     """Read the four CoNLL/WikiAnn files (the target train file as unlabelled), keep a seeded random subset of each
     (`*_limit` sentences; the k-th file's subset is drawn with `seed + k`, in file order), take the classes from the
-    source train set (the dev and test sets must use no others) and encode everything for `tokenizer`."""
+    source train set (the dev and test sets must use no others) and encode everything for `tokenizer` (the target
+    sets with spans up to `tgt_max_span_len`, default `max_span_len`)."""
     rd = lambda p, lab, n, k: subset(read_conll(p, encoding=encoding, labelled=lab), n, seed + k)
     sets = dict(src_train=rd(src_train, True, src_limit, 0), src_dev=rd(src_dev, True, dev_limit, 1),
                 tgt_train=rd(tgt_train, False, tgt_limit, 2), tgt_test=rd(tgt_test, True, test_limit, 3))
@@ -54,9 +60,10 @@ def load_task(src_train, src_dev, tgt_train, tgt_test, tokenizer, src_limit=None
     labels.check(sets['src_dev'], 'the source dev set'); labels.check(sets['tgt_test'], 'the target test set')
     ex, reports = {}, {}
     for k, lab in (('src_train', labels), ('src_dev', labels), ('tgt_train', None), ('tgt_test', None)):
-        ex[k], reports[k] = encode(sets[k], tokenizer, lab, max_span_len, max_len)
+        ex[k], reports[k] = encode(sets[k], tokenizer, lab, max_span_len if k.startswith('src') else tgt_max_span_len or max_span_len, max_len)
     return CrossLingualTask(labels, tokenizer, **sets, ex_src=ex['src_train'], ex_dev=ex['src_dev'], ex_tgt=ex['tgt_train'],
-                            ex_test=ex['tgt_test'], max_span_len=max_span_len, max_len=max_len, reports=reports)
+                            ex_test=ex['tgt_test'], max_span_len=max_span_len, max_len=max_len, reports=reports,
+                            tgt_max_span_len=tgt_max_span_len)
 
 # %% ../nbs/08b_pipeline.ipynb #c009
 def _recipe(r): return r if isinstance(r, Recipe) else encoder_recipe(r)
@@ -71,14 +78,14 @@ def teacher_for(task:CrossLingualTask, encoder, recipe=None, dropout=0.2, bs=16,
     rc = _recipe(recipe)
     learn = teacher_learner(_span_model(task, encoder, rc, dropout), task.ex_src, task.ex_dev, bs=bs, seed=seed, sortish=sortish,
                             lr=rc.lr_max(), tokenizer=task.tokenizer, labels=task.labels, max_len=task.max_len, **kwargs)
-    learn.recipe = rc
+    learn.recipe, learn.tgt_max_span_len = rc, task.tgt_span_len
     return learn
 
 def shared_state(pseudo_labels, task:CrossLingualTask):
     """A new `ContProtoState` (with the class names) starting from `pseudo_labels` of `task`'s target spans; when the
     target file carried gold tags, their F1 (analysis only) is the first point of `state.extra['pseudo_f1']`."""
     state = ContProtoState(pseudo_labels, classes=task.labels.classes)
-    pf1 = pseudo_label_f1(pseudo_labels, task.ex_tgt, task.tgt_train, task.labels.classes, task.max_span_len)
+    pf1 = pseudo_label_f1(pseudo_labels, task.ex_tgt, task.tgt_train, task.labels.classes, task.tgt_span_len)
     if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]
     return state
 
@@ -89,7 +96,7 @@ def pseudo_label(model, task:CrossLingualTask, bs=32, pbar=None):
 def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
     "Entity-level precision, recall, F1 (seqeval, strict, micro; per type in `per_type`) of `model` on the target test set."
     preds = predict_spans(model, task.ex_test, len(task.tgt_test), bs=bs, pbar=pbar)
-    return score(task.tgt_test, preds, task.labels.classes, task.max_span_len)
+    return score(task.tgt_test, preds, task.labels.classes, task.tgt_span_len)
 
 # %% ../nbs/08b_pipeline.ipynb #c012
 def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=None, preset='contproto', init=None, dropout=0.2,
@@ -103,13 +110,13 @@ def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=Non
     model = _span_model(task, encoder, rc, dropout)
     if init is not None: model.load_state_dict(init.state_dict())
     extra = contproto_callbacks(preset, **(callback_kw or {}))
-    if 'pseudo_f1' in state.extra: extra.append(PseudoLabelF1(task.ex_tgt, task.tgt_train, task.labels.classes, task.max_span_len))
+    if 'pseudo_f1' in state.extra: extra.append(PseudoLabelF1(task.ex_tgt, task.tgt_train, task.labels.classes, task.tgt_span_len))
     if 'pseudo_f1' in state.extra and trace:
-        extra.append(RefinementTrace(task.ex_tgt, task.tgt_train, task.labels, task.max_span_len,
+        extra.append(RefinementTrace(task.ex_tgt, task.tgt_train, task.labels, task.tgt_span_len,
                                      *((task.ex_test, task.tgt_test) if trace_test else (None, None)), bs=2*bs))
     learn = student_learner(model, task.ex_src, task.ex_tgt, task.ex_dev, state, bs=bs, seed=seed, sortish=sortish, lr=rc.lr_max(),
                             cbs=extra + list(cbs or []), tokenizer=task.tokenizer, labels=task.labels, max_len=task.max_len, **kwargs)
-    learn.recipe, learn.preset = rc, preset
+    learn.recipe, learn.preset, learn.tgt_max_span_len = rc, preset, task.tgt_span_len
     return learn
 
 def pseudo_label_stats(state, teacher_argmax):

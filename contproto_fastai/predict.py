@@ -38,8 +38,10 @@ def simple_tokenize(text):
 # %% ../nbs/08_predict.ipynb #c008
 class SpanPredictor:
     "Tag sentences with a trained `SpanNER`; `export`/`load_learner` round-trip it through one offline directory."
-    def __init__(self, model:SpanNER, tokenizer, labels, max_len=128, device=None):
+    def __init__(self, model:SpanNER, tokenizer, labels, max_len=128, device=None, max_span_len=None):
+        "`max_span_len`: widest span tagged, in tokens (default: the model's width buckets, `model.max_span_len`)."
         self.model, self.tokenizer, self.max_len = model, tokenizer, max_len
+        self.max_span_len = max_span_len or model.max_span_len
         self.labels = labels if isinstance(labels, LabelSet) else LabelSet(list(labels)[1:])
         self.device = device or next(model.parameters()).device
 
@@ -62,7 +64,7 @@ class SpanPredictor:
         dicts with `text`, `type`, `start`, `end` (word offsets, end exclusive), `char_start`/`char_end` (raw text) and `prob`."""
         sents, offs, single = self._inputs(texts)
         keep = [i for i, s in enumerate(sents) if s]
-        exs, _ = encode([Sentence(sents[i]) for i in keep], self.tokenizer, None, self.model.max_span_len, self.max_len)
+        exs, _ = encode([Sentence(sents[i]) for i in keep], self.tokenizer, None, self.max_span_len, self.max_len)
         preds = predict_spans(self.model, exs, len(keep), bs=bs, device=self.device) if keep else []
         out = [[] for _ in sents]
         for k, i in enumerate(keep):
@@ -86,7 +88,7 @@ class SpanPredictor:
         m.encoder.save_pretrained(path/'encoder'); self.tokenizer.save_pretrained(path/'encoder')
         heads = {k: v for k, v in m.state_dict().items() if not k.startswith('encoder.')}
         torch.save(heads, path/'heads.pt')
-        cfg = dict(labels=self.labels.classes, max_len=self.max_len, **m.options, format=1)
+        cfg = dict(labels=self.labels.classes, max_len=self.max_len, **m.options, tgt_max_span_len=self.max_span_len, format=1)
         (path/'contproto.json').write_text(json.dumps(cfg, indent=2))
         return path
 
@@ -103,4 +105,4 @@ def load_learner(path, device=None):
     missing = [k for k in missing if not k.startswith('encoder.')]       # the encoder came from its own folder
     if missing or unexpected: raise RuntimeError(f"{path/'heads.pt'} does not fit contproto.json: missing {missing}, unexpected {unexpected}")
     m.eval().to(device or default_device())
-    return SpanPredictor(m, tok, LabelSet(cfg['labels'][1:]), cfg['max_len'])
+    return SpanPredictor(m, tok, LabelSet(cfg['labels'][1:]), cfg['max_len'], max_span_len=cfg.get('tgt_max_span_len'))

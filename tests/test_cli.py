@@ -218,3 +218,34 @@ def test_relative_out_and_printed_predict_command(toy, script, tmp_path):
         outs.append(read_conll(tmp_path/f'{f}.out'))
     assert [s.tokens for s in outs[0]] == [['Anna', 'arbeitet', 'bei', 'Siemens', '.'], ['Peter', 'lacht']]
     assert [s.tags for s in outs[0]] == [s.tags for s in outs[1]]
+
+
+def test_cli_target_span_limit_and_trace(toy, script, tmp_path):
+    "`--tgt-max-span-len`: wider target spans than source ones; a teacher reused from a run with the source limit relabels."
+    base = [script, *_files_args(toy), '--model', toy['model'], '--max-span-len', '3', '--lr', '3e-3', '--dropout', '0.1', '--quiet']
+    r = subprocess.run([*base, '--epochs', '0', '--teacher-epochs', '1', '--out', str(tmp_path/'t')], capture_output=True, text=True,
+                       env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path/'s'
+    r = subprocess.run([*base, '--epochs', '2', '--teacher-from', str(tmp_path/'t'), '--tgt-max-span-len', '5', '--trace-test',
+                        '--out', str(out)], capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out/'results.json').read_text())
+    from contproto_fastai.data import encode
+    from contproto_fastai.predict import load_learner
+    from contproto_fastai.pseudo import PseudoLabels
+    pred = load_learner(out/'model', device='cpu')
+    assert pred.model.max_span_len == 3 and pred.max_span_len == 5          # width buckets from the source, spans to 5
+    tgt = read_conll(toy['tgt_train'], labelled=False)
+    exs, _ = encode(tgt, pred.tokenizer, None, 5, 128)
+    n5 = sum(len(e.word_spans) for e in exs)
+    assert res['target_spans']['train_spans'] == n5 > sum(len(e.word_spans) for e in encode(tgt, pred.tokenizer, None, 3, 128)[0])
+    assert len(PseudoLabels.load(tmp_path/'t'/'pseudo_labels.pt').probs) < n5
+    ents = [b - a + 1 for s in read_conll(toy['tgt_test']) for a, b, _ in s.spans]
+    assert res['target_spans']['test_entities_covered'] == pytest.approx(sum(w <= 5 for w in ents) / len(ents))
+    # the per-epoch trace: one entry per epoch, the test scores of every epoch, the kept epoch's equal to the final score
+    tr = res['trace']
+    assert [e['epoch'] for e in tr] == [0, 1] and [e['refined'] for e in tr] == [False, True]
+    assert res['kept_epoch'] in (0, 1)
+    assert tr[res['kept_epoch']]['test']['f1'] == pytest.approx(res['student']['f1'])
+    assert set(res['trace_start']) >= {'pseudo', 'span', 'flippable'}
