@@ -40,7 +40,7 @@ DATA = ROOT.parent/'shared'/'data'/'conll'
 FLOOR = ['DoubleForward', 'ConsistencyReg']
 
 def full():
-    from contproto_fastai.contproto import PRESETS
+    from contproto_fastai.presets import PRESETS
     return PRESETS['contproto']
 
 def sentences(n, words=None, tgt=False):

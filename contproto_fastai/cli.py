@@ -18,7 +18,7 @@ from .pseudo import ContProtoState, PseudoLabels
 from fastai.learner import load_model
 from .learner import RichProgress, BestEpoch
 from .checkpoint import Checkpoint, CHECKPOINT_SIZES
-from .contproto import PRESETS
+from .presets import PRESETS
 from .pipeline import load_task, teacher_for, pseudo_label, shared_state, student_for, evaluate as evaluate_on, pseudo_label_stats
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .predict import load_learner, simple_tokenize
@@ -53,6 +53,7 @@ class FitConfig:
     seed: int = 0
     out: str = 'runs/contproto'
     src_limit: int|None = None
+    student_src_limit: int|None = None   # the student's source sentences per epoch: a seeded subset of the teacher's (None: all)
     dev_limit: int|None = None
     tgt_limit: int|None = None
     test_limit: int|None = None
@@ -73,6 +74,7 @@ class FitConfig:
     sortish: int = 0
     plots: bool = False
     trace_test: bool = False        # score the target test set after every student epoch (analysis only)
+    trace_test_limit: int|None = None   # ... on a fixed subset of this many test sentences (seed 0; None: all)
     encoding: str = 'auto'
     quiet: bool = False
 
@@ -263,7 +265,8 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     slearn = student_for(task, load_encoder(cfg.model, cfg.dropout)[0], state, rc, cfg.ablation, init, cfg.dropout, cfg.bs, cfg.seed,
                          cfg.sortish, cbs=dist_cbs(), path=out, device=device,
                          callback_kw=dict(alpha=cfg.alpha, temperature=cfg.temperature, warmup=cfg.warmup,
-                                          o_keep=cfg.o_keep, max_spans=cfg.max_spans, **refiner), trace_test=cfg.trace_test)
+                                          o_keep=cfg.o_keep, max_spans=cfg.max_spans, **refiner), trace_test=cfg.trace_test,
+                         trace_test_limit=cfg.trace_test_limit, src_limit=cfg.student_src_limit)
     del init, teacher
     res['student_history'], carried = _fit(slearn, cfg.epochs, lr, 'student', console, cfg.quiet, f'student {cfg.ablation}',
                                            cfg.checkpoint_every, resume, rc.pct_start, cfg.checkpoint_size)
@@ -340,10 +343,11 @@ def fit(
     seed:int=0,                 # random seed
     out:str='runs/contproto',   # output directory: checkpoints, pseudo labels, results.json
     src_limit:int=None,         # use a random subset of this many source train sentences
+    student_src_limit:int=None, # the student trains on a random subset of this many of them (one epoch = one pass; default: all)
     dev_limit:int=None,         # ... source dev sentences
     tgt_limit:int=None,         # ... target train sentences
     test_limit:int=None,        # ... target test sentences
-    ablation:str='contproto',   # student recipe (paper Table 3): contproto, no_proto, no_proto_no_cl, no_reg, fixed_margin, proto_no_cl, vanilla; or authors (their released script)
+    ablation:str='contproto',   # student recipe (paper Table 3): contproto, no_proto, no_proto_no_cl, no_reg, fixed_margin, proto_no_cl, vanilla; authors (their released script); glode (GLoDe's denoising)
     alpha:float=0.99,           # prototype moving-average rate (eq. 8)
     beta:str=None,              # pseudo-label moving-average rate (eq. 9), or 'start,end' linear over the epochs; default: the preset's (0.95; authors: 0.95,0.8)
     gate:str='auto',            # margin gate (eq. 10): 'class' (per class, the paper), 'any' (any entity class, the authors') or 'auto' (the preset's)
@@ -361,6 +365,7 @@ def fit(
     sortish:int=0,              # batches of similar sentence lengths, sorted within chunks of this many batches (fastai's sortish; 0: random batches, as the paper): less padding, faster
     plots:store_true=False,     # save pseudo_f1.png (Fig. 3) and tsne.png (Fig. 2) in --out
     trace_test:store_true=False,  # score the target test set after every student epoch (analysis only, in results.json's trace)
+    trace_test_limit:int=None,  # ... on a fixed random subset of this many test sentences (the same for every run; default: all)
     encoding:str='auto',        # data file encoding ('auto': UTF-8, else Latin-1)
     quiet:store_true=False,     # no progress bars, only epoch lines and the results table
 ):
@@ -383,7 +388,7 @@ def fit(
                     bs=bs, lr=lr, head_lr=head_lr, pct_start=pct_start, head=head, norm=norm, embeddings=embeddings, dropout=dropout, seed=seed, out=out, src_limit=src_limit, dev_limit=dev_limit,
                     tgt_limit=tgt_limit, test_limit=test_limit, ablation=ablation, alpha=alpha, beta=beta, gate=gate, margin_from=margin_from, first_margin=first_margin,
                     temperature=temperature, o_keep=o_keep, max_spans=max_spans, warmup=warmup, teacher_from=teacher_from, student_init=student_init,
-                    checkpoint_every=checkpoint_every, checkpoint_size=checkpoint_size, sortish=sortish, plots=plots, trace_test=trace_test,
+                    checkpoint_every=checkpoint_every, checkpoint_size=checkpoint_size, sortish=sortish, plots=plots, trace_test=trace_test, trace_test_limit=trace_test_limit, student_src_limit=student_src_limit,
                     encoding=encoding, quiet=quiet)
     return _run_and_report(cfg, console)
 

@@ -12,7 +12,7 @@ from .evaluate import predict_spans, score, prf
 from .pseudo import pseudo_label_f1
 
 # %% auto #0
-__all__ = ['gold_span_classes', 'label_moves', 'span_pr', 'flippable', 'schedule_product', 'RefinementTrace']
+__all__ = ['gold_span_classes', 'label_moves', 'vote_quality', 'span_pr', 'flippable', 'schedule_product', 'RefinementTrace']
 
 # %% ../nbs/07a_diagnostics.ipynb #c005
 def gold_span_classes(examples, sentences, labels):
@@ -38,6 +38,15 @@ def label_moves(before, after, gold=None):
         if gold is not None: out[k].update(fixed=int((m & (after == gold)).sum()), broken=int((m & (before == gold)).sum()))
     return out
 
+def vote_quality(pushed, labels, gold):
+    """Of the spans a refiner moved toward a class other than their argmax label (`pushed` ≥ 0: the class, -1: not
+    moved), how many were moved toward their gold class (`toward_gold`: the move would fix the label once it flips)
+    and how many away from a correct label (`from_gold`), per class moved toward."""
+    other = (pushed >= 0) & (pushed != labels)
+    C = int(max(pushed.max(), labels.max(), gold.max())) + 1
+    cnt = lambda m: torch.bincount(pushed[m], minlength=C).tolist()
+    return dict(pushed=cnt(other), toward_gold=cnt(other & (pushed == gold)), from_gold=cnt(other & (labels == gold)))
+
 def span_pr(labels, gold):
     "Span-level entity precision, recall and F1 of argmax `labels` against `gold` classes (both `[n]`)."
     tp = int(((labels == gold) & (gold > 0)).sum())
@@ -54,8 +63,10 @@ def flippable(probs, K):
     return dict(K=K, bound=bound, spans=torch.bincount(cls, minlength=C).tolist(), flippable=torch.bincount(cls[can], minlength=C).tolist())
 
 def schedule_product(cb, n_epoch, warmup):
-    "K = the product of the refinement rates of `cb` (a callback with `beta_at(epoch, n_epoch)`) over the refining epochs."
-    return math.prod(cb.beta_at(e, n_epoch) for e in range(warmup, n_epoch))
+    """K = the product of the refinement rates of `cb` over the refining epochs: `MarginRefiner.beta_at` (eq. 9) or
+    `GlodeRefiner.weight_at` (the weight of the old label in GLoDe's blend)."""
+    rate = getattr(cb, 'beta_at', None) or cb.weight_at
+    return math.prod(rate(e, n_epoch) for e in range(warmup, n_epoch))
 
 # %% ../nbs/07a_diagnostics.ipynb #c013
 class RefinementTrace(Callback):
@@ -77,7 +88,7 @@ class RefinementTrace(Callback):
         st = self.state
         if 'trace_start' in st.extra: return                     # a resumed run: recorded before the interruption
         now, start = self._scores(st.pseudo_labels)
-        ref = next((cb for cb in self.learn.cbs if hasattr(cb, 'beta_at')), None)
+        ref = next((cb for cb in self.learn.cbs if hasattr(cb, 'beta_at') or hasattr(cb, 'weight_at')), None)
         warm = next((cb.epochs for cb in self.learn.cbs if type(cb).__name__ == 'Warmup'), 0)
         if ref is not None: start['flippable'] = flippable(st.pseudo_labels.probs, schedule_product(ref, self.n_epoch, warm))
         st.extra['trace_start'] = start
@@ -89,6 +100,9 @@ class RefinementTrace(Callback):
         if st.margins is not None: e['margins'] = [None if math.isinf(m) else m for m in st.margins.tolist()]
         rs = st.extra.get('refine_stats')
         if st.refine and rs: e['refine_stats'] = rs[-1]
+        if st.extra.get('glode'): e['glode'] = st.extra['glode'][-1]          # GLoDe's own record of the epoch
+        pushed = getattr(next((cb for cb in self.learn.cbs if hasattr(cb, 'pushed')), None), 'pushed', None)
+        if st.refine and pushed is not None and self.gold is not None: e['votes'] = vote_quality(pushed, self.before, self.gold)
         if st.prototypes is not None: e['prototype_cosine'] = (st.prototypes @ st.prototypes.T).tolist()
         self.entry = e
     def after_validate(self):

@@ -11,7 +11,8 @@ from .model import SpanNER, Recipe, recipe as encoder_recipe
 from .evaluate import predict_spans, score
 from .pseudo import ContProtoState, teacher_pseudo_labels, pseudo_label_f1
 from .learner import teacher_learner, student_learner
-from .contproto import contproto_callbacks, PseudoLabelF1
+from .contproto import PseudoLabelF1
+from .presets import contproto_callbacks
 from .diagnostics import RefinementTrace
 
 # %% auto #0
@@ -100,21 +101,32 @@ def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
 
 # %% ../nbs/08b_pipeline.ipynb #c012
 def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=None, preset='contproto', init=None, dropout=0.2,
-                bs=16, seed=0, sortish=0, cbs=None, callback_kw=None, trace=True, trace_test=False, **kwargs):
+                bs=16, seed=0, sortish=0, cbs=None, callback_kw=None, trace=True, trace_test=False, trace_test_limit=None,
+                src_limit=None, **kwargs):
     """The student's learner: eq. (3) on paired source/target batches with the pseudo labels of `state`, plus the
     callbacks of `preset` (`'vanilla'`: none; `callback_kw` goes to `contproto_callbacks`), and, when gold target tags
     exist for analysis, `PseudoLabelF1` and (`trace`) `RefinementTrace`, which with `trace_test` also scores the
-    target test set after every epoch. `init`: a model whose weights the student starts from. Train with
+    target test set after every epoch (a fixed subset of `trace_test_limit` sentences, the same for every run of a
+    target: seed 0). `src_limit`: the student trains on a seeded subset of that many of the task's source sentences
+    (an epoch is one pass over them; the teacher may have used more). `init`: a model whose weights the student starts
+    from. Train with
     `learn.fit_one_cycle(epochs, learn.recipe.lr_max(), pct_start=learn.recipe.pct_start)`."""
     rc = _recipe(recipe)
     model = _span_model(task, encoder, rc, dropout)
     if init is not None: model.load_state_dict(init.state_dict())
     extra = contproto_callbacks(preset, **(callback_kw or {}))
+    ex_src = task.ex_src
+    if src_limit is not None:
+        keep = set(subset(range(len(task.src_train)), src_limit, seed + 4))
+        ex_src = [e for e in task.ex_src if e.sent_id in keep]
     if 'pseudo_f1' in state.extra: extra.append(PseudoLabelF1(task.ex_tgt, task.tgt_train, task.labels.classes, task.tgt_span_len))
     if 'pseudo_f1' in state.extra and trace:
-        extra.append(RefinementTrace(task.ex_tgt, task.tgt_train, task.labels, task.tgt_span_len,
-                                     *((task.ex_test, task.tgt_test) if trace_test else (None, None)), bs=2*bs))
-    learn = student_learner(model, task.ex_src, task.ex_tgt, task.ex_dev, state, bs=bs, seed=seed, sortish=sortish, lr=rc.lr_max(),
+        test = (None, None)
+        if trace_test:
+            sents = subset(task.tgt_test, trace_test_limit, 0)
+            test = (encode(sents, task.tokenizer, None, task.tgt_span_len, task.max_len)[0] if sents is not task.tgt_test else task.ex_test, sents)
+        extra.append(RefinementTrace(task.ex_tgt, task.tgt_train, task.labels, task.tgt_span_len, *test, bs=2*bs))
+    learn = student_learner(model, ex_src, task.ex_tgt, task.ex_dev, state, bs=bs, seed=seed, sortish=sortish, lr=rc.lr_max(),
                             cbs=extra + list(cbs or []), tokenizer=task.tokenizer, labels=task.labels, max_len=task.max_len, **kwargs)
     learn.recipe, learn.preset, learn.tgt_max_span_len = rc, preset, task.tgt_span_len
     return learn

@@ -11,17 +11,24 @@ from .data import tags_to_spans, span_labels
 __all__ = ['plot_pseudo_f1', 'span_representations', 'plot_tsne']
 
 # %% ../nbs/08a_plots.ipynb #c005
-def plot_pseudo_f1(curves, path=None, title='Pseudo-label quality (Fig. 3)'):
-    "Plot pseudo-label F1 per epoch; `curves` maps a name (e.g. a language) to a list of F1 values (epoch 0 = teacher)."
+def plot_pseudo_f1(curves, path=None, title='Pseudo-label quality (Fig. 3)', ylabel='pseudo-label F1'):
+    """Plot pseudo-label F1 per epoch; `curves` maps a name (e.g. a language or a row) to a list of F1 values (epoch 0 =
+    teacher), or to a list of such lists (one per seed): then the line is their mean and the band their min–max, and
+    the legend says over how many seeds."""
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, c in curves.items():
-        pts = [(i, 100*v) for i, v in enumerate(c) if v is not None]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=name)
+    for k, (name, c) in enumerate(curves.items()):
+        runs = c if c and isinstance(c[0], (list, tuple)) else [c]
+        pts = [(i, [100*v for v in vs if v is not None]) for i, vs in enumerate(zip(*runs))]
+        pts = [(i, vs) for i, vs in pts if vs]
+        xs, mean = [p[0] for p in pts], [sum(vs) / len(vs) for _, vs in pts]
+        label = name if len(runs) == 1 else f"{name} (mean of {len(runs)}, band: min–max)"
+        ax.plot(xs, mean, marker='o', ms=3, label=label, color=f'C{k}')
+        if len(runs) > 1: ax.fill_between(xs, [min(vs) for _, vs in pts], [max(vs) for _, vs in pts], color=f'C{k}', alpha=.15)
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))          # epochs are whole numbers
-    ax.set_xlabel('epoch (0 = teacher)'); ax.set_ylabel('pseudo-label F1'); ax.set_title(title); ax.legend(); ax.grid(alpha=.3)
+    ax.set_xlabel('epoch (0 = teacher)'); ax.set_ylabel(ylabel); ax.set_title(title); ax.legend(fontsize=7); ax.grid(alpha=.3)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=120); plt.close(fig)
     return fig

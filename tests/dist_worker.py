@@ -10,7 +10,7 @@ from contproto_fastai.testing import toy_task
 from contproto_fastai.model import SpanNER, tiny_encoder
 from contproto_fastai.pseudo import ContProtoState, teacher_pseudo_labels
 from contproto_fastai.learner import student_learner
-from contproto_fastai.contproto import contproto_callbacks
+from contproto_fastai.presets import contproto_callbacks
 from contproto_fastai.distributed import DistributedSelfTraining, rank
 
 out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ from contproto_fastai.model import SpanNER, tiny_encoder
 from contproto_fastai.pseudo import ContProtoState, teacher_pseudo_labels
 from contproto_fastai.learner import student_learner
 from contproto_fastai.checkpoint import Checkpoint
-from contproto_fastai.contproto import contproto_callbacks, PseudoLabelF1
+from contproto_fastai.contproto import PseudoLabelF1
+from contproto_fastai.presets import contproto_callbacks
 
 out, mode = Path(sys.argv[1]), sys.argv[2]
 pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0.

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from contproto_fastai import contproto as cp
-from contproto_fastai.contproto import contproto_callbacks, consistency_kl
+from contproto_fastai.contproto import consistency_kl
+from contproto_fastai.presets import contproto_callbacks
 from contproto_fastai.model import SpanNER, tiny_encoder, soft_ce
 from contproto_fastai.pseudo import ContProtoState, teacher_pseudo_labels
 from contproto_fastai.learner import student_learner

@@ -131,7 +131,7 @@ def teacher_run(toy, tmp_path_factory):
 def test_cli_every_ablation(toy, teacher_run, tmp_path, preset):
     "Every Table 3 preset runs end to end from the console entry point and logs what it should."
     from contproto_fastai.cli import main
-    from contproto_fastai.contproto import PRESETS
+    from contproto_fastai.presets import PRESETS
     out = tmp_path/preset
     main(argv=[*_files_args(toy), '--model', toy['model'], '--epochs', '2', '--lr', '3e-3', '--dropout', '0.1',
                '--ablation', preset, '--teacher-from', str(teacher_run), '--out', str(out), '--quiet'])

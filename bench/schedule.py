@@ -1,0 +1,248 @@
+"""The paper's student schedule (§4.1: 10 epochs, 1 warm-up + 9 with prototype refinement) with the default encoder,
+refinement traced epoch by epoch, on German (3 seeds), Arabic and Chinese (seed 0), the three targets where the paper's
+Fig. 3 shows pseudo-label F1 rising most. The grid is data (`GRID` below); every run is one `contproto-fit` call in
+its own folder, so the grid resumes where it stopped (a finished run is skipped, an interrupted one resumed).
+
+    python bench/schedule.py run [--workers 2] [--targets de,ar,zh]   # resumable; runs/schedule/en-<t>/seed<k>/<row>
+    python bench/schedule.py tables                                   # bench/results/schedule_en-<t>.{md,json,_fig3.png}
+
+Two one-thread processes share the 2-core machine (1.31x the throughput of one two-thread process, measured for the
+two-epoch grid); every row of a seed starts from that seed's teacher (`--teacher-from`), which a teacher-only run
+(`--epochs 0`) trains first. The tables read only the runs' results.json: each student run records its trace (see
+`contproto_fastai.diagnostics`), so nothing is re-encoded here.
+"""
+import argparse, json, os, shutil, statistics, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll', wikiann=ROOT.parent/'shared'/'data'/'wikiann')
+GRID = dict(
+    # data sizes: see README ("The paper's student schedule"); every run of every target uses the same
+    # (the teacher and ceiling exactly as in the two-epoch grid, bench/grid.sh, so their scores are those of that grid)
+    budget=['--src-limit', '2000', '--dev-limit', '500', '--tgt-limit', '400', '--bs', '16', '--sortish', '50'],
+    teacher=['--teacher-epochs', '3', '--epochs', '0'],
+    student=['--teacher-epochs', '3', '--epochs', '10', '--student-src-limit', '400', '--student-init', 'teacher',
+             '--trace-test', '--trace-test-limit', '1000'],
+    targets=dict(de=dict(data='conll', seeds=[0, 1, 2]), ar=dict(data='wikiann', seeds=[0]), zh=dict(data='wikiann', seeds=[0])),
+    rows=dict(vanilla=['--ablation', 'vanilla'], contproto=['--ablation', 'contproto'], no_proto=['--ablation', 'no_proto'],
+              fixed_margin=['--ablation', 'fixed_margin'], authors=['--ablation', 'authors'], glode=['--ablation', 'glode']),
+    extra=dict(zh=dict(contproto_tgt8=['--ablation', 'contproto', '--tgt-max-span-len', '8'])),   # seed 0 only
+    plots={('de', 0, 'vanilla'), ('de', 0, 'contproto')},                                        # t-SNE (Fig. 2)
+)
+# paper, XLM-R large: ContProto (Tables 1-2) and the Table 3 rows
+PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, fixed_margin=74.65), ar=dict(contproto=72.20, no_proto=71.49, fixed_margin=69.19),
+             zh=dict(contproto=61.47, no_proto=59.57, fixed_margin=60.61))
+DIFFS = [('contproto', 'vanilla'), ('no_proto', 'contproto'), ('fixed_margin', 'contproto'), ('authors', 'contproto'),
+         ('glode', 'contproto')]
+
+
+def finished(out):
+    "A run in `out` is finished when its results.json holds the student's score (teacher-only runs: the machine line)."
+    f = Path(out)/'results.json'
+    if not f.exists(): return False
+    r = json.loads(f.read_text())
+    return 'student' in r or (r['config']['epochs'] == 0 and 'machine' in r)
+
+
+def jobs(grid=GRID, targets=None):
+    "Every run of `grid` as `(folder, contproto-fit arguments, folder it depends on)`, in the order they should start."
+    first, later = [], []
+    for t, spec in grid['targets'].items():
+        if targets and t not in targets: continue
+        data = ['--data', str(DATA[spec['data']]), '--src', 'en', '--tgt', t, *grid['budget']]
+        for k, seed in enumerate(spec['seeds']):
+            d, s = Path('en-' + t)/f'seed{seed}', ['--seed', str(seed)]
+            todo = first if k == 0 else later
+            todo.append((d/'teacher', data + s + grid['teacher'], None))
+            if k == 0:
+                tgt_train = str(DATA[spec['data']]/t/'train.txt')      # the ceiling: the target's own gold train set, this row only
+                todo.append((d/'ceiling', data + s + grid['teacher'] + ['--src-train', tgt_train], None))
+            rows = dict(grid['rows'], **(grid['extra'].get(t, {}) if k == 0 else {}))
+            for row, a in rows.items():
+                plots = ['--plots'] if (t, seed, row) in grid['plots'] else []
+                todo.append((d/row, data + s + grid['student'] + a + plots + ['--teacher-from', None], d/'teacher'))
+    return first + later
+
+
+def run_one(runs, folder, args, dep, log=print):
+    "One `contproto-fit` run, one torch thread, resumed if interrupted; its checkpoints deleted once it finished."
+    out = runs/folder
+    if finished(out): return out
+    exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
+    args = [str(runs/dep) if a is None else a for a in args]
+    cmd = [exe, '--resume', str(out), '--quiet'] if (out/'config.json').exists() else [exe, *args, '--out', str(out), '--quiet']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"start {folder}: {' '.join(cmd)}"); t = time.time()
+    with open(out.parent/f'{out.name}.log', 'a') as f: r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if r.returncode: raise RuntimeError(f"{folder} failed (exit {r.returncode}); see {out.parent/f'{out.name}.log'}")
+    for c in [*out.glob('*_ckpt.pt'), out/'models'/'student.pth']: c.unlink(missing_ok=True)   # teacher.pth stays (--teacher-from)
+    log(f"done {folder} in {time.time() - t:.0f}s")
+    return out
+
+
+def run_grid(runs, workers=2, targets=None, results=None):
+    "Run the grid's jobs on `workers` processes, each job once its teacher has finished; tables rewritten after each."
+    todo, running, failed = jobs(targets=targets), {}, []
+    log = lambda m: print(time.strftime('%H:%M:%S'), m, flush=True)
+    with ThreadPoolExecutor(workers) as ex:
+        while todo or running:
+            busy = {f for f, *_ in running.values()}
+            for j in list(todo):
+                if len(running) >= workers: break
+                folder, args, dep = j
+                if dep is not None and not finished(runs/dep):
+                    if dep in busy or any(dep == f for f, *_ in todo): continue      # its teacher comes first
+                todo.remove(j); running[ex.submit(run_one, runs, folder, args, dep, log)] = j
+            if not running: break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                j = running.pop(fut)
+                try: fut.result()
+                except Exception as e: log(str(e)); failed.append(j[0])
+            if results is not None: write_tables(runs, results)
+    if failed: sys.exit(f"failed: {', '.join(map(str, failed))}")
+
+
+# ---- tables ---------------------------------------------------------------------------------------------------------
+def ms(xs, scale=100, fmt='{:.2f}'):
+    "Mean ± std (sample) of `xs` × `scale`; one value alone; '—' for none."
+    xs = [scale * x for x in xs if x is not None]
+    if not xs: return '—'
+    if len(xs) == 1: return fmt.format(xs[0])
+    return f"{fmt.format(statistics.mean(xs))} ± {fmt.format(statistics.stdev(xs))}"
+
+
+def load_runs(runs, t):
+    "{seed: {row: results.json}} of the finished runs of target `t`."
+    out = {}
+    for d in sorted((runs/f'en-{t}').glob('seed*')):
+        for r in sorted(d.iterdir()):
+            if r.is_dir() and finished(r): out.setdefault(int(d.name[4:]), {})[r.name] = json.loads((r/'results.json').read_text())
+    return out
+
+
+def _curve(r, key):
+    "Per-epoch values of trace entry `key` ('pseudo.f1', 'test.f1', ...) of one run, epoch 0 = the teacher's labels."
+    a, b = key.split('.')
+    start = (r.get('trace_start') or {}).get(a)
+    return [None if start is None else start.get(b)] + [(e.get(a) or {}).get(b) for e in r.get('trace') or []]
+
+
+def target_table(t, by_seed, command):
+    "Markdown for target `t`: main table, paired differences, per-epoch trace of every row, flippable labels."
+    rows = [r for r in list(GRID['rows']) + list(GRID['extra'].get(t, {})) if any(r in rs for rs in by_seed.values())]
+    seeds = sorted(by_seed)
+    paper = PAPER.get(t, {})
+    L = [f"# The paper's student schedule: en → {t}", "", f"Command: `{command}`", ""]
+    machines = sorted({json.dumps(r['machine']) for rs in by_seed.values() for r in rs.values() if 'machine' in r})
+    L += ["Machine(s): " + '; '.join(machines), ""]
+    L += ["Target test entity F1 ×100 (seqeval), mean ± std over the seeds that finished (n). *kept*: the epoch chosen by",
+          "source dev span F1 (what the run reports); *last*: epoch 9, the model after all nine refining epochs, scored",
+          "for analysis only. Pseudo-label F1 (against the target train gold tags that training never reads): the",
+          "teacher's labels → after the warm-up epoch → after epoch 9.", "",
+          "| row | n | test F1 (kept) | P | R | kept epochs | test F1 (last) | pseudo-label F1 teacher → warm-up → end | paper |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    teach = [rs['teacher']['teacher'] for rs in by_seed.values() if 'teacher' in rs]
+    if teach:
+        L.append(f"| zero-shot (teacher) | {len(teach)} | {ms([x['f1'] for x in teach])} | {ms([x['precision'] for x in teach])} | "
+                 f"{ms([x['recall'] for x in teach])} | | | | — |")
+    for row in rows:
+        rs = [by_seed[s][row] for s in seeds if row in by_seed[s]]
+        if not rs: continue
+        st = [r['student'] for r in rs]
+        last = [(r.get('trace') or [{}])[-1].get('test', {}).get('f1') for r in rs]
+        pf = [_curve(r, 'pseudo.f1') for r in rs]
+        pf_s = f"{ms([c[0] for c in pf])} → {ms([c[1] if len(c) > 1 else None for c in pf])} → {ms([c[-1] for c in pf])}"
+        L.append(f"| {row} | {len(rs)} | {ms([x['f1'] for x in st])} | {ms([x['precision'] for x in st])} | {ms([x['recall'] for x in st])} | "
+                 f"{', '.join(str(r.get('kept_epoch')) for r in rs)} | {ms(last)} | {pf_s} | {paper.get(row, '—')} |")
+    ceil = [rs['ceiling']['teacher'] for rs in by_seed.values() if 'ceiling' in rs]
+    if ceil:
+        L.append(f"| ceiling (target gold train) | {len(ceil)} | {ms([x['f1'] for x in ceil])} | {ms([x['precision'] for x in ceil])} | "
+                 f"{ms([x['recall'] for x in ceil])} | | | | — |")
+    L += ["", "Paired by seed (same teacher and pseudo labels), F1 ×100 of the kept epoch and of the last epoch, and the",
+          "rise of pseudo-label F1 over the nine refining epochs (end − after warm-up):", "",
+          "| difference | n | kept | last | pseudo-label F1 rise (first row) | pseudo-label F1 rise (second row) |", "|---|---|---|---|---|---|"]
+    rise = lambda r: (lambda c: None if len(c) < 3 or None in (c[1], c[-1]) else c[-1] - c[1])(_curve(r, 'pseudo.f1'))
+    for a, b in DIFFS:
+        pairs = [(by_seed[s][a], by_seed[s][b]) for s in seeds if a in by_seed[s] and b in by_seed[s]]
+        if not pairs: continue
+        kept = [x['student']['f1'] - y['student']['f1'] for x, y in pairs]
+        lt = lambda r: (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
+        last = [lt(x) - lt(y) for x, y in pairs if None not in (lt(x), lt(y))]
+        L.append(f"| {a} − {b} | {len(pairs)} | {ms(kept)} | {ms(last)} | {ms([rise(x) for x, _ in pairs])} | {ms([rise(y) for _, y in pairs])} |")
+    for row in rows:
+        rs = [by_seed[s][row] for s in seeds if row in by_seed[s]]
+        if not rs or not rs[0].get('trace'): continue
+        labels = rs[0]['labels']
+        L += ["", f"## {row}: epoch by epoch (mean over {len(rs)} seed{'s' * (len(rs) > 1)})", "",
+              "Pseudo labels: entity P/R/F1 ×100 after decoding; span P/R: argmax of every span. Changes: span argmaxes the",
+              "epoch changed, O→entity / entity→O / entity→entity, each *fixed / broken* against gold. Gate: spans whose",
+              "closest prototype differs from their label (*differ*), of those let through (*passed*), and all spans the margin",
+              "gate held back (*held*); spans moved toward another class than their label, and of those, toward their gold class",
+              "/ away from a correct label; *model ≠ label*: spans whose model argmax differs from their pseudo label. Margins r_c",
+              "(eq. 11) after the epoch. Test F1: the model after the epoch (analysis only); dev F1: source dev span F1 (selection).", "",
+              "| epoch | refined | pseudo P / R / F1 | span P / R | O→ent | ent→O | ent→ent | differ / passed / held | moved to other class: toward gold / from gold | model ≠ label | margins | test F1 | dev F1 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        n_ep = max(len(r['trace']) for r in rs)
+        for e in range(n_ep):
+            es = [r['trace'][e] for r in rs if len(r['trace']) > e]
+            m = lambda f: statistics.mean(v for v in map(f, es) if v is not None) if any(f(x) is not None for x in es) else None
+            f = lambda v, k=100, d=1: '' if v is None else f"{k * v:.{d}f}"
+            pr = lambda key, sub: m(lambda x: (x.get(key) or {}).get(sub))
+            mv = lambda kind: '/'.join(f(m(lambda x: x['moves'][kind].get(q)), 1, 0) for q in ('fixed', 'broken'))
+            nmv = lambda kind: f(m(lambda x: x['moves'][kind]['n']), 1, 0)
+            rsum = lambda k: m(lambda x: sum(x['refine_stats'][k]) if 'refine_stats' in x else None)
+            gate = '' if rsum('differs') is None else f"{f(rsum('differs'), 1, 0)} / {f(rsum('passed'), 1, 0)} / {f(rsum('held'), 1, 0)}"
+            vsum = lambda k: m(lambda x: sum(x['votes'][k]) if 'votes' in x else None)
+            votes = '' if vsum('pushed') is None else f"{f(vsum('pushed'), 1, 0)}: {f(vsum('toward_gold'), 1, 0)} / {f(vsum('from_gold'), 1, 0)}"
+            margins = ', '.join(f"{c} {f(m(lambda x, i=i: (x.get('margins') or [None] * len(labels))[i]), 1, 2)}" for i, c in enumerate(labels))
+            devs = [r['student_history'][e]['span_f1'] for r in rs if len(r.get('student_history') or []) > e]
+            L.append(f"| {e} | {'yes' if es[0]['refined'] else 'no'} | {f(pr('pseudo', 'precision'))} / {f(pr('pseudo', 'recall'))} / "
+                     f"{f(pr('pseudo', 'f1'))} | {f(pr('span', 'precision'))} / {f(pr('span', 'recall'))} | "
+                     f"{nmv('o_to_entity')} ({mv('o_to_entity')}) | {nmv('entity_to_o')} ({mv('entity_to_o')}) | "
+                     f"{nmv('entity_to_entity')} ({mv('entity_to_entity')}) | {gate} | {votes} | {f(rsum('model_differs'), 1, 0)} | {margins} | "
+                     f"{f(pr('test', 'f1'))} | {f(statistics.mean(devs) if devs else None)} |")
+        fl = [r['trace_start'].get('flippable') for r in rs if r.get('trace_start', {}).get('flippable')]
+        if fl:
+            x = fl[0]
+            L += ["", f"Labels that can change at all under this row's refinement schedule (product of its rates K = {x['K']:.3f}: a",
+                  f"span's argmax can move only if top − second < (1 − K)/K = {x['bound']:.2f}), seed {seeds[0]}, per class of the teacher's argmax: "
+                  + ', '.join(f"{c} {fo} of {n}" for c, n, fo in zip(labels, x['spans'], x['flippable']))]
+    return '\n'.join(L) + '\n'
+
+
+def write_tables(runs, results, command='python bench/schedule.py run'):
+    "Rewrite every target's markdown, JSON and Fig. 3 (one line per row, mean over seeds, min–max band) from the runs."
+    from contproto_fastai.plots import plot_pseudo_f1
+    results = Path(results); results.mkdir(parents=True, exist_ok=True)
+    for t in GRID['targets']:
+        by_seed = load_runs(Path(runs), t)
+        if not by_seed: continue
+        (results/f'schedule_en-{t}.md').write_text(target_table(t, by_seed, command))
+        keep = ('config', 'teacher', 'student', 'kept_epoch', 'student_history', 'trace_start', 'trace', 'target_spans', 'times',
+                'cpu_times', 'times_unknown', 'machine', 'labels')
+        (results/f'schedule_en-{t}.json').write_text(json.dumps(dict(command=command, runs=[
+            dict(seed=s, row=row, **{k: r.get(k) for k in keep}) for s, rs in sorted(by_seed.items()) for row, r in rs.items()]), indent=1))
+        seeds = sorted(s for s in by_seed if all(r in by_seed[s] for r in GRID['rows'] if any(r in v for v in by_seed.values())))
+        curves = {row: [_curve(by_seed[s][row], 'pseudo.f1') for s in seeds] for row in list(GRID['rows']) + list(GRID['extra'].get(t, {}))
+                  if seeds and all(row in by_seed[s] and by_seed[s][row].get('trace') for s in seeds)}
+        if curves: plot_pseudo_f1(curves, results/f'schedule_en-{t}_fig3.png', title=f'Pseudo-label F1, en → {t} (Fig. 3)')
+        for (tt, s, row) in GRID['plots']:
+            png = Path(runs)/f'en-{tt}'/f'seed{s}'/row/'tsne.png'
+            if tt == t and png.exists(): shutil.copy(png, results/f'schedule_en-{t}_tsne_{row}.png')
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('what', choices=['run', 'tables'])
+    p.add_argument('--runs', default=str(ROOT/'runs'/'schedule')); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
+    p.add_argument('--workers', type=int, default=2); p.add_argument('--targets', default=None)
+    a = p.parse_args(argv)
+    targets = a.targets.split(',') if a.targets else None
+    if a.what == 'run': run_grid(Path(a.runs), a.workers, targets, a.results)
+    write_tables(Path(a.runs), a.results)
+
+
+if __name__ == '__main__': main()
