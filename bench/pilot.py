@@ -63,9 +63,10 @@ def table(rows, conf, labels):
     for r in rows:
         mv = lambda k: f"{r['moves'][k][0]} ({r['moves'][k][1]} / {r['moves'][k][2]})"
         v = r['votes']
+        votes = '' if v is None else f"{v['pushed']}: {v['toward_gold']} / {v['from_gold']}"
         L.append(f"| {r['name']} | {r['options']} | {' → '.join(f(x) for x in r['pseudo_f1'])} | {mv('o_to_entity')} | {mv('entity_to_o')} | "
                  f"{mv('entity_to_entity')} | {r['differs']} / {r['passed']} / {r['held']} | "
-                 f"{'' if v is None else f'{v['pushed']}: {v['toward_gold']} / {v['from_gold']}'} | {f(r['test_f1'])} ({r['kept_epoch']}) |")
+                 f"{votes} | {f(r['test_f1'])} ({r['kept_epoch']}) |")
     return '\n'.join(L) + '\n'
 
 
