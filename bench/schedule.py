@@ -45,18 +45,27 @@ def finished(out):
     return 'student' in r or (r['config']['epochs'] == 0 and 'machine' in r)
 
 
+def _data_args(t, spec):
+    "The data options of target `t`: a data folder (`data`), or four files and extra options (`files`, `args`: the smoke grid)."
+    if 'files' in spec: return [x for k, v in spec['files'].items() for x in (f"--{k.replace('_', '-')}", str(v))] + spec.get('args', [])
+    return ['--data', str(DATA[spec['data']]), '--src', 'en', '--tgt', t]
+
+def _gold_train(t, spec):
+    "The target's gold train file (the ceiling's training data)."
+    return str(spec['files']['tgt_train']) if 'files' in spec else str(DATA[spec['data']]/t/'train.txt')
+
 def jobs(grid=GRID, targets=None):
     "Every run of `grid` as `(folder, contproto-fit arguments, folder it depends on)`, in the order they should start."
     first, later = [], []
     for t, spec in grid['targets'].items():
         if targets and t not in targets: continue
-        data = ['--data', str(DATA[spec['data']]), '--src', 'en', '--tgt', t, *grid['budget']]
+        data = _data_args(t, spec) + grid['budget']
         for k, seed in enumerate(spec['seeds']):
             d, s = Path('en-' + t)/f'seed{seed}', ['--seed', str(seed)]
             todo = first if k == 0 else later
             todo.append((d/'teacher', data + s + grid['teacher'], None))
             if k == 0:
-                tgt_train = str(DATA[spec['data']]/t/'train.txt')      # the ceiling: the target's own gold train set, this row only
+                tgt_train = _gold_train(t, spec)        # the ceiling: the target's own gold train set, this row only
                 todo.append((d/'ceiling', data + s + grid['teacher'] + ['--src-train', tgt_train], None))
             rows = dict(grid['rows'], **(grid['extra'].get(t, {}) if k == 0 else {}))
             for row, a in rows.items():
@@ -82,9 +91,9 @@ def run_one(runs, folder, args, dep, log=print):
     return out
 
 
-def run_grid(runs, workers=2, targets=None, results=None):
+def run_grid(runs, workers=2, targets=None, results=None, grid=GRID):
     "Run the grid's jobs on `workers` processes, each job once its teacher has finished; tables rewritten after each."
-    todo, running, failed = jobs(targets=targets), {}, []
+    todo, running, failed = jobs(grid, targets), {}, []
     log = lambda m: print(time.strftime('%H:%M:%S'), m, flush=True)
     with ThreadPoolExecutor(workers) as ex:
         while todo or running:
@@ -101,7 +110,7 @@ def run_grid(runs, workers=2, targets=None, results=None):
                 j = running.pop(fut)
                 try: fut.result()
                 except Exception as e: log(str(e)); failed.append(j[0])
-            if results is not None: write_tables(runs, results)
+            if results is not None: write_tables(runs, results, grid=grid)
     if failed: sys.exit(f"failed: {', '.join(map(str, failed))}")
 
 
@@ -130,18 +139,18 @@ def _curve(r, key):
     return [None if start is None else start.get(b)] + [(e.get(a) or {}).get(b) for e in r.get('trace') or []]
 
 
-def target_table(t, by_seed, command):
+def target_table(t, by_seed, command, grid=GRID):
     "Markdown for target `t`: main table, paired differences, per-epoch trace of every row, flippable labels."
-    rows = [r for r in list(GRID['rows']) + list(GRID['extra'].get(t, {})) if any(r in rs for rs in by_seed.values())]
+    rows = [r for r in list(grid['rows']) + list(grid['extra'].get(t, {})) if any(r in rs for rs in by_seed.values())]
     seeds = sorted(by_seed)
     paper = PAPER.get(t, {})
     L = [f"# The paper's student schedule: en → {t}", "", f"Command: `{command}`", ""]
     machines = sorted({json.dumps(r['machine']) for rs in by_seed.values() for r in rs.values() if 'machine' in r})
     L += ["Machine(s): " + '; '.join(machines), ""]
     L += ["Target test entity F1 ×100 (seqeval), mean ± std over the seeds that finished (n). *kept*: the epoch chosen by",
-          "source dev span F1 (what the run reports); *last*: epoch 9, the model after all nine refining epochs, scored",
-          "for analysis only. Pseudo-label F1 (against the target train gold tags that training never reads): the",
-          "teacher's labels → after the warm-up epoch → after epoch 9.", "",
+          "source dev span F1 (what the run reports), on the whole test set; *last*: the last epoch's model, after every",
+          "refining epoch, on the trace's fixed test subset (analysis only). Pseudo-label F1 (against the target train",
+          "gold tags that training never reads): the teacher's labels → after the warm-up epoch → after the last epoch.", "",
           "| row | n | test F1 (kept) | P | R | kept epochs | test F1 (last) | pseudo-label F1 teacher → warm-up → end | paper |",
           "|---|---|---|---|---|---|---|---|---|"]
     teach = [rs['teacher']['teacher'] for rs in by_seed.values() if 'teacher' in rs]
@@ -162,7 +171,7 @@ def target_table(t, by_seed, command):
         L.append(f"| ceiling (target gold train) | {len(ceil)} | {ms([x['f1'] for x in ceil])} | {ms([x['precision'] for x in ceil])} | "
                  f"{ms([x['recall'] for x in ceil])} | | | | — |")
     L += ["", "Paired by seed (same teacher and pseudo labels), F1 ×100 of the kept epoch and of the last epoch, and the",
-          "rise of pseudo-label F1 over the nine refining epochs (end − after warm-up):", "",
+          "rise of pseudo-label F1 over the refining epochs (end − after warm-up):", "",
           "| difference | n | kept | last | pseudo-label F1 rise (first row) | pseudo-label F1 rise (second row) |", "|---|---|---|---|---|---|"]
     rise = lambda r: (lambda c: None if len(c) < 3 or None in (c[1], c[-1]) else c[-1] - c[1])(_curve(r, 'pseudo.f1'))
     for a, b in DIFFS:
@@ -197,9 +206,10 @@ def target_table(t, by_seed, command):
             gate = '' if rsum('differs') is None else f"{f(rsum('differs'), 1, 0)} / {f(rsum('passed'), 1, 0)} / {f(rsum('held'), 1, 0)}"
             vsum = lambda k: m(lambda x: sum(x['votes'][k]) if 'votes' in x else None)
             votes = '' if vsum('pushed') is None else f"{f(vsum('pushed'), 1, 0)}: {f(vsum('toward_gold'), 1, 0)} / {f(vsum('from_gold'), 1, 0)}"
-            margins = ', '.join(f"{c} {f(m(lambda x, i=i: (x.get('margins') or [None] * len(labels))[i]), 1, 2)}" for i, c in enumerate(labels))
+            margins = ', '.join(f"{c} {f(m(lambda x, i=i: (x.get('margins') or [None] * len(labels))[i]), 1, 2)}" for i, c in enumerate(labels)) \
+                if any(x.get('margins') for x in es) else ''
             devs = [r['student_history'][e]['span_f1'] for r in rs if len(r.get('student_history') or []) > e]
-            L.append(f"| {e} | {'yes' if es[0]['refined'] else 'no'} | {f(pr('pseudo', 'precision'))} / {f(pr('pseudo', 'recall'))} / "
+            L.append(f"| {e} | {'yes' if es[0]['refined'] and ('refine_stats' in es[0] or 'glode' in es[0]) else 'no'} | {f(pr('pseudo', 'precision'))} / {f(pr('pseudo', 'recall'))} / "
                      f"{f(pr('pseudo', 'f1'))} | {f(pr('span', 'precision'))} / {f(pr('span', 'recall'))} | "
                      f"{nmv('o_to_entity')} ({mv('o_to_entity')}) | {nmv('entity_to_o')} ({mv('entity_to_o')}) | "
                      f"{nmv('entity_to_entity')} ({mv('entity_to_entity')}) | {gate} | {votes} | {f(rsum('model_differs'), 1, 0)} | {margins} | "
@@ -213,36 +223,50 @@ def target_table(t, by_seed, command):
     return '\n'.join(L) + '\n'
 
 
-def write_tables(runs, results, command='python bench/schedule.py run'):
+def write_tables(runs, results, command='python bench/schedule.py run', grid=GRID):
     "Rewrite every target's markdown, JSON and Fig. 3 (one line per row, mean over seeds, min–max band) from the runs."
     from contproto_fastai.plots import plot_pseudo_f1
     results = Path(results); results.mkdir(parents=True, exist_ok=True)
-    for t in GRID['targets']:
+    for t in grid['targets']:
         by_seed = load_runs(Path(runs), t)
         if not by_seed: continue
-        (results/f'schedule_en-{t}.md').write_text(target_table(t, by_seed, command))
+        (results/f'schedule_en-{t}.md').write_text(target_table(t, by_seed, command, grid))
         keep = ('config', 'teacher', 'student', 'kept_epoch', 'student_history', 'trace_start', 'trace', 'target_spans', 'times',
                 'cpu_times', 'times_unknown', 'machine', 'labels')
         (results/f'schedule_en-{t}.json').write_text(json.dumps(dict(command=command, runs=[
             dict(seed=s, row=row, **{k: r.get(k) for k in keep}) for s, rs in sorted(by_seed.items()) for row, r in rs.items()]), indent=1))
-        seeds = sorted(s for s in by_seed if all(r in by_seed[s] for r in GRID['rows'] if any(r in v for v in by_seed.values())))
-        curves = {row: [_curve(by_seed[s][row], 'pseudo.f1') for s in seeds] for row in list(GRID['rows']) + list(GRID['extra'].get(t, {}))
+        seeds = sorted(s for s in by_seed if all(r in by_seed[s] for r in grid['rows'] if any(r in v for v in by_seed.values())))
+        curves = {row: [_curve(by_seed[s][row], 'pseudo.f1') for s in seeds] for row in list(grid['rows']) + list(grid['extra'].get(t, {}))
                   if seeds and all(row in by_seed[s] and by_seed[s][row].get('trace') for s in seeds)}
         if curves: plot_pseudo_f1(curves, results/f'schedule_en-{t}_fig3.png', title=f'Pseudo-label F1, en → {t} (Fig. 3)')
-        for (tt, s, row) in GRID['plots']:
+        for (tt, s, row) in grid['plots']:
             png = Path(runs)/f'en-{tt}'/f'seed{s}'/row/'tsne.png'
             if tt == t and png.exists(): shutil.copy(png, results/f'schedule_en-{t}_tsne_{row}.png')
 
+
+def smoke_grid(tmp):
+    "A seconds-long grid on toy files with a tiny saved encoder (CI): one target, two seeds, three rows, 3 student epochs."
+    from contproto_fastai.testing import toy_files
+    files, tiny = toy_files(Path(tmp)/'toy', n_src=48, n_dev=16, n_tgt=32, n_test=16)
+    args = ['--model', str(tiny), '--lr', '3e-3', '--dropout', '0.1']
+    return dict(budget=['--bs', '16'], teacher=['--teacher-epochs', '2', '--epochs', '0'],
+                student=['--teacher-epochs', '2', '--epochs', '3', '--student-src-limit', '32', '--student-init', 'teacher', '--trace-test',
+                         '--trace-test-limit', '8'],
+                targets=dict(toy=dict(files=files, args=args, seeds=[0, 1])),
+                rows=dict(vanilla=['--ablation', 'vanilla'], contproto=['--ablation', 'contproto'], glode=['--ablation', 'glode']),
+                extra=dict(toy=dict(contproto_wide=['--ablation', 'contproto', '--tgt-max-span-len', '5'])), plots=set())
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('what', choices=['run', 'tables'])
     p.add_argument('--runs', default=str(ROOT/'runs'/'schedule')); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
     p.add_argument('--workers', type=int, default=2); p.add_argument('--targets', default=None)
+    p.add_argument('--smoke', action='store_true', help='toy data and a tiny encoder (CI); --runs should then be a temporary folder')
     a = p.parse_args(argv)
     targets = a.targets.split(',') if a.targets else None
-    if a.what == 'run': run_grid(Path(a.runs), a.workers, targets, a.results)
-    write_tables(Path(a.runs), a.results)
+    grid = smoke_grid(a.runs) if a.smoke else GRID
+    if a.what == 'run': run_grid(Path(a.runs), a.workers, targets, a.results, grid)
+    write_tables(Path(a.runs), a.results, grid=grid)
 
 
 if __name__ == '__main__': main()

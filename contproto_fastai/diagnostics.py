@@ -96,7 +96,8 @@ class RefinementTrace(Callback):
     def after_train(self):
         st = self.state
         now, e = self._scores(st.pseudo_labels)
-        e.update(epoch=self.epoch, refined=bool(st.refine), moves=label_moves(self.before, now, self.gold))
+        refiner = any(hasattr(cb, 'beta_at') or hasattr(cb, 'weight_at') for cb in self.learn.cbs)
+        e.update(epoch=self.epoch, refined=bool(st.refine and refiner), moves=label_moves(self.before, now, self.gold))
         if st.margins is not None: e['margins'] = [None if math.isinf(m) else m for m in st.margins.tolist()]
         rs = st.extra.get('refine_stats')
         if st.refine and rs: e['refine_stats'] = rs[-1]

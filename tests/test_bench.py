@@ -185,3 +185,30 @@ def test_reproduce_done(repo_root, tmp_path):
                                    (2, ('teacher', 'times', 'machine'), False), (2, ('teacher', 'student', 'times', 'machine'), True)):
         f.write_text(json.dumps(dict(config=dict(epochs=epochs), **{k: {} for k in keys})))
         assert done(tmp_path) == finished, (epochs, keys)
+
+
+def test_schedule_smoke(repo_root, tmp_path):
+    "bench/schedule.py on toy files: the grid's jobs in dependency order, resumable, and tables with the per-epoch trace."
+    import subprocess, sys, os
+    runs, res = tmp_path/'runs', tmp_path/'res'
+    cmd = [sys.executable, str(repo_root/'bench'/'schedule.py'), 'run', '--smoke', '--runs', str(runs), '--results', str(res), '--workers', '2']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    js = json.loads((res/'schedule_en-toy.json').read_text())
+    rows = sorted((x['seed'], x['row']) for x in js['runs'])
+    assert rows == sorted([(0, 'ceiling'), (0, 'contproto_wide')] + [(s, r) for s in (0, 1) for r in ('teacher', 'vanilla', 'contproto', 'glode')])
+    by = {(x['seed'], x['row']): x for x in js['runs']}
+    for s in (0, 1):
+        tr = by[(s, 'contproto')]['trace']
+        assert [e['epoch'] for e in tr] == [0, 1, 2] and [e['refined'] for e in tr] == [False, True, True]
+        assert all('test' in e for e in tr) and 'votes' in tr[1]
+        assert by[(s, 'contproto')]['config']['teacher_from'].endswith(f'seed{s}/teacher')
+    assert by[(0, 'contproto_wide')]['target_spans']['max_span_len'] == 5
+    md = (res/'schedule_en-toy.md').read_text()
+    for needle in ('| contproto | 2 |', '| glode | 2 |', '| contproto − vanilla | 2 |', '## contproto: epoch by epoch', 'zero-shot (teacher)', 'ceiling'):
+        assert needle in md, needle
+    assert (res/'schedule_en-toy_fig3.png').stat().st_size > 0
+    # finished runs are skipped: a second call starts nothing
+    r2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r2.returncode == 0 and 'start ' not in r2.stdout, r2.stdout[-2000:]
