@@ -21,6 +21,8 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+onnx_requirements = shlex.split(cfg.get('onnx_requirements', ''))      # extra `onnx`: ONNX export and ONNX Runtime (deploy.py)
+spacy_requirements = shlex.split(cfg.get('spacy_requirements', ''))    # extra `spacy`: the contproto_ner pipeline component
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']
 
@@ -36,7 +38,8 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require={'dev': dev_requirements + onnx_requirements + spacy_requirements,     # dev: everything the tests and notebooks use
+                    'onnx': onnx_requirements, 'spacy': spacy_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
@@ -44,6 +47,7 @@ setuptools.setup(
     zip_safe = False,
     entry_points = {
         'console_scripts': cfg.get('console_scripts','').split(),
+        'spacy_factories': cfg.get('spacy_factories','').split(),     # spaCy finds `contproto_ner` without an import
         'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d']
     },
     **setup_cfg)

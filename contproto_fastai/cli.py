@@ -22,6 +22,7 @@ from .presets import PRESETS
 from .pipeline import load_task, teacher_for, pseudo_label, shared_state, student_for, evaluate as evaluate_on, pseudo_label_stats
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .predict import load_learner, simple_tokenize
+from .deploy import ENGINES, write_html, write_model_card
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0
@@ -253,6 +254,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
                                test_entities_covered=sum(w <= task.tgt_span_len for w in ents) / max(1, len(ents)))
     if not cfg.epochs:        # teacher only: the zero-shot row of a comparison, or a supervised ceiling
         if primary: learn.export('model')          # relative to learn.path, i.e. `out`
+        if primary: write_model_card(out/'model', res, task)     # README.md: the model card (see `deploy`)
         res.update(**clock.record(), labels=labels.classes, machine=machine_info(next(teacher.parameters()).device))
         write(out/'results.json', json.dumps(res, indent=2))
         return res
@@ -281,6 +283,7 @@ def run_pipeline(cfg:FitConfig, console=None, resume=False):
     res['student'] = evaluate(slearn.model, 'student')
     if primary:
         slearn.export('model')                     # relative to learn.path, i.e. `out` (out/'model' would be out/out/model)
+        write_model_card(out/'model', res, task)   # README.md: the model card (see `deploy`)
         say(f"predictor exported to {out/'model'} (contproto-predict {out/'model'} FILE)")
     if primary and cfg.plots:
         curve = res.get('pseudo_label_f1_curve')
@@ -423,18 +426,21 @@ def main(argv=None):
     _entry(fit, 'contproto-fit', argv)
 
 # %% ../nbs/09_cli.ipynb #c013
-def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto', device=None):
-    "Tag `input` with the predictor in `model_dir`; CoNLL text to `out` (or stdout)."
-    pred = load_learner(model_dir, device=device)
+def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto', device=None, engine='torch', html=None):
+    "Tag `input` with the predictor in `model_dir` run by `engine`; CoNLL text to `out` (or stdout), a page of the entities to `html`."
+    pred = load_learner(model_dir, device=device, engine=engine)
+    texts = offsets = None
     if conll: sents = [s.tokens for s in read_conll(input, encoding=encoding, labelled=False)]
     else:
         from contproto_fastai.data import _decode_bytes
         text, _ = _decode_bytes(Path(input).read_bytes(), input, encoding)
-        sents = [simple_tokenize(l)[0] for l in text.splitlines() if l.strip()]
+        texts = [l for l in text.splitlines() if l.strip()]
+        sents, offsets = [simple_tokenize(l)[0] for l in texts], [simple_tokenize(l)[1] for l in texts]
     tags = pred.tag(sents, bs=bs)
     txt = '\n\n'.join('\n'.join(f'{w}\t{t}' for w, t in zip(ws, ts)) for ws, ts in zip(sents, tags)) + '\n'
     if out: Path(out).write_text(txt, encoding='utf-8')
     else: sys.stdout.write(txt)
+    if html: write_html(html, sents, tags, texts, offsets, title=f'{Path(input).name}: entities')
     return sents, tags
 
 @call_parse
@@ -446,9 +452,12 @@ def predict(
     bs:int=32,                  # sentences per batch
     encoding:str='auto',        # input encoding ('auto': UTF-8, else Latin-1)
     device:str=None,            # 'cpu', 'cuda', 'cuda:1', ... (default: the GPU if there is one)
+    engine:str='torch',         # 'torch', or ONNX Runtime on the CPU: 'onnx' (fp32) or 'onnx-int8' (model.onnx / model.int8.onnx, made in model_dir on first use)
+    html:str=None,              # also write the entities to this HTML page (displaCy's entity style, a colour per type)
 ):
     "Tag a text file with a trained ContProto model, writing CoNLL (token<TAB>BIO2 tag)."
-    try: _predict(model_dir, input, out, conll, bs, encoding, device)
+    if engine not in ENGINES: raise SystemExit(f"contproto-predict: --engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    try: _predict(model_dir, input, out, conll, bs, encoding, device, engine, html)
     except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-predict: {e}") from None
 
 def predict_main(argv=None):

@@ -10,7 +10,7 @@ import torch
 from fastai.torch_core import default_device
 from .data import Sentence, LabelSet, encode, spans_to_tags
 from .model import SpanNER, load_encoder
-from .evaluate import predict_spans
+from .evaluate import predict_spans, span_probs
 
 # %% auto #0
 __all__ = ['simple_tokenize', 'SpanPredictor', 'load_learner']
@@ -65,7 +65,7 @@ class SpanPredictor:
         sents, offs, single = self._inputs(texts)
         keep = [i for i, s in enumerate(sents) if s]
         exs, _ = encode([Sentence(sents[i]) for i in keep], self.tokenizer, None, self.max_span_len, self.max_len)
-        preds = predict_spans(self.model, exs, len(keep), bs=bs, device=self.device) if keep else []
+        preds = predict_spans(None, exs, len(keep), probs=self.span_probs(exs, bs)) if keep else []
         out = [[] for _ in sents]
         for k, i in enumerate(keep):
             for s, e, c, p in preds[k]:
@@ -75,6 +75,10 @@ class SpanPredictor:
                     ent['text'] = texts[i][ent['char_start']:ent['char_end']] if not single else texts[ent['char_start']:ent['char_end']]
                 out[i].append(ent)
         return out[0] if single else out
+
+    def span_probs(self, exs, bs=32):
+        "Softmax span probabilities of encoded examples (a `[S_i, C]` tensor each): the one step another engine replaces (`deploy`)."
+        return span_probs(self.model, exs, bs=bs, device=self.device)
 
     def tag(self, tokens_list, bs=32):
         "BIO2 tags for each token list."
@@ -92,9 +96,15 @@ class SpanPredictor:
         (path/'contproto.json').write_text(json.dumps(cfg, indent=2))
         return path
 
-def load_learner(path, device=None):
-    "The `SpanPredictor` saved by `export` in directory `path` (no network needed), on `device` (default: the GPU if any)."
+def load_learner(path, device=None, engine='torch'):
+    """The `SpanPredictor` saved by `export` in directory `path` (no network needed), on `device` (default: the GPU if
+    any). `engine='onnx'` or `'onnx-int8'`: ONNX Runtime on the CPU instead (`deploy.load_onnx_predictor`)."""
     path = Path(path)
+    if engine != 'torch':
+        from contproto_fastai.deploy import load_onnx_predictor, ENGINES
+        if engine not in ENGINES: raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if device not in (None, 'cpu'): raise ValueError(f"engine {engine!r} runs on the CPU, not on {device!r}")
+        return load_onnx_predictor(path, quantize=engine == 'onnx-int8')
     if not (path/'contproto.json').exists(): raise FileNotFoundError(f"{path}: no contproto.json (not a directory written by export)")
     cfg = json.loads((path/'contproto.json').read_text())
     enc, tok = load_encoder(str(path/'encoder'), dropout=None)
