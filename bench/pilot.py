@@ -25,12 +25,24 @@ def run_row(name, r):
     vs = lambda k: _sum([_sum(e['votes'][k]) for e in ref if 'votes' in e]) if any('votes' in e for e in ref) else None
     opts = ', '.join(f"{k}={cfg[k]}" for k in ('ablation', 'beta', 'gate', 'margin_from', 'first_margin', 'student_init')
                      if cfg.get(k) not in (None, 'auto') and not (k == 'ablation' and cfg[k] == 'contproto') and not (k == 'student_init' and cfg[k] == 'teacher'))
+    if r.get('unfinished') is not None: name = f"{name} (stopped after epoch {r['unfinished'] - 1})"
     return dict(name=name, options=opts or 'contproto (paper reading)', pseudo_f1=[st.get('pseudo', {}).get('f1')] + [e['pseudo']['f1'] for e in tr],
                 pseudo_p=[e['pseudo']['precision'] for e in tr], pseudo_r=[e['pseudo']['recall'] for e in tr], moves=moves,
                 differs=rs('differs'), passed=rs('passed'), held=rs('held'), model_differs=rs('model_differs'),
                 votes=None if vs('pushed') is None else dict(pushed=vs('pushed'), toward_gold=vs('toward_gold'), from_gold=vs('from_gold')),
                 margins_end=tr[-1].get('margins') if tr else None, flippable=st.get('flippable'),
                 test_f1=r['student']['f1'] if 'student' in r else None, kept_epoch=r.get('kept_epoch'))
+
+
+def read_run(d):
+    """A pilot's results.json; for a run still going (or stopped), what its last checkpoint holds: config, the trace
+    so far (`unfinished`: epochs done), no test score yet."""
+    if (d/'results.json').exists() and 'student' in (r := json.loads((d/'results.json').read_text())): return r
+    if not (d/'student_ckpt.pt').exists(): return None
+    ck = torch.load(d/'student_ckpt.pt', weights_only=False, map_location='cpu')
+    ex = ck['state']['extra']
+    return dict(config=json.loads((d/'config.json').read_text()), trace=ex.get('trace'), trace_start=ex.get('trace_start'),
+                unfinished=ck['epoch'])
 
 
 def confidence(pseudo_labels, labels, schedules):
@@ -64,9 +76,10 @@ def table(rows, conf, labels):
         mv = lambda k: f"{r['moves'][k][0]} ({r['moves'][k][1]} / {r['moves'][k][2]})"
         v = r['votes']
         votes = '' if v is None else f"{v['pushed']}: {v['toward_gold']} / {v['from_gold']}"
+        kept = '' if r['test_f1'] is None else f"{f(r['test_f1'])} ({r['kept_epoch']})"
         L.append(f"| {r['name']} | {r['options']} | {' → '.join(f(x) for x in r['pseudo_f1'])} | {mv('o_to_entity')} | {mv('entity_to_o')} | "
                  f"{mv('entity_to_entity')} | {r['differs']} / {r['passed']} / {r['held']} | "
-                 f"{votes} | {f(r['test_f1'])} ({r['kept_epoch']}) |")
+                 f"{votes} | {kept} |")
     return '\n'.join(L) + '\n'
 
 
@@ -75,8 +88,7 @@ def main(argv=None):
     p.add_argument('--runs', default=str(ROOT/'runs'/'pilot')); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
     a = p.parse_args(argv)
     runs = Path(a.runs)
-    rows = [run_row(d.name, json.loads((d/'results.json').read_text())) for d in sorted(runs.iterdir())
-            if d.is_dir() and d.name != 'teacher' and (d/'results.json').exists() and 'student' in json.loads((d/'results.json').read_text())]
+    rows = [run_row(d.name, r) for d in sorted(runs.iterdir()) if d.is_dir() and d.name != 'teacher' and (r := read_run(d))]
     labels = json.loads((runs/'teacher'/'results.json').read_text())['labels']
     sched = {'paper: β = 0.95, 4 refining epochs (the pilots)': 0.95 ** 4, 'paper: β = 0.95, 9 refining epochs (§4.1)': 0.95 ** 9,
              "authors: β 0.95 → 0.8, 4 of 5 epochs": math.prod(0.95 - 0.15 * e / 5 for e in range(1, 5)),

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll', wikiann=ROOT.parent/'shared'/'data'/'wikiann')
 GRID = dict(
     # data sizes: see README ("The paper's student schedule"); every run of every target uses the same
-    # (the teacher and ceiling exactly as in the two-epoch grid, bench/grid.sh, so their scores are those of that grid)
+    # (the teacher and ceiling with the options of the two-epoch grid, bench/grid.sh; one torch thread here)
     budget=['--src-limit', '2000', '--dev-limit', '500', '--tgt-limit', '400', '--bs', '16', '--sortish', '50'],
     teacher=['--teacher-epochs', '3', '--epochs', '0'],
     student=['--teacher-epochs', '3', '--epochs', '10', '--student-src-limit', '400', '--student-init', 'teacher',
