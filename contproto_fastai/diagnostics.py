@@ -86,23 +86,22 @@ class RefinementTrace(Callback):
                          span=None if self.gold is None else span_pr(now, self.gold))
     def before_fit(self):
         st = self.state
+        self.refiner = next((cb for cb in self.learn.cbs if hasattr(cb, 'beta_at') or hasattr(cb, 'weight_at')), None)
         if 'trace_start' in st.extra: return                     # a resumed run: recorded before the interruption
         now, start = self._scores(st.pseudo_labels)
-        ref = next((cb for cb in self.learn.cbs if hasattr(cb, 'beta_at') or hasattr(cb, 'weight_at')), None)
         warm = next((cb.epochs for cb in self.learn.cbs if type(cb).__name__ == 'Warmup'), 0)
-        if ref is not None: start['flippable'] = flippable(st.pseudo_labels.probs, schedule_product(ref, self.n_epoch, warm))
+        if self.refiner is not None: start['flippable'] = flippable(st.pseudo_labels.probs, schedule_product(self.refiner, self.n_epoch, warm))
         st.extra['trace_start'] = start
     def before_train(self): self.before = self.state.pseudo_labels.probs.argmax(-1)
     def after_train(self):
         st = self.state
         now, e = self._scores(st.pseudo_labels)
-        refiner = any(hasattr(cb, 'beta_at') or hasattr(cb, 'weight_at') for cb in self.learn.cbs)
-        e.update(epoch=self.epoch, refined=bool(st.refine and refiner), moves=label_moves(self.before, now, self.gold))
+        e.update(epoch=self.epoch, refined=bool(st.refine and self.refiner is not None), moves=label_moves(self.before, now, self.gold))
         if st.margins is not None: e['margins'] = [None if math.isinf(m) else m for m in st.margins.tolist()]
         rs = st.extra.get('refine_stats')
         if st.refine and rs: e['refine_stats'] = rs[-1]
         if st.extra.get('glode'): e['glode'] = st.extra['glode'][-1]          # GLoDe's own record of the epoch
-        pushed = getattr(next((cb for cb in self.learn.cbs if hasattr(cb, 'pushed')), None), 'pushed', None)
+        pushed = getattr(self.refiner, 'pushed', None)
         if st.refine and pushed is not None and self.gold is not None: e['votes'] = vote_quality(pushed, self.before, self.gold)
         if st.prototypes is not None: e['prototype_cosine'] = (st.prototypes @ st.prototypes.T).tolist()
         self.entry = e
