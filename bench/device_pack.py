@@ -17,7 +17,7 @@ os.environ.pop('CONTPROTO_E5_FILE', None)       # the full model's tokenizer, wh
 sys.path.insert(0, str(root))
 from contproto_fastai.data import read_conll, encode
 from contproto_fastai.e5 import e5_path, prune_e5, read_e5, e5_tokenizer
-from contproto_fastai.cli import data_paths
+from contproto_fastai.config import data_paths
 
 # imported by `contproto-fit` and not in the device image's package list (../.library/device/KINDS.md), found by
 # importing the CLI here and mapping `sys.modules` to distributions

@@ -9,12 +9,13 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from .data import Sentence, LabelSet, SpanDL, collate, encode, tags_to_spans
 from .predict import SpanPredictor, load_learner
+from .config import fit_command
 
 # %% auto #0
 __all__ = ['ENGINES', 'ONNX_INPUTS', 'logger', 'ENT_COLORS', 'ENCODERS', 'SpanProbs', 'onnx_file', 'heads_fingerprint',
            'encoder_matmuls', 'quantize_onnx', 'export_onnx', 'onnx_session', 'OnnxSpanPredictor',
-           'load_onnx_predictor', 'ent_colors', 'displacy_docs', 'entities_html', 'write_html', 'fit_command',
-           'model_card', 'write_model_card']
+           'load_onnx_predictor', 'ent_colors', 'displacy_docs', 'entities_html', 'write_html', 'model_card',
+           'write_model_card']
 
 # %% ../nbs/08c_deploy.ipynb #c005
 ENGINES = ('torch', 'onnx', 'onnx-int8')
@@ -238,18 +239,6 @@ def _dataset(path):
     if 'wikiann' in parts: return 'unimelb-nlp/wikiann'
     if 'conll' in parts and lang: return 'eriktks/conll2003' if lang in ('en', 'de') else 'eriktks/conll2002'
     return None
-
-def fit_command(config):
-    "The `contproto-fit` command line of a run's `config` (its options that differ from the defaults)."
-    import shlex
-    from contproto_fastai.cli import FitConfig
-    defaults = {f.name: f.default for f in dataclasses.fields(FitConfig) if f.default is not dataclasses.MISSING}
-    args = ['contproto-fit']
-    for k, v in config.items():
-        if k in defaults and v == defaults[k]: continue
-        if v is None or v is False: continue
-        args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
-    return ' '.join(shlex.quote(a) for a in args)
 
 def _scores_table(r, labels):
     rows = ['| class | precision | recall | F1 | support |', '|---|---:|---:|---:|---:|']

@@ -3,6 +3,7 @@ import json, os, shutil, subprocess
 import pytest
 from contproto_fastai.data import read_conll, DataFormatError
 from contproto_fastai.testing import toy_files
+from contproto_fastai.results import Results
 
 
 @pytest.fixture(scope='module')
@@ -79,21 +80,22 @@ def test_cli_bad_column_count(toy, script, tmp_path):
     assert r.returncode != 0
     assert f'{bad}:{k + 1}' in r.stderr, r.stderr[-3000:]
     assert 'columns' in r.stderr
-    assert not (tmp_path/'run'/'results.json').exists()
+    assert Results.read(tmp_path/'run').status == 'failed'      # the run folder says why it stopped
 
 
-def test_main_needs_data_or_files():
+def test_main_needs_data_or_files(capsys):
     from contproto_fastai.cli import main
     with pytest.raises(SystemExit) as ei:
         main(argv=[])
-    assert '--data' in str(ei.value.code)
+    assert ei.value.code == 2 and '--data' in capsys.readouterr().err
 
 
-def test_main_names_missing_files(toy):
+def test_main_names_missing_files(toy, capsys):
     from contproto_fastai.cli import main
     with pytest.raises(SystemExit) as ei:
         main(argv=[f"--src-train={toy['src_train']}", '--tgt-test', toy['tgt_test']])
-    msg = str(ei.value.code)
+    msg = capsys.readouterr().err
+    assert ei.value.code == 2
     assert '--data' in msg and 'src_dev' in msg and 'tgt_train' in msg and 'src_train' not in msg.split('missing')[-1]
 
 
@@ -114,7 +116,7 @@ def test_main_empty_target(toy, tmp_path):
     with pytest.raises(SystemExit, match='no sentences') as ei:
         main(argv=[*_files_args(toy, tgt_train=str(empty)), '--model', toy['model'], '--out', str(tmp_path/'run'), '--quiet'])
     assert str(empty) in str(ei.value.code)
-    assert not (tmp_path/'run'/'results.json').exists()
+    assert Results.read(tmp_path/'run').status == 'failed'      # the run folder says why it stopped
 
 
 @pytest.fixture(scope='module')
@@ -153,10 +155,14 @@ def test_cli_every_ablation(toy, teacher_run, tmp_path, preset):
     if 'MarginRefiner' in PRESETS[preset]: assert res['beta'] == pytest.approx([0.875 if preset == 'authors' else 0.95])
 
 
-def test_cli_unknown_ablation(toy, tmp_path):
+def test_cli_unknown_ablation(toy, tmp_path, capsys):
+    "An option value the config does not allow is a usage error (exit code 2) naming the option, before any work."
     from contproto_fastai.cli import main
-    with pytest.raises(ValueError, match='unknown ablation'):
-        main(argv=[*_files_args(toy), '--model', toy['model'], '--ablation', 'nope', '--out', str(tmp_path/'x'), '--quiet'])
+    for bad in (['--ablation', 'nope'], ['--bs', '0'], ['--lr', 'nan'], ['--epochs', '-1'], ['--max-span-len', '0']):
+        with pytest.raises(SystemExit) as ei:
+            main(argv=[*_files_args(toy), '--model', toy['model'], *bad, '--out', str(tmp_path/'x'), '--quiet'])
+        assert ei.value.code == 2 and bad[0] in capsys.readouterr().err, bad
+    assert not (tmp_path/'x').exists()
 
 
 def test_cli_target_type_unknown_to_source(toy, tmp_path):

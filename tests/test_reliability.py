@@ -1,7 +1,8 @@
 "Reliability: no training path reads target gold tags, and the same seed gives the same run (CPU)."
 import json, random
 import pytest, torch
-from contproto_fastai.cli import FitConfig, run_pipeline
+from contproto_fastai.config import RunConfig
+from contproto_fastai.run import Run
 from contproto_fastai.data import read_conll
 from contproto_fastai.testing import toy_sentences, save_tiny_model, write_conll
 
@@ -21,9 +22,9 @@ def files(tmp_path_factory):
 
 
 def _run(d, f, model, name, **over):
-    cfg = FitConfig(**{**f, **over}, model=model, epochs=2, teacher_epochs=2, lr=3e-3, dropout=0.1, seed=3,
+    cfg = RunConfig(**{**f, **over}, model=model, epochs=2, teacher_epochs=2, lr=3e-3, dropout=0.1, seed=3,
                     out=str(d/name), quiet=True)
-    res = run_pipeline(cfg)
+    res = Run(cfg).fit()
     weights = torch.load(d/name/'models'/'student.pth', weights_only=True)
     state = torch.load(d/name/'state.pt', weights_only=False)
     return res, weights, state
