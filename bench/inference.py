@@ -171,7 +171,17 @@ def main(argv=None):
     out = Path(a.out or ROOT/'bench'/'results'/'inference.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
-    print(f"written: {out}")
+    f1 = lambda e, k: f"{100 * (res['engines'][e][k]['f1'] - res['engines']['torch'][k]['f1']):+.2f}"
+    diffs = [f"{e} − torch: German {f1(e, 'test')}" + (f", WikiAnn {f1(e, 'wikiann')}" if 'wikiann' in res['engines'][e] else '')
+             for e in res['engines'] if e != 'torch' and 'torch' in res['engines']]
+    out.with_suffix('.md').write_text('\n'.join([
+        '# CPU inference: PyTorch fp32, ONNX Runtime fp32 and int8', '', f"Command: `{res['command']}`", '',
+        f"Machine: {json.dumps(res['machine'])}", '',
+        f"Test set: `{res['test']}` ({res['sentences']:,} sentences, {res['words']:,} words); tokenising, encoding and decoding "
+        "included; each engine in a fresh process. F1: entity-level (seqeval) on the batch-32 predictions"
+        + (f"; WikiAnn F1: `{res['wikiann_model']}` on `{res['wikiann_test']}`." if res.get('wikiann_model') else '.'), '',
+        table(res), '', 'F1 change against PyTorch fp32 (points): ' + ('; '.join(diffs) or 'n/a') + '.']) + '\n')
+    print(f"written: {out} and {out.with_suffix('.md')}")
     if tmp and a.out and not Path(a.out).resolve().is_relative_to(Path(tmp).resolve()): shutil.rmtree(tmp, ignore_errors=True)
     return res
 
