@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['WriteError', 'atomic_writer', 'atomic_save', 'atomic_write_bytes', 'atomic_write_text']
+__all__ = ['WriteError', 'atomic_writer', 'atomic_save', 'atomic_write_bytes', 'atomic_write_text', 'file_mode']
 
 # %% ../nbs/00b_io.ipynb #c005
 _REASONS = {errno.ENOSPC: ("no space left on device", "free space on that disk or write elsewhere, then run again"),
@@ -106,3 +106,13 @@ def atomic_write_bytes(data:bytes, path):
 def atomic_write_text(text:str, path, encoding='utf-8'):
     "Write `text` to `path` atomically (UTF-8 by default; line ends as given)."
     return atomic_write_bytes(text.encode(encoding), path)
+
+def file_mode():
+    "The mode `open` gives a new file: `0o666` less the process umask (for files a library wrote with another mode)."
+    try:
+        with open('/proc/self/status') as f:
+            for l in f:
+                if l.startswith('Umask:'): return 0o666 & ~int(l.split()[1], 8)
+    except OSError: pass
+    m = os.umask(0o022); os.umask(m)       # no /proc: read it by setting it (not thread-safe, hence only the fallback)
+    return 0o666 & ~m
