@@ -30,6 +30,20 @@ def test_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path, full_disk
     assert torch.load(target) == {'step': 1}
 
 
+@pytest.mark.parametrize('err,words', [(errno.EACCES, 'permission denied'), (errno.EROFS, 'read-only file system')])
+def test_refused_write_is_named(tmp_path, monkeypatch, err, words):
+    "Creating the temporary file is refused (a folder not writable, a read-only mount; root ignores modes, hence simulated)."
+    from contproto_fastai.checkpoint import atomic_save
+    real = os.open
+    def refuse(f, *a, **k):
+        if str(f).endswith('.tmp'): raise OSError(err, os.strerror(err), str(f))
+        return real(f, *a, **k)
+    monkeypatch.setattr(os, 'open', refuse)
+    with pytest.raises(OSError) as ei: atomic_save({'x': 1}, tmp_path/'results.pt')
+    assert str(ei.value).startswith(f"{tmp_path/'results.pt'}: {words}; ") and 'write elsewhere' in str(ei.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_kernel_refuses_the_write(tmp_path):
     "A real failed write(2) in a child process (file size limit: EFBIG): named file, no temporary file, previous file intact."
     target = tmp_path/'state.pt'
