@@ -8,18 +8,25 @@ import os, random as _random, time
 from pathlib import Path
 import numpy as np, torch
 from fastai.callback.core import Callback
-from fastai.callback.tracker import TrackerCallback
-from fastai.torch_core import rank_distrib
+from fastai.callback.tracker import TrackerCallback, SaveModelCallback
+from fastai.torch_core import rank_distrib, get_model
+from fastcore.xtras import join_path_file
+from .io import atomic_save
 
 # %% auto #0
-__all__ = ['CHECKPOINT_SIZES', 'atomic_save', 'load_weights', 'Checkpoint']
+__all__ = ['CHECKPOINT_SIZES', 'AtomicSaveModelCallback', 'load_weights', 'Checkpoint']
 
 # %% ../nbs/03a_checkpoint.ipynb #c005
-def atomic_save(obj, path):
-    "`torch.save` to `path` via a temporary file and `os.replace` (no half-written file on a crash)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(obj, tmp); os.replace(tmp, path)
+class AtomicSaveModelCallback(SaveModelCallback):
+    "fastai's `SaveModelCallback`, writing `models/<fname>.pth` atomically (`atomic_save`): the previous best survives a crash or a full disk."
+    def _save(self, name):
+        L_ = self.learn
+        file = join_path_file(name, L_.path/L_.model_dir, ext='.pth')
+        if not rank_distrib():            # one writer, as `learn.save`
+            state, opt = get_model(L_.model).state_dict(), getattr(L_, 'opt', None)
+            if self.with_opt and opt is not None: state = {'model': state, 'opt': opt.state_dict()}
+            atomic_save(state, file)
+        self.last_saved_path = file
 
 # %% ../nbs/03a_checkpoint.ipynb #c008
 def _rng_states():
@@ -84,6 +91,11 @@ class Checkpoint(Callback):
             self.save(self.epoch, self.iter + 1)
     def after_epoch(self): self.save(self.epoch + 1, 0)
     def _load_model(self, sd): load_weights(self.learn.model, sd, self.path)
+    def _load_state(self, sd):
+        "Restore the shared state (`learn.state`, any object with `load_state_dict`), but its `refine`: `Warmup.before_epoch` just set it for this epoch."
+        st = self.learn.state; refine = getattr(st, 'refine', None)
+        st.load_state_dict(sd)
+        if refine is not None: st.refine = refine
     def before_train(self):
         ck = getattr(self.learn, '_resume', None)
         if ck is None: return
@@ -97,11 +109,7 @@ class Checkpoint(Callback):
         self._load_model(ck['model'])
         if ck['opt'] is not None: L_.opt.load_state_dict(ck['opt'])
         L_.dls.train.load_state_dict(ck['loader'])
-        if ck['state'] is not None:
-            from contproto_fastai.pseudo import ContProtoState
-            new = ContProtoState.from_state_dict(ck['state'])
-            for k, v in vars(new).items():
-                if k != 'refine': setattr(L_.state, k, v)    # `refine` was just set for this epoch by `Warmup.before_epoch`
+        if ck['state'] is not None: self._load_state(ck['state'])
         if ck['batches']:   # per-epoch callback statistics only matter inside an interrupted epoch
             for cb in self._stateful():
                 if self._cb_key(cb) in ck['callbacks']: cb.set_state(ck['callbacks'][self._cb_key(cb)])

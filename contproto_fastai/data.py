@@ -4,24 +4,25 @@
 
 # %% ../nbs/00_data.ipynb #c002
 from __future__ import annotations
-import logging, random, re
+import codecs, logging, random, re
 from dataclasses import dataclass
 from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['logger', 'DataFormatError', 'Sentence', 'read_conll', 'read_wikiann', 'from_hf', 'subset', 'tags_to_spans',
-           'spans_to_tags', 'LabelSet', 'enumerate_spans', 'Example', 'EncodeReport', 'span_labels',
-           'is_char_tokenised', 'encode', 'collate', 'SpanDL', 'PairedDL', 'word_tokenizer']
+__all__ = ['logger', 'DataFormatError', 'Sentence', 'split_lines', 'check_encoding', 'read_lines', 'read_conll', 'read_wikiann',
+           'from_hf', 'subset', 'tags_to_spans', 'spans_to_tags', 'LabelSet', 'enumerate_spans', 'Example',
+           'EncodeReport', 'span_labels', 'is_char_tokenised', 'encode', 'collate', 'SpanDL', 'PairedDL',
+           'word_tokenizer']
 
 # %% ../nbs/00_data.ipynb #c005
 logger = logging.getLogger('contproto_fastai')
 
 class DataFormatError(ValueError):
-    "A malformed data file: the message names the file and the line."
-    def __init__(self, path, line, msg):
-        self.path, self.line = str(path), line
-        super().__init__(f"{path}:{line}: {msg}" if line else f"{path}: {msg}")
+    "A malformed data file: the message names the file, the line and, when it helps, the column (`path:line:col: reason`)."
+    def __init__(self, path, line, msg, col=None):
+        self.path, self.line, self.col = str(path), line, col
+        super().__init__(f"{path}:{line}:{col}: {msg}" if line and col else f"{path}:{line}: {msg}" if line else f"{path}: {msg}")
 
 @dataclass
 class Sentence:
@@ -39,26 +40,57 @@ class Sentence:
 
 # %% ../nbs/00_data.ipynb #c006
 _TAG_RE = re.compile(r'^(?:O|[BIES]-\S+)$')
+_EOL = re.compile(r'\r\n|\r|\n')
+
+def split_lines(text):
+    "Lines of `text`, split at `\\n`, `\\r\\n` and `\\r` only (not at U+0085, U+2028, U+2029, `\\x0b`, `\\x0c` as `str.splitlines` does)."
+    lines = _EOL.split(text)
+    if lines[-1] == '': lines.pop()
+    return lines
+
+def check_encoding(encoding):
+    """`(codec, errors)` for an `encoding` option: `'auto'` (UTF-8) or a Python codec name, optionally with `:replace`.
+    Every UTF-8 name gives `'utf-8-sig'` (a BOM is dropped). A `ValueError` names what is wrong."""
+    name, _, errors = str(encoding).partition(':')
+    if errors not in ('', 'strict', 'replace'):
+        raise ValueError(f"encoding {encoding!r}: only ':replace' may follow the codec name (e.g. utf-8:replace)")
+    try: codec = codecs.lookup('utf-8' if name == 'auto' else name).name
+    except LookupError: raise ValueError(f"unknown encoding {name!r}: use auto (UTF-8), cp1252, latin-1, utf-8:replace or another Python codec name") from None
+    return ('utf-8-sig' if codec == 'utf-8' else codec), errors or 'strict'
+
+def _line_col(text):
+    "1-based line and column just after `text`, lines split as `split_lines` does."
+    lines = _EOL.split(text)
+    return len(lines), len(lines[-1]) + 1
 
 def _decode_bytes(raw:bytes, path, encoding='auto'):
-    "Text of `raw`: `encoding='auto'` takes UTF-8, else falls back to Latin-1 (CoNLL-2002's encoding) and says so."
-    if encoding != 'auto':
-        try: return raw.decode(encoding), encoding
-        except UnicodeDecodeError as e:
-            line = raw[:e.start].count(b'\n') + 1
-            raise DataFormatError(path, line, f"bytes are not valid {encoding} ({e.reason}); pass encoding='latin-1' or 'auto'") from None
-    try: return raw.decode('utf-8-sig'), 'utf-8'
+    """Text of the bytes `raw` of file `path` and the codec used (see `check_encoding`). A byte that does not decode
+    is a `DataFormatError` at its line and column, suggesting an encoding; never a silent fallback."""
+    codec, errors = check_encoding(encoding)
+    shown = 'UTF-8' if codec == 'utf-8-sig' else codec
+    try: text = raw.decode(codec, errors)
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b'\n') + 1
-        logger.warning(f"{path}: not UTF-8 (first bad byte at line {line}); reading as Latin-1 (ISO-8859-1)")
-        return raw.decode('latin-1'), 'latin-1'
+        line, col = _line_col(raw[:e.start].decode(codec, 'replace'))
+        hint = ("if the file is Windows-1252 or Latin-1, pass --encoding cp1252 or --encoding latin-1 "
+                "(--encoding utf-8:replace reads bad bytes as U+FFFD)") if shown == 'UTF-8' else "pass the file's encoding with --encoding (latin-1 reads any byte)"
+        raise DataFormatError(path, line, f"byte 0x{raw[e.start]:02x} is not valid {shown}; {hint}", col=col) from None
+    if errors == 'replace' and '\ufffd' in text: logger.warning(f"{path}: {text.count(chr(0xfffd))} characters read as U+FFFD (bytes not valid {shown})")
+    return text, ('utf-8' if shown == 'UTF-8' else codec)
+
+def read_lines(path, encoding='auto'):
+    "The lines of the text file `path` (`split_lines`), decoded as `read_conll` does: one raw sentence per line for tagging."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: no such text file")
+    return split_lines(_decode_bytes(path.read_bytes(), path, encoding)[0])
 
 # %% ../nbs/00_data.ipynb #c007
+_SPACES, _COLS = ' \t\x0b\x0c', re.compile('[ \t\x0b\x0c]+')     # ASCII blanks: other spaces belong to tokens
+
 def read_conll(path, encoding='auto', labelled=True, strip_lang_prefix=False, sep=None):
     """Read a CoNLL-style column file: first column = token, last column = tag, blank line between sentences,
     `-DOCSTART-` lines skipped. Works for `token<TAB>tag` (WikiAnn, the authors' files), `token POS tag`
     (CoNLL-2002) and `token POS chunk tag` (CoNLL-2003). With `labelled=False` the tags go to `Sentence.gold`, and a
-    file of tokens alone (one column: text to tag) is accepted."""
+    file of tokens alone (one column: text to tag) is accepted. `encoding`: see `check_encoding`."""
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: no such data file")
     text, _ = _decode_bytes(path.read_bytes(), path, encoding)
@@ -69,10 +101,10 @@ def read_conll(path, encoding='auto', labelled=True, strip_lang_prefix=False, se
             if not labelled: s.tags, s.gold = None, s.tags
             sents.append(s)
         toks.clear(); tags.clear()
-    for i, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+    for i, raw in enumerate(split_lines(text), 1):
+        line = raw.strip(_SPACES)
         if not line: flush(); continue
-        cols = line.split('\t') if (sep == '\t' or (sep is None and '\t' in line)) else line.split(sep)
+        cols = line.split('\t') if (sep == '\t' or (sep is None and '\t' in line)) else _COLS.split(line) if sep is None else line.split(sep)
         if cols[0] == '-DOCSTART-': flush(); continue
         if ncols is None:
             ncols = len(cols)

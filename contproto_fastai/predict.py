@@ -4,16 +4,18 @@
 
 # %% ../nbs/08_predict.ipynb #c002
 from __future__ import annotations
-import inspect, json, re
+import hashlib, inspect, json, os, re
 from pathlib import Path
 import torch
 from fastai.torch_core import default_device
 from .data import Sentence, LabelSet, encode, spans_to_tags
+from .io import atomic_save, atomic_write_text, file_mode
 from .model import SpanNER, load_encoder
 from .evaluate import predict_spans, span_probs
 
 # %% auto #0
-__all__ = ['simple_tokenize', 'SpanPredictor', 'load_learner']
+__all__ = ['FORMATS', 'simple_tokenize', 'labels_digest', 'SpanPredictor', 'ModelFolderError', 'check_model_folder',
+           'load_learner', 'tag_lines', 'to_conll']
 
 # %% ../nbs/08_predict.ipynb #c005
 _HAN = '\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff'      # kana and CJK ideographs: one token per character
@@ -36,6 +38,12 @@ def simple_tokenize(text):
     return [m.group() for m in ms], [m.span() for m in ms]
 
 # %% ../nbs/08_predict.ipynb #c008
+FORMATS = (1, 2)     # the contproto.json formats this version reads; `export` writes the last
+
+def labels_digest(labels):
+    "SHA-256 of the class names in order: what maps the classifier's rows to entity types."
+    return hashlib.sha256('\n'.join(labels).encode('utf-8')).hexdigest()
+
 class SpanPredictor:
     "Tag sentences with a trained `SpanNER`; `export`/`load_learner` round-trip it through one offline directory."
     def __init__(self, model:SpanNER, tokenizer, labels, max_len=128, device=None, max_span_len=None):
@@ -62,6 +70,7 @@ class SpanPredictor:
         """Entities of one raw sentence (a string) or of several (a list of strings, or a list of token lists for
         pre-tokenised sentences; one tokenised sentence is `[tokens]`):
         dicts with `text`, `type`, `start`, `end` (word offsets, end exclusive), `char_start`/`char_end` (raw text) and `prob`."""
+        if not isinstance(texts, str): texts = list(texts)     # any iterable, a generator too
         sents, offs, single = self._inputs(texts)
         keep = [i for i, s in enumerate(sents) if s]
         exs, _ = encode([Sentence(sents[i]) for i in keep], self.tokenizer, None, self.max_span_len, self.max_len)
@@ -81,38 +90,120 @@ class SpanPredictor:
         return span_probs(self.model, exs, bs=bs, device=self.device)
 
     def tag(self, tokens_list, bs=32):
-        "BIO2 tags for each token list."
-        preds = self.predict([list(t) for t in tokens_list], bs=bs)
+        "BIO2 tags for each token list (any iterable of them); an empty list gets no tags."
+        tokens_list = [list(t) for t in tokens_list]
+        preds = self.predict(tokens_list, bs=bs)
         return [spans_to_tags([(e['start'], e['end'] - 1, e['type']) for e in p], len(t)) for p, t in zip(preds, tokens_list)]
 
     def export(self, path):
-        "Save encoder + tokenizer (`save_pretrained`), span heads and `contproto.json` into the directory `path`."
+        """Save encoder + tokenizer (`save_pretrained`), span heads and `contproto.json` (format `FORMATS[-1]`, with
+        the labels' checksum) into the directory `path`; every file gets the mode `open` gives (umask)."""
         path = Path(path); path.mkdir(parents=True, exist_ok=True)
         m = self.model
         m.encoder.save_pretrained(path/'encoder'); self.tokenizer.save_pretrained(path/'encoder')
-        heads = {k: v for k, v in m.state_dict().items() if not k.startswith('encoder.')}
-        torch.save(heads, path/'heads.pt')
-        cfg = dict(labels=self.labels.classes, max_len=self.max_len, **m.options, tgt_max_span_len=self.max_span_len, format=1)
-        (path/'contproto.json').write_text(json.dumps(cfg, indent=2))
+        for f in (path/'encoder').iterdir():             # safetensors writes its file 0600 (a private temporary file, renamed)
+            if f.is_file(): os.chmod(f, file_mode())
+        atomic_save({k: v for k, v in m.state_dict().items() if not k.startswith('encoder.')}, path/'heads.pt')
+        cfg = dict(labels=self.labels.classes, labels_sha256=labels_digest(self.labels.classes), max_len=self.max_len,
+                   **m.options, tgt_max_span_len=self.max_span_len, format=FORMATS[-1])
+        atomic_write_text(json.dumps(cfg, indent=2), path/'contproto.json')
         return path
+
+# %% ../nbs/08_predict.ipynb #c008b
+class ModelFolderError(FileNotFoundError):
+    "A predictor folder with a missing or unusable file: the message (`path: reason`) names the file and what to do."
+    def __init__(self, path, msg): super().__init__(f"{path}: {msg}"); self.path = str(path)
+
+_AGAIN = 'copy the whole folder written by export, or export the model again'
+_WEIGHTS = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json')
+
+def _json(f, what):
+    try: return json.loads(Path(f).read_text(encoding='utf-8'))
+    except (ValueError, OSError) as e: raise ModelFolderError(f, f"unreadable {what} ({str(e).splitlines()[0]}): {_AGAIN}") from None
+
+def _check_labels(f, cfg):
+    "The label list of `contproto.json` (`f`): names, `O` first, no repeats, and, from format 2, the exported order."
+    labels = cfg.get('labels')
+    if not (isinstance(labels, list) and labels and all(isinstance(l, str) and l for l in labels)):
+        raise ModelFolderError(f, f"'labels' must be a list of class names, not {labels!r}: {_AGAIN}")
+    if labels[0] != 'O' or len(set(labels)) != len(labels):
+        raise ModelFolderError(f, f"labels {labels} are not a label list as export writes it ('O' first, then each entity type once): {_AGAIN}")
+    if cfg['format'] >= 2 and cfg.get('labels_sha256') != labels_digest(labels):
+        raise ModelFolderError(f, f"labels {labels} are not the list exported (labels_sha256 differs): their order maps the classifier's "
+                                  "rows to entity types, so restore the exported order or export the model again")
+
+def check_model_folder(path):
+    """The settings (`contproto.json`) of the predictor folder `path`, once every file is found readable, the format
+    known and the labels in their exported order; a `ModelFolderError` otherwise."""
+    path = Path(path); f, enc = path/'contproto.json', path/'encoder'
+    if not path.is_dir(): raise ModelFolderError(path, "no such model folder")
+    if not f.is_file(): raise ModelFolderError(path, "no contproto.json (not a directory written by export)")
+    cfg = _json(f, 'predictor settings')
+    if not isinstance(cfg, dict): raise ModelFolderError(f, f"not predictor settings (a JSON object): {_AGAIN}")
+    if cfg.get('format') not in FORMATS:
+        raise ModelFolderError(f, f"format {cfg.get('format')!r} is not one this version of contproto_fastai reads "
+                                  f"({', '.join(map(str, FORMATS))}): load it with the version that exported it, or export it again")
+    for k in ('max_len', 'max_span_len'):
+        if not isinstance(cfg.get(k), int) or cfg[k] < 1: raise ModelFolderError(f, f"{k!r} must be a positive integer, not {cfg.get(k)!r}: {_AGAIN}")
+    _check_labels(f, cfg)
+    for g, what in ((path/'heads.pt', 'the span heads'), (enc/'config.json', "the encoder's configuration"),
+                    (enc/'tokenizer.json', 'the tokenizer'), (enc/'tokenizer_config.json', "the tokenizer's settings")):
+        if not g.is_file(): raise ModelFolderError(g, f"missing ({what}): {_AGAIN}")
+    if not any((enc/w).is_file() for w in _WEIGHTS): raise ModelFolderError(enc/'model.safetensors', f"missing (the encoder's weights): {_AGAIN}")
+    if 'model_type' not in (_json(enc/'config.json', 'encoder configuration') or {}):
+        raise ModelFolderError(enc/'config.json', f"not a model configuration (no model_type): {_AGAIN}")
+    _json(enc/'tokenizer.json', 'tokenizer')
+    if (enc/'model.safetensors').is_file():
+        from safetensors import safe_open
+        try:
+            with safe_open(str(enc/'model.safetensors'), 'pt') as st: st.keys()
+        except Exception as e: raise ModelFolderError(enc/'model.safetensors', f"unreadable weights ({str(e).splitlines()[0]}): {_AGAIN}") from None
+    return cfg
+
+# %% ../nbs/08_predict.ipynb #c008c
+def _heads(path, model, n_labels):
+    "The span heads in `path/heads.pt`, checked against `model` (built from contproto.json): one classifier row per label."
+    f = path/'heads.pt'
+    try: heads = torch.load(f, weights_only=True)
+    except Exception as e: raise ModelFolderError(f, f"unreadable span heads ({str(e).splitlines()[0]}): {_AGAIN}") from None
+    sd = model.state_dict()
+    missing = [k for k in sd if not k.startswith('encoder.') and k not in heads]
+    unexpected = [k for k in heads if k not in sd]
+    if missing or unexpected: raise ModelFolderError(f, f"does not fit contproto.json: missing {missing}, unexpected {unexpected}: {_AGAIN}")
+    for k, v in heads.items():
+        if v.shape != sd[k].shape:
+            raise ModelFolderError(f, f"{k} is {tuple(v.shape)}, contproto.json ({n_labels} labels and its options) needs "
+                                      f"{tuple(sd[k].shape)}: the label list or the options do not belong to these weights")
+    return heads
 
 def load_learner(path, device=None, engine='torch'):
     """The `SpanPredictor` saved by `export` in directory `path` (no network needed), on `device` (default: the GPU if
-    any). `engine='onnx'` or `'onnx-int8'`: ONNX Runtime on the CPU instead (`deploy.load_onnx_predictor`)."""
+    any). `engine='onnx'` or `'onnx-int8'`: ONNX Runtime on the CPU instead (`deploy.load_onnx_predictor`). The
+    folder is checked first (`check_model_folder`)."""
     path = Path(path)
     if engine != 'torch':
         from contproto_fastai.deploy import load_onnx_predictor, ENGINES
         if engine not in ENGINES: raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         if device not in (None, 'cpu'): raise ValueError(f"engine {engine!r} runs on the CPU, not on {device!r}")
+        check_model_folder(path)
         return load_onnx_predictor(path, quantize=engine == 'onnx-int8')
-    if not (path/'contproto.json').exists(): raise FileNotFoundError(f"{path}: no contproto.json (not a directory written by export)")
-    cfg = json.loads((path/'contproto.json').read_text())
-    enc, tok = load_encoder(str(path/'encoder'), dropout=None)
+    cfg = check_model_folder(path)
+    try: enc, tok = load_encoder(str(path/'encoder'), dropout=None)
+    except Exception as e: raise ModelFolderError(path/'encoder', f"could not load the encoder ({str(e).splitlines()[0]}): {_AGAIN}") from None
     opts = {k: cfg[k] for k in inspect.signature(SpanNER).parameters if k in cfg}     # what `SpanNER.options` recorded
     m = SpanNER(enc, len(cfg['labels']), **opts)
-    heads = torch.load(path/'heads.pt', weights_only=True)
-    missing, unexpected = m.load_state_dict(heads, strict=False)
-    missing = [k for k in missing if not k.startswith('encoder.')]       # the encoder came from its own folder
-    if missing or unexpected: raise RuntimeError(f"{path/'heads.pt'} does not fit contproto.json: missing {missing}, unexpected {unexpected}")
+    m.load_state_dict(_heads(path, m, len(cfg['labels'])), strict=False)      # the encoder came from its own folder
     m.eval().to(device or default_device())
     return SpanPredictor(m, tok, LabelSet(cfg['labels'][1:]), cfg['max_len'], max_span_len=cfg.get('tgt_max_span_len'))
+
+# %% ../nbs/08_predict.ipynb #c008e
+def tag_lines(pred, lines, bs=32):
+    """Tag raw text `lines` (any iterable of strings, one sentence each) with `pred`: `(sents, tags, offsets)`, one
+    entry per line in order (words, BIO2 tags, character offsets of the words); a blank line gives an empty sentence."""
+    toks = [simple_tokenize(l) for l in lines]
+    sents, offsets = [t for t, _ in toks], [o for _, o in toks]
+    return sents, pred.tag(sents, bs=bs), offsets
+
+def to_conll(sents, tags):
+    "`token<TAB>tag` lines, each sentence followed by one blank line (an empty sentence is a blank line alone)."
+    return ''.join(''.join(f'{w}\t{t}\n' for w, t in zip(ws, ts)) + '\n' for ws, ts in zip(sents, tags))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from .evaluate import span_probs, predict_spans, score
-from .checkpoint import atomic_save
+from .io import atomic_save
 
 # %% auto #0
 __all__ = ['PseudoLabels', 'ContProtoState', 'teacher_pseudo_labels', 'pseudo_label_f1']
@@ -84,6 +84,9 @@ class ContProtoState:
     def from_state_dict(cls, d):
         d = dict(d); pl = d.pop('pseudo_labels', None)
         return cls(None if pl is None else PseudoLabels.from_state_dict(pl), **d)
+    def load_state_dict(self, d):
+        "Set every field from `d` (a `state_dict()`), in place: callbacks holding this object see the restored state."
+        vars(self).update(vars(type(self).from_state_dict(d)))
     def save(self, path): atomic_save(self.state_dict(), path)
     @classmethod
     def load(cls, path): return cls.from_state_dict(torch.load(path, weights_only=False))
