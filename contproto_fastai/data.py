@@ -63,13 +63,20 @@ def _line_col(text):
     lines = _EOL.split(text)
     return len(lines), len(lines[-1]) + 1
 
+_UTF8_SEQ = re.compile(rb'[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xef][\x80-\xbf]{2}|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf4][\x80-\xbf]{3}')
+
 def _decode_bytes(raw:bytes, path, encoding='auto'):
     """Text of the bytes `raw` of file `path` and the codec used (see `check_encoding`). A byte that does not decode
-    is a `DataFormatError` at its line and column, suggesting an encoding; never a silent fallback."""
+    is a `DataFormatError` at its line and column, suggesting an encoding. The one fallback: with `'auto'`, a file
+    with no UTF-8 sequence at all (an 8-bit file such as CoNLL-2002's) is read as Latin-1, with a warning; a UTF-8
+    file with a stray byte is an error."""
     codec, errors = check_encoding(encoding)
     shown = 'UTF-8' if codec == 'utf-8-sig' else codec
     try: text = raw.decode(codec, errors)
     except UnicodeDecodeError as e:
+        if encoding == 'auto' and not _UTF8_SEQ.search(raw):
+            logger.warning(f"{path}: not UTF-8 and no UTF-8 sequence in it: read as Latin-1 (pass --encoding to choose)")
+            return raw.decode('latin-1'), 'latin-1'
         line, col = _line_col(raw[:e.start].decode(codec, 'replace'))
         hint = ("if the file is Windows-1252 or Latin-1, pass --encoding cp1252 or --encoding latin-1 "
                 "(--encoding utf-8:replace reads bad bytes as U+FFFD)") if shown == 'UTF-8' else "pass the file's encoding with --encoding (latin-1 reads any byte)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json, os
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
+from .io import atomic_write_text
 
 # %% auto #0
 __all__ = ['RESULTS_VERSION', 'STATUSES', 'PHASES', 'Results', 'finished']
@@ -72,10 +73,9 @@ class Results:
         return {**d, **self.extra}
 
     def save(self, folder):
-        "Write `folder/results.json` (through a temporary file: a reader never sees half of it)."
+        "Write `folder/results.json` atomically (`io.atomic_write_text`: a reader never sees half of it)."
         f = Path(folder)/'results.json'
-        tmp = f.with_name(f'.{f.name}.tmp')
-        tmp.write_text(json.dumps(self.to_dict(), indent=2)); os.replace(tmp, f)
+        atomic_write_text(json.dumps(self.to_dict(), indent=2), f)
         return f
 
     @classmethod

@@ -2,26 +2,28 @@
 
 # %% ../nbs/08e_run.ipynb #c002
 from __future__ import annotations
-import dataclasses, logging, os, platform, time
+import contextlib, dataclasses, fcntl, hashlib, json, logging, os, platform, socket, time
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
-from fastai.callback.tracker import SaveModelCallback
 from fastai.learner import load_model
-from .config import RunConfig
+from . import __version__
+from .config import RunConfig, FILES
+from .io import atomic_write_text
 from .results import Results
 from .pseudo import PseudoLabels
 from .model import load_encoder
 from .learner import RichProgress, BestEpoch
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, AtomicSaveModelCallback
 from .pipeline import load_task, teacher_for, pseudo_label, shared_state, student_for, evaluate, pseudo_label_stats
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .deploy import write_model_card
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0
-__all__ = ['track', 'fit_resumable', 'RunClock', 'machine_info', 'Run', 'run_pipeline']
+__all__ = ['NOT_IN_FINGERPRINT', 'TEACHER_KEYS', 'TEST_KEYS', 'track', 'fit_resumable', 'RunClock', 'machine_info',
+           'RunFolderError', 'file_digest', 'fingerprint', 'fingerprint_diff', 'RunLock', 'Run', 'run_pipeline']
 
 # %% ../nbs/08e_run.ipynb #c005
 def track(console, quiet, what, every=0.1):
@@ -45,7 +47,7 @@ def fit_resumable(learn, epochs, lr, fname, console, quiet, title, every=200, re
     "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints; returns the history and `Checkpoint.carried`."
     learn.remove_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, BestEpoch))])  # selection on disk: survives a resume
     ck = Path(learn.path)/f'{fname}_ckpt.pt'
-    learn.add_cbs([RichProgress(title, console=console, quiet=quiet or rank() != 0), SaveModelCallback(monitor='span_f1', fname=fname),
+    learn.add_cbs([RichProgress(title, console=console, quiet=quiet or rank() != 0), AtomicSaveModelCallback(monitor='span_f1', fname=fname),
                    ckcb := Checkpoint(ck, every=every, size=size)])
     if resume and ck.exists():
         learn.resume(ck)
@@ -88,6 +90,55 @@ def machine_info(device='cpu'):
     return info
 
 # %% ../nbs/08e_run.ipynb #c010
+class RunFolderError(Exception):
+    "A run folder that cannot be used as asked: in use by another process, or not what its config says it was trained on."
+
+NOT_IN_FINGERPRINT = ('out', 'quiet', 'plots', 'checkpoint_every', 'checkpoint_size')   # where and how, not what
+
+def file_digest(path):
+    "Size and SHA-256 of a file (read in 1 MB blocks)."
+    h, p = hashlib.sha256(), Path(path)
+    with open(p, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return dict(size=p.stat().st_size, sha256=h.hexdigest())
+
+def fingerprint(cfg:RunConfig):
+    "What decides a run's result: options, data files (size, SHA-256), encoder, library version (`fingerprint.json`)."
+    return dict(config={k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IN_FINGERPRINT},
+                data={k: file_digest(getattr(cfg, k)) for k in FILES if Path(getattr(cfg, k)).is_file()},
+                encoder=cfg.model, version=__version__)
+
+def fingerprint_diff(old, new, keys=None):
+    "The fields where fingerprints `old` and `new` differ (`keys`: only these options and data files), as readable lines."
+    out = []
+    for part in ('config', 'data'):
+        for k in sorted(set(old.get(part, {})) | set(new.get(part, {}))):
+            if keys is not None and k not in keys: continue
+            a, b = old.get(part, {}).get(k), new.get(part, {}).get(k)
+            if a != b: out.append(f"{k}: {a} then, {b} now" if part == 'config' else f"data file {k}: {(a or {}).get('sha256', 'absent')[:12]}… then, {(b or {}).get('sha256', 'absent')[:12]}… now")
+    for k in ('encoder', 'version'):
+        if keys is None and old.get(k) != new.get(k): out.append(f"{k}: {old.get(k)} then, {new.get(k)} now")
+    return out
+
+TEACHER_KEYS = ('model', 'tgt_train', 'tgt_limit', 'seed', 'max_len', 'encoding')          # what the pseudo labels depend on
+TEST_KEYS = ('tgt_test', 'test_limit', 'seed', 'max_span_len', 'tgt_max_span_len', 'max_len', 'encoding')   # what the teacher's score does
+
+class RunLock:
+    "An exclusive lock on a run folder while this process writes it (`flock` on `FOLDER/.lock`; the system releases it when the process ends)."
+    def __init__(self, folder): self.path = Path(folder)/'.lock'
+    def __enter__(self):
+        self.f = open(self.path, 'a+')
+        try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.seek(0); who = self.f.read().strip() or 'another process'; self.f.close()
+            raise RunFolderError(f"{self.path.parent}: in use by {who}; wait for it to finish or choose another --out") from None
+        self.f.seek(0); self.f.truncate()
+        self.f.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); self.f.flush()
+        return self
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN); self.f.close()
+
+# %% ../nbs/08e_run.ipynb #c013
 class Run:
     "One experiment (`RunConfig`) in its folder `cfg.out`; `fit()` runs it, `Run.resume(folder).fit()` continues it."
     def __init__(self, cfg:RunConfig, console=None):
@@ -101,7 +152,8 @@ class Run:
         "The run whose `config.json` is in `folder`, to continue where it stopped (`fit()`)."
         cf = Path(folder)/'config.json'
         if not cf.exists(): raise FileNotFoundError(f"{cf} not found: resume takes the --out directory of an earlier run")
-        run = cls(RunConfig.load(cf), console)
+        cfg = RunConfig.load(cf)
+        run = cls(dataclasses.replace(cfg, out=str(folder)), console)   # the folder given, wherever it was moved or copied
         run.resuming = True
         return run
 
@@ -117,8 +169,26 @@ class Run:
         self.device = init_from_env()
         if cfg.quiet:
             import transformers; transformers.utils.logging.disable_progress_bar()
+        if self.out.exists() and not self.out.is_dir(): raise RunFolderError(f"--out {self.out} is a file, not a folder")
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.primary: cfg.save(self.out/'config.json')
+        with RunLock(self.out) if self.primary else contextlib.nullcontext(): return self._fit()
+
+    def _check_folder(self):
+        "A new run needs a folder without a run; a resumed one, data and options as they were (`fingerprint.json`)."
+        fp, f = fingerprint(self.cfg), self.out/'fingerprint.json'
+        if not self.resuming:
+            if (self.out/'config.json').exists():
+                raise RunFolderError(f"{self.out} already holds a run (config.json): continue it with --resume {self.out}, or choose another --out")
+        elif f.exists():
+            diff = fingerprint_diff(json.loads(f.read_text()), fp)
+            if diff: raise RunFolderError(f"{self.out}: cannot resume, the run was started with other data or options: " + '; '.join(diff))
+        if self.primary:
+            self.cfg.save(self.out/'config.json')
+            if not f.exists(): atomic_write_text(json.dumps(fp, indent=2), f)
+
+    def _fit(self):
+        cfg = self.cfg
+        self._check_folder()
         set_seed(cfg.seed, reproducible=True)
         self.clock, self.res = RunClock(), Results(config=dataclasses.asdict(cfg), processes=world_size())
         try:
@@ -184,6 +254,12 @@ class Run:
         load_model(td/'models'/'teacher.pth', teacher, None, with_opt=False, device='cpu')
         prev = Results.read(td) or Results(config={})
         pc = prev.config
+        if not own and (td/'fingerprint.json').exists():
+            then, now = json.loads((td/'fingerprint.json').read_text()), fingerprint(self.cfg)
+            diff = fingerprint_diff(then, now, TEACHER_KEYS)
+            if diff: raise RunFolderError(f"--teacher-from {td}: its pseudo labels are for other data: " + '; '.join(diff))
+            other_test = fingerprint_diff(then, now, TEST_KEYS)
+        else: other_test = [k for k in TEST_KEYS if k in pc and pc[k] != getattr(self.cfg, k)] if not own else []
         relabel = (pc.get('tgt_max_span_len') or pc.get('max_span_len', task.max_span_len)) != task.tgt_span_len
         res.teacher_history = prev.teacher_history
         if relabel:     # other target spans than the teacher's run enumerated: its weights serve, its labels and score not
@@ -194,7 +270,8 @@ class Run:
             pl = PseudoLabels.load(td/'pseudo_labels.pt')
             if len(pl) != len(task.ex_tgt) or len(pl.probs) != sum(len(e.word_spans) for e in task.ex_tgt):
                 raise ValueError(f"{td}/pseudo_labels.pt does not fit this target set: use the same data, limits, seed, max_len and max_span_len")
-            res.teacher = prev.teacher or self._evaluate(teacher, 'teacher')
+            if other_test: self.say(f"teacher from {td}, scored again on this run's test set ({'; '.join(other_test)})")
+            res.teacher = self._evaluate(teacher, 'teacher') if other_test or not prev.teacher else prev.teacher
             state = shared_state(pl, task)
             self.say(f"teacher and pseudo labels from {td}")
         spent = lambda k: (None if k in (prev.times_unknown or []) or k not in (prev.cpu_times or {})

@@ -87,17 +87,25 @@ def test_es_three_columns(conll_file, es_train):
     assert all(' ' not in w for s in es_train for w in s.tokens)
 
 
-def test_es_auto_is_not_silently_latin1(conll_file):
-    "`auto` is UTF-8: a Latin-1 file stops at its first non-UTF-8 byte (line and column) and says which encodings to pass."
+def test_es_auto_reads_an_8bit_file_as_latin1(conll_file, caplog):
+    "`auto`: a file with no UTF-8 sequence at all (CoNLL-2002 Spanish) is read as Latin-1, with a warning naming it."
     p = conll_file('es/test.txt')
-    raw = p.read_bytes(); bad = _first_bad_utf8_line(raw)
-    with pytest.raises(DataFormatError, match='--encoding cp1252 or --encoding latin-1') as ei:
-        read_conll(p)
-    line = raw.split(b'\n')[bad - 1]
-    col = len(line[:next(i for i in range(len(line)) if line[i] >= 0x80)].decode()) + 1
-    assert (ei.value.line, ei.value.col) == (bad, col) and str(ei.value).startswith(f"{p}:{bad}:{col}: byte 0x")
+    assert _first_bad_utf8_line(p.read_bytes())          # not UTF-8
+    with caplog.at_level('WARNING'): auto = read_conll(p)
+    assert 'read as Latin-1' in caplog.text and str(p) in caplog.text
     lat = read_conll(p, encoding='latin-1')
-    assert lat[0].tokens[:2] == ['La', 'Coruña']
+    assert [s.tokens for s in auto] == [s.tokens for s in lat] and lat[0].tokens[:2] == ['La', 'Coruña']
+
+
+def test_stray_byte_in_utf8_file_is_an_error(conll_file, tmp_path):
+    "`auto`: a UTF-8 file (German) with one Latin-1 byte stops at that byte's line and column, suggesting encodings."
+    raw = conll_file('de/test.txt').read_bytes()
+    assert b'\xc3\xbc' in raw                            # UTF-8 umlauts
+    k = raw.index(b'\n', len(raw) // 2) + 1              # a line in the middle
+    p = tmp_path/'de.txt'; p.write_bytes(raw[:k] + b'\xfc' + raw[k:])
+    line = raw[:k].count(b'\n') + 1
+    with pytest.raises(DataFormatError, match='--encoding cp1252 or --encoding latin-1') as ei: read_conll(p)
+    assert (ei.value.line, ei.value.col) == (line, 1) and str(ei.value).startswith(f"{p}:{line}:1: byte 0xfc")
 
 
 @pytest.mark.parametrize('rel', ['es/train.txt', 'es/test.txt'])
