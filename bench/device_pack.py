@@ -14,7 +14,7 @@ import argparse, importlib.metadata as md, lzma, os, subprocess, sys
 from pathlib import Path
 root = Path(__file__).resolve().parent.parent
 os.environ.pop('CONTPROTO_E5_FILE', None)       # the full model's tokenizer, whatever an earlier check exported
-sys.path.insert(0, str(root))
+
 from contproto_fastai.data import read_conll, encode
 from contproto_fastai.e5 import e5_path, prune_e5, read_e5, e5_tokenizer
 from contproto_fastai.config import data_paths

@@ -8,6 +8,7 @@ soft labels are (how many labels any refinement schedule could change at all).
 """
 import argparse, json, math
 from pathlib import Path
+from contproto_fastai.results import Results
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ def run_row(name, r):
 def read_run(d):
     """A pilot's results.json; for a run still going (or stopped), what its last checkpoint holds: config, the trace
     so far (`unfinished`: epochs done), no test score yet."""
-    if (d/'results.json').exists() and 'student' in (r := json.loads((d/'results.json').read_text())): return r
+    if (r := Results.read(d)) is not None and r.phase_done('student'): return r.to_dict()
     if not (d/'student_ckpt.pt').exists(): return None
     ck = torch.load(d/'student_ckpt.pt', weights_only=False, map_location='cpu')
     ex = ck['state']['extra']
@@ -89,7 +90,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     runs = Path(a.runs)
     rows = [run_row(d.name, r) for d in sorted(runs.iterdir()) if d.is_dir() and d.name != 'teacher' and (r := read_run(d))]
-    labels = json.loads((runs/'teacher'/'results.json').read_text())['labels']
+    labels = Results.read(runs/'teacher')['labels']
     sched = {'paper: β = 0.95, 4 refining epochs (the pilots)': 0.95 ** 4, 'paper: β = 0.95, 9 refining epochs (§4.1)': 0.95 ** 9,
              "authors: β 0.95 → 0.8, 4 of 5 epochs": math.prod(0.95 - 0.15 * e / 5 for e in range(1, 5)),
              "authors: β 0.95 → 0.8, 9 of 10 epochs": math.prod(0.95 - 0.15 * e / 10 for e in range(1, 10))}

@@ -11,6 +11,7 @@ same command continues an interrupted comparison. After every run bench/results/
 rewritten (mean ± std over the seeds that finished)."""
 import argparse, json, shutil, statistics, subprocess, sys, time
 from pathlib import Path
+from contproto_fastai.results import Results, mean_std
 
 ROOT = Path(__file__).resolve().parent.parent
 # row: (what it is, contproto-fit options)
@@ -29,18 +30,16 @@ ROWS = {
 def run(rest, out, log=print):
     "One teacher-only `contproto-fit` run in `out` (skipped when finished); its results.json."
     out = Path(out); f = out/'results.json'
-    if not (f.exists() and 'machine' in json.loads(f.read_text())):     # the final results.json, not the teacher's own
+    if not (f.exists() and Results.read(out).finished):
         exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
-        cmd = [exe, *rest, '--epochs', '0', '--out', str(out), '--quiet']
+        cmd = [exe, '--resume', str(out), '--quiet'] if (out/'config.json').exists() else [exe, *rest, '--epochs', '0', '--out', str(out), '--quiet']
         log(' '.join(cmd)); t = time.time()
         r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
         if r.returncode: sys.exit(f"failed (exit {r.returncode}): {' '.join(cmd)}")
         log(f"{out.name}: {time.time() - t:.0f}s")
-    return json.loads(f.read_text())
+    return Results.read(out).to_dict()
 
-def ms(xs):
-    xs = [100 * x for x in xs]
-    return f"{xs[0]:.2f}" if len(xs) == 1 else f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}"
+ms = mean_std
 
 def table(runs, name, command):
     "Markdown: one row per recipe, mean ± std over seeds."

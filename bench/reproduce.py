@@ -19,6 +19,9 @@ checkpoints are deleted once its diagnostics are cached (e5-small: 0.6 GB each; 
 import argparse, functools, json, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 from collections import Counter
+from contproto_fastai.results import Results, mean_std as results_mean_std, finished
+from contproto_fastai.config import RunConfig, arg_parser, config_from_args
+from contproto_fastai.run import refinement_report
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], ['no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl']
@@ -32,12 +35,7 @@ PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, no_proto_no_cl=74.17, no_r
              hi=dict(contproto=83.45, no_proto=83.10, no_proto_no_cl=81.00, no_reg=83.21, fixed_margin=83.07, proto_no_cl=58.38),
              zh=dict(contproto=61.47, no_proto=59.57, no_proto_no_cl=56.30, no_reg=61.31, fixed_margin=60.61, proto_no_cl=53.52))
 
-def done(out):
-    "Whether the run in `out` finished: a student scored, or a teacher-only run (`--epochs 0`) completed."
-    f = Path(out)/'results.json'
-    if not f.exists(): return False
-    r = json.loads(f.read_text())
-    return 'student' in r or (r['config']['epochs'] == 0 and 'machine' in r)   # the teacher's own results.json has no 'machine'
+done = finished        # whether the run in a folder has finished: its results.json says so
 
 def prune(out):
     """Delete a finished run's resume checkpoints (`*_ckpt.pt`) and the student's best-epoch file (its exported model
@@ -58,33 +56,21 @@ def run_fit(args, out, what, log=print):
         r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
         if r.returncode: sys.exit(f"{what} failed (exit {r.returncode}): {' '.join(cmd)}")
         log(f"{what}: {time.time() - t:.0f}s")
-    return json.loads((out/'results.json').read_text())
+    return Results.read(out).to_dict()
 
 def run_preset(rest, preset, out, teacher_from=None, log=print):
     "One `contproto-fit` student run of a Table 3 preset, on the teacher of `teacher_from` if given."
     return run_fit([*rest, '--ablation', preset] + (['--teacher-from', str(teacher_from)] if teacher_from else []), out, preset, log)
 
-def _arg(rest, name, default=None):
-    "The value of the last `--name v` / `--name=v` in the `contproto-fit` arguments `rest` (`-` or `_` in the name)."
-    v, opt = default, lambda a: a.split('=', 1)[0].replace('_', '-') if a.startswith('--') else None
-    for i, a in enumerate(rest):
-        if opt(a) != name: continue
-        if '=' in a: v = a.split('=', 1)[1]
-        elif i + 1 < len(rest): v = rest[i + 1]
-    return v
-
-def _target_file(rest, split):
-    "The target's `train` or `test` file that `rest` names (`--tgt-train`/`--tgt-test`, else `<--data>/<--tgt>/<split>.txt`)."
-    f = _arg(rest, f'--tgt-{split}')
-    if f is None and _arg(rest, '--data') is not None: f = str(Path(_arg(rest, '--data'))/_arg(rest, '--tgt', 'de')/f'{split}.txt')
-    return f
+def fit_config(rest):
+    "The `RunConfig` the `contproto-fit` arguments `rest` give (parsed by `contproto-fit`'s own parser)."
+    return config_from_args(arg_parser().parse_args(rest))
 
 def ceiling_args(rest):
     """`contproto-fit` arguments for the supervised ceiling: the same encoder, budget and test set, with the target's own
     gold train set as the labelled training data (its labels are read for this row only) and no student (`--epochs 0`)."""
-    tgt_train = _target_file(rest, 'train') or sys.exit("the ceiling row needs the target train file: --data with --tgt, or --tgt-train")
-    teacher_epochs = _arg(rest, '--teacher-epochs') or _arg(rest, '--epochs', '10')
-    return [*rest, '--src-train', tgt_train, '--epochs', '0', '--teacher-epochs', str(teacher_epochs)]
+    cfg = fit_config(rest)
+    return [*rest, '--src-train', cfg.tgt_train, '--epochs', '0', '--teacher-epochs', str(cfg.teacher_epochs or cfg.epochs)]
 
 def gap_closed(f1, zero_shot, ceiling):
     "Share of the zero-shot → ceiling gap a row closes, (F1 − zero-shot) / (ceiling − zero-shot); None without both ends."
@@ -98,67 +84,13 @@ def long_entity_share(test_file, max_span_len, encoding='auto'):
     ents = [e for s in read_conll(test_file, encoding=encoding) for e in tags_to_spans(s.tags)]
     return sum(e[1] - e[0] + 1 > max_span_len for e in ents) / max(1, len(ents))
 
-def _rate(num, den): return float(num.sum()) / max(1, int(den.sum()))
+diagnostics = refinement_report     # what refinement did in a finished student's folder (the library's; cached there)
 
-def diagnostics(out, teacher_dir):
-    """Why a student ended where it did, from its run folder (cached in `diagnostics.json`), against the target gold
-    tags that training never read: what refinement did to the pseudo labels (spans fixed, broken, moved entity→O,
-    O→entity, entity→entity; span-level entity precision/recall of the argmax pseudo labels before and after) and,
-    for runs with prototypes, how the final prototypes (eq. 8) classify the gold target spans under the final
-    weights, and how many spans clear their class margin (eqs. 10–11)."""
-    out = Path(out); cache = out/'diagnostics.json'
-    if cache.exists(): return json.loads(cache.read_text())
-    import torch
-    from contproto_fastai.cli import FitConfig
-    from contproto_fastai.data import subset
-    from contproto_fastai.data import read_conll, encode, SpanDL
-    from contproto_fastai.pseudo import PseudoLabels, ContProtoState
-    from contproto_fastai.predict import load_learner
-    cfg = FitConfig(**json.loads((out/'results.json').read_text())['config'])
-    pred = load_learner(out/'model')
-    sents = subset(read_conll(cfg.tgt_train, encoding=cfg.encoding), cfg.tgt_limit, cfg.seed + 2)   # as contproto-fit draws them
-    exs, _ = encode(sents, pred.tokenizer, pred.labels, cfg.max_span_len, cfg.max_len)
-    gold = torch.tensor([l for e in exs for l in e.labels])
-    before = PseudoLabels.load(Path(teacher_dir)/'pseudo_labels.pt').probs.argmax(-1)
-    state = ContProtoState.load(out/'state.pt'); after = state.pseudo_labels.probs.argmax(-1)
-    if not len(gold) == len(before) == len(after): raise ValueError(f"{out}: target spans do not match the run's pseudo labels")
-    ch = before != after
-    d = dict(spans=len(gold), gold_entity_spans=int((gold > 0).sum()), changed=int(ch.sum()),
-             fixed=int((ch & (after == gold)).sum()), broken=int((ch & (before == gold)).sum()),
-             entity_to_o=int((ch & (before > 0) & (after == 0)).sum()), o_to_entity=int((ch & (before == 0) & (after > 0)).sum()),
-             entity_to_entity=int((ch & (before > 0) & (after > 0)).sum()))
-    for k, y in (('before', before), ('after', after)):
-        d[f'span_precision_{k}'] = _rate((y > 0) & (y == gold), y > 0)
-        d[f'span_recall_{k}'] = _rate((gold > 0) & (y == gold), gold > 0)
-    if state.prototypes is not None and (out/'student_ckpt.pt').exists():
-        m = pred.model
-        from contproto_fastai.checkpoint import load_weights       # a 'trainable' checkpoint leaves the frozen weights out
-        load_weights(m, torch.load(out/'student_ckpt.pt', weights_only=False, map_location='cpu')['model'], out/'student_ckpt.pt')   # last-step weights
-        reps, arg = [], []
-        with torch.no_grad():
-            for x, _ in SpanDL(exs, 32, side='src'):
-                o = m(x)['src']; mask = o['span_mask']
-                reps.append(o[state.rep][mask].float()); arg.append(o['logits'][mask].argmax(-1))
-        sims, arg = torch.cat(reps) @ state.prototypes.T, torch.cat(arg)
-        near, ent, o_ = sims.argmax(-1), gold > 0, gold == 0
-        clears = sims.gather(1, near[:, None])[:, 0] > state.margins[near]
-        d.update(prototype_accuracy_entity=_rate(ent & (near == gold), ent), prototype_accuracy_o=_rate(o_ & (near == 0), o_),
-                 model_accuracy_entity=_rate(ent & (arg == gold), ent), model_accuracy_o=_rate(o_ & (arg == 0), o_),
-                 gold_entity_nearest_clears_margin=_rate(ent & (near == gold) & clears, ent),
-                 gold_o_nearest_entity_clears_margin=_rate(o_ & (near > 0) & clears, o_),
-                 gold_sim_to_own_prototype={c: float(sims[gold == i, i].mean()) for i, c in enumerate(pred.labels.classes) if (gold == i).any()},
-                 margins=dict(zip(pred.labels.classes, state.margins.tolist())))
-    cache.write_text(json.dumps(d, indent=1))
-    return d
-
-def mean_std(xs):
-    xs = [100 * x for x in xs if x is not None]
-    if not xs: return ''
-    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+def mean_std(xs): return results_mean_std(xs, empty='')
 
 def _target(rest):
     "The target language given to contproto-fit (`--tgt xx`), for the paper column."
-    return _arg(rest, '--tgt', 'de')
+    return arg_parser().parse_args(rest).tgt
 
 def seconds(rs, phase, kind='times'):
     """Mean wall (`kind='times'`) or CPU (`'cpu_times'`) seconds of `phase` over the runs `rs` whose time is known whole:
@@ -189,7 +121,7 @@ def table(runs, name, rest, command, tgt):
     "Markdown: one row per preset (mean ± std over seeds), plus the zero-shot teachers, the why-statistics and Fig. 3."
     paper = PAPER.get(tgt, {})
     any_run = next(r for rs in runs.values() for r in rs.values())
-    L, test = any_run['config']['max_span_len'], _target_file(rest, 'test')
+    L, test = any_run['config']['max_span_len'], fit_config(rest).tgt_test
     cap = f" {100 * long_entity_share(test, L, any_run['config']['encoding']):.1f}% of its gold entities are longer than max_span_len={L} words: no row can find them." if test and Path(test).exists() else ''
     lines = [f"# Reproduction: {name}", "", f"Command: `{command}`", "", machines(runs), "",
              f"Target test set: seqeval entity micro F1 ×100, mean ± std over the seeds that finished (n). Paper: XLM-R large, {tgt}.{cap}",

@@ -14,6 +14,7 @@ two-epoch grid); every row of a seed starts from that seed's teacher (`--teacher
 import argparse, json, os, shutil, statistics, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
 from pathlib import Path
+from contproto_fastai.results import Results, mean_std, finished
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll', wikiann=ROOT.parent/'shared'/'data'/'wikiann')
@@ -37,12 +38,6 @@ DIFFS = [('contproto', 'vanilla'), ('no_proto', 'contproto'), ('fixed_margin', '
          ('glode', 'contproto')]
 
 
-def finished(out):
-    "A run in `out` is finished when its results.json holds the student's score (teacher-only runs: the machine line)."
-    f = Path(out)/'results.json'
-    if not f.exists(): return False
-    r = json.loads(f.read_text())
-    return 'student' in r or (r['config']['epochs'] == 0 and 'machine' in r)
 
 
 def _data_args(t, spec):
@@ -115,12 +110,7 @@ def run_grid(runs, workers=2, targets=None, results=None, grid=GRID):
 
 
 # ---- tables ---------------------------------------------------------------------------------------------------------
-def ms(xs, scale=100, fmt='{:.2f}'):
-    "Mean ± std (sample) of `xs` × `scale`; one value alone; '—' for none."
-    xs = [scale * x for x in xs if x is not None]
-    if not xs: return '—'
-    if len(xs) == 1: return fmt.format(xs[0])
-    return f"{fmt.format(statistics.mean(xs))} ± {fmt.format(statistics.stdev(xs))}"
+ms = mean_std
 
 
 def load_runs(runs, t):
@@ -128,7 +118,7 @@ def load_runs(runs, t):
     out = {}
     for d in sorted((runs/f'en-{t}').glob('seed*')):
         for r in sorted(d.iterdir()):
-            if r.is_dir() and finished(r): out.setdefault(int(d.name[4:]), {})[r.name] = json.loads((r/'results.json').read_text())
+            if r.is_dir() and finished(r): out.setdefault(int(d.name[4:]), {})[r.name] = Results.read(r).to_dict()
     return out
 
 

@@ -8,6 +8,7 @@ of rows keep the paper's order). Reads bench/results/reproduce_<name>.json, writ
 """
 import argparse, json, statistics
 from pathlib import Path
+from contproto_fastai.results import mean_std
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ['de', 'es', 'nl', 'ar', 'hi', 'zh']
@@ -21,9 +22,7 @@ def _f1s(runs, row):
     return [100 * r['student']['f1'] for r in runs if r['row'] == row and r.get('student')]
 
 
-def _ms(xs):
-    if not xs: return '—'
-    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+def _ms(xs): return mean_std(xs, scale=1)
 
 
 def _paired(runs, a, b):
@@ -94,8 +93,6 @@ def summarize(results_dir, suffix='e5'):
 
 
 if __name__ == '__main__':
-    import sys
-    sys.path.insert(0, str(Path(__file__).parent))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--results', default=str(ROOT/'bench'/'results')); p.add_argument('--suffix', default='e5')
     a = p.parse_args()

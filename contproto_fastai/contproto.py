@@ -13,8 +13,8 @@ from .distributed import is_dist, world_size, gather_cat, gather_objects, all_re
 
 # %% auto #0
 __all__ = ['NEEDS', 'REFINE_STATS', 'DoubleForward', 'needs', 'views', 'consistency_kl', 'ConsistencyReg', 'supcon_loss',
-           'PseudoPositive', 'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'refine_pseudo_labels', 'Warmup',
-           'MarginRefiner', 'PseudoLabelF1']
+           'PseudoPositive', 'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'margin_gate', 'refine_pseudo_labels',
+           'Warmup', 'MarginRefiner', 'PseudoLabelF1']
 
 # %% ../nbs/07_contproto.ipynb #c005
 def _real(out, key):
@@ -186,12 +186,17 @@ class PrototypeEMA(Callback):
             st.prototypes = protos.cpu()
 
 # %% ../nbs/07_contproto.ipynb #c020
+def margin_gate(sims, margins, any_class=False):
+    """Eq. (10)'s gate: the closest prototype `c_star` of each span (similarities `sims` `[n, C]`) and whether the span
+    clears the margin (`margins` `[C]`) of that class, or with `any_class` of any entity class (the authors' code)."""
+    c_star = sims.argmax(-1)
+    if any_class: return c_star, (sims[:, 1:] > margins[1:]).any(-1)
+    return c_star, sims.gather(1, c_star[:, None])[:, 0] > margins[c_star]
+
 def refine_pseudo_labels(pseudo, sims, margins, beta=0.95, any_class=False):
     """Eqs. (9)–(10): move soft labels `pseudo` `[n, C]` toward the closest prototype (similarities `sims` `[n, C]`),
-    gated by `margins` `[C]` for entity classes. Returns the new labels and the mask of spans that moved."""
-    c_star = sims.argmax(-1)
-    if any_class: ok = (sims[:, 1:] > margins[1:]).any(-1)
-    else: ok = sims.gather(1, c_star[:, None])[:, 0] > margins[c_star]
+    gated by `margins` `[C]` for entity classes (`margin_gate`). Returns the new labels and the mask of spans that moved."""
+    c_star, ok = margin_gate(sims, margins, any_class)
     move = (c_star == 0) | ok
     target = F.one_hot(c_star, pseudo.shape[-1]).to(pseudo.dtype)
     new = torch.where(move[:, None], beta * pseudo + (1 - beta) * target, pseudo)

@@ -16,8 +16,8 @@ from .presets import contproto_callbacks
 from .diagnostics import RefinementTrace
 
 # %% auto #0
-__all__ = ['CrossLingualTask', 'load_task', 'teacher_for', 'shared_state', 'pseudo_label', 'evaluate', 'student_for',
-           'pseudo_label_stats']
+__all__ = ['SPLITS', 'CrossLingualTask', 'read_split', 'load_task', 'teacher_for', 'shared_state', 'pseudo_label', 'evaluate',
+           'student_for', 'pseudo_label_stats']
 
 # %% ../nbs/08b_pipeline.ipynb #c005
 @dataclass
@@ -48,15 +48,23 @@ class CrossLingualTask:
         n = ', '.join(f"{k} {len(getattr(self, k))}" for k in ('src_train', 'src_dev', 'tgt_train', 'tgt_test'))
         return f"CrossLingualTask({n} sentences; classes {self.labels.classes})"
 
+SPLITS = ('src_train', 'src_dev', 'tgt_train', 'tgt_test')
+
+def read_split(path, split, limit=None, seed=0, encoding='auto'):
+    """The sentences of one of a run's four files (`split` in `SPLITS`): the target train file read as unlabelled (its
+    gold tags kept aside), a seeded random subset of `limit` sentences drawn with `seed + k` (k: the split's place)."""
+    return subset(read_conll(path, encoding=encoding, labelled=split != 'tgt_train'), limit, seed + SPLITS.index(split))
+
 def load_task(src_train, src_dev, tgt_train, tgt_test, tokenizer, src_limit=None, dev_limit=None, tgt_limit=None,
               test_limit=None, seed=0, max_span_len=4, max_len=128, encoding='auto', tgt_max_span_len=None):
     """Read the four CoNLL/WikiAnn files (the target train file as unlabelled), keep a seeded random subset of each
     (`*_limit` sentences; the k-th file's subset is drawn with `seed + k`, in file order), take the classes from the
     source train set (the dev and test sets must use no others) and encode everything for `tokenizer` (the target
     sets with spans up to `tgt_max_span_len`, default `max_span_len`)."""
-    rd = lambda p, lab, n, k: subset(read_conll(p, encoding=encoding, labelled=lab), n, seed + k)
-    sets = dict(src_train=rd(src_train, True, src_limit, 0), src_dev=rd(src_dev, True, dev_limit, 1),
-                tgt_train=rd(tgt_train, False, tgt_limit, 2), tgt_test=rd(tgt_test, True, test_limit, 3))
+    sets = dict(src_train=read_split(src_train, 'src_train', src_limit, seed, encoding),
+                src_dev=read_split(src_dev, 'src_dev', dev_limit, seed, encoding),
+                tgt_train=read_split(tgt_train, 'tgt_train', tgt_limit, seed, encoding),
+                tgt_test=read_split(tgt_test, 'tgt_test', test_limit, seed, encoding))
     labels = LabelSet.from_sentences(sets['src_train'])
     labels.check(sets['src_dev'], 'the source dev set'); labels.check(sets['tgt_test'], 'the target test set')
     ex, reports = {}, {}

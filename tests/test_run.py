@@ -44,6 +44,12 @@ def test_run_reuse_and_export(toy):
     assert res['student']['f1'] > 0.5 and res['teacher']['f1'] > 0.5, res
     assert (d/'run'/'results.json').exists() and (d/'run'/'pseudo_labels.pt').exists() and (d/'run'/'models'/'student.pth').exists()
     assert (d/'run'/'tsne.png').exists() and (d/'run'/'pseudo_f1.png').exists()
+    # what refinement did, from the finished folder, against the gold tags training never read
+    from contproto_fastai.run import refinement_report
+    rep = refinement_report(d/'run', d/'run')
+    eq(rep['changed'], round(st['changed'] * st['spans'])); eq(rep['spans'], st['spans'])
+    assert rep['fixed'] + rep['broken'] <= rep['changed'] and 0 <= rep['prototype_accuracy_entity'] <= 1
+    eq(refinement_report(d/'run', d/'run'), rep)           # cached in the folder
 
 
 def test_teacher_only_run(toy):
