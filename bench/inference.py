@@ -30,7 +30,11 @@ def rss_mb():
     return None
 
 
-def peak_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb():
+    "Peak resident memory of this process (MB): VmHWM, which starts afresh at exec (ru_maxrss would carry the parent's peak over)."
+    for l in open('/proc/self/status'):
+        if l.startswith('VmHWM:'): return int(l.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def weights_mb(model, engine):

@@ -12,8 +12,8 @@ from .predict import SpanPredictor, load_learner
 from .config import fit_command
 
 # %% auto #0
-__all__ = ['ENGINES', 'ONNX_INPUTS', 'logger', 'ENT_COLORS', 'ENCODERS', 'SpanProbs', 'onnx_file', 'heads_fingerprint',
-           'encoder_matmuls', 'quantize_onnx', 'export_onnx', 'onnx_session', 'OnnxSpanPredictor',
+__all__ = ['ENGINES', 'ONNX_INPUTS', 'logger', 'KEEP_FP32', 'ENT_COLORS', 'ENCODERS', 'SpanProbs', 'onnx_file',
+           'heads_fingerprint', 'encoder_matmuls', 'quantize_onnx', 'export_onnx', 'onnx_session', 'OnnxSpanPredictor',
            'load_onnx_predictor', 'ent_colors', 'displacy_docs', 'entities_html', 'write_html', 'model_card',
            'write_model_card']
 
@@ -68,20 +68,25 @@ def _scope(node):
     md = {p.key: p.value for p in node.metadata_props}
     return md.get('pkg.torch.onnx.name_scopes', '') + ' ' + node.name
 
-def encoder_matmuls(model, ops=('MatMul',)):
-    "Names of the nodes of type `ops` with a constant weight inside the encoder of the exported span `model` (a path or an `onnx.ModelProto`)."
+KEEP_FP32 = r'layer\.\d+\.output\.dense\b'   # the feed-forward down-projections: their inputs carry outlier activations
+
+def encoder_matmuls(model, ops=('MatMul',), keep_fp32=None):
+    """Names of the nodes of type `ops` with a constant weight inside the encoder of the exported span `model` (a path
+    or an `onnx.ModelProto`), but those whose module path matches the regular expression `keep_fp32`."""
     import onnx
     m = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
     consts = {i.name for i in m.graph.initializer}
     return [n.name for n in m.graph.node if n.op_type in ops and any(i in consts for i in n.input)
-            and re.search(r'\bmodel\.encoder\b', _scope(n))]
+            and re.search(r'\bmodel\.encoder\b', _scope(n)) and not (keep_fp32 and re.search(keep_fp32, _scope(n)))]
 
-def quantize_onnx(src, dst, ops=('MatMul',), per_channel=False, reduce_range=False):
-    "Write `dst`: the ONNX model `src` with the encoder's `ops` nodes dynamically quantised to int8 (weights int8, activations at run time)."
+def quantize_onnx(src, dst, ops=('MatMul',), per_channel=True, reduce_range=False, keep_fp32=KEEP_FP32):
+    """Write `dst`: the ONNX model `src` with the encoder's `ops` nodes dynamically quantised to int8 (weights int8 per
+    output channel, activations at run time), but the nodes `keep_fp32` matches (default: the feed-forward
+    down-projections), which stay fp32."""
     import onnx
     from onnxruntime.quantization import quantize_dynamic, QuantType
     m = onnx.load(str(src))
-    nodes, meta = encoder_matmuls(m, ops), {p.key: p.value for p in m.metadata_props}
+    nodes, meta = encoder_matmuls(m, ops, keep_fp32), {p.key: p.value for p in m.metadata_props}
     del m
     if not nodes: raise ValueError(f"{src}: no encoder {'/'.join(ops)} node with constant weights found to quantise")
     def write(p):
@@ -93,7 +98,7 @@ def quantize_onnx(src, dst, ops=('MatMul',), per_channel=False, reduce_range=Fal
             finally: logging.disable(prev)
         q = onnx.load(str(p))                              # keep the fingerprint (and say what was quantised)
         onnx.helper.set_model_props(q, {**meta, **{x.key: x.value for x in q.metadata_props},
-                                        'contproto_int8': json.dumps(dict(nodes=len(nodes), ops=list(ops), per_channel=per_channel, reduce_range=reduce_range))})
+                                        'contproto_int8': json.dumps(dict(nodes=len(nodes), ops=list(ops), per_channel=per_channel, reduce_range=reduce_range, keep_fp32=keep_fp32))})
         onnx.save(q, str(p))
     return _atomic(Path(dst), write)
 

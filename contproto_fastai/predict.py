@@ -4,12 +4,12 @@
 
 # %% ../nbs/04a_predict.ipynb #c002
 from __future__ import annotations
-import hashlib, inspect, json, os, re
+import hashlib, inspect, json, os, re, shutil
 from pathlib import Path
 import torch
 from fastai.torch_core import default_device
 from .data import Sentence, LabelSet, encode, spans_to_tags
-from .io import atomic_save, atomic_write_text, file_mode
+from .io import atomic_save, atomic_write_text, file_mode, _write_error
 from .model import SpanNER, load_encoder
 from .evaluate import predict_spans, span_probs
 
@@ -98,15 +98,23 @@ class SpanPredictor:
     def export(self, path):
         """Save encoder + tokenizer (`save_pretrained`), span heads and `contproto.json` (format `FORMATS[-1]`, with
         the labels' checksum) into the directory `path`; every file gets the mode `open` gives (umask)."""
-        path = Path(path); path.mkdir(parents=True, exist_ok=True)
-        m = self.model
-        m.encoder.save_pretrained(path/'encoder'); self.tokenizer.save_pretrained(path/'encoder')
-        for f in (path/'encoder').iterdir():             # safetensors writes its file 0600 (a private temporary file, renamed)
-            if f.is_file(): os.chmod(f, file_mode())
-        atomic_save({k: v for k, v in m.state_dict().items() if not k.startswith('encoder.')}, path/'heads.pt')
-        cfg = dict(labels=self.labels.classes, labels_sha256=labels_digest(self.labels.classes), max_len=self.max_len,
-                   **m.options, tgt_max_span_len=self.max_span_len, format=FORMATS[-1])
-        atomic_write_text(json.dumps(cfg, indent=2), path/'contproto.json')
+        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, old = (path.with_name(f'.{path.name}.{os.getpid()}.{k}') for k in ('tmp', 'old'))   # the folder is swapped in whole
+        shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+        try:
+            m = self.model
+            m.encoder.save_pretrained(tmp/'encoder'); self.tokenizer.save_pretrained(tmp/'encoder')
+            for f in (tmp/'encoder').iterdir():          # safetensors writes its file 0600 (a private temporary file, renamed)
+                if f.is_file(): os.chmod(f, file_mode())
+            atomic_save({k: v for k, v in m.state_dict().items() if not k.startswith('encoder.')}, tmp/'heads.pt')
+            cfg = dict(labels=self.labels.classes, labels_sha256=labels_digest(self.labels.classes), max_len=self.max_len,
+                       **m.options, tgt_max_span_len=self.max_span_len, format=FORMATS[-1])
+            atomic_write_text(json.dumps(cfg, indent=2), tmp/'contproto.json')
+        except Exception as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise (_write_error(path, e) or e) from None
+        if path.exists(): os.replace(path, old)
+        os.replace(tmp, path); shutil.rmtree(old, ignore_errors=True)
         return path
 
 # %% ../nbs/04a_predict.ipynb #c008b

@@ -119,7 +119,7 @@ def test_onnx_int8(run, engines):
     m = onnx.load(str(run['model']/'model.int8.onnx'))
     ops = [n.op_type for n in m.graph.node]
     info = json.loads({p.key: p.value for p in m.metadata_props}['contproto_int8'])
-    assert info['nodes'] == 12 == ops.count('MatMulInteger')          # 2 layers x (q, k, v, attention out, ffn in, ffn out)
+    assert info['nodes'] == 10 == ops.count('MatMulInteger')          # 2 layers x (q, k, v, attention out, ffn in); ffn out stays fp32
     assert (run['model']/'model.int8.onnx').stat().st_size < (run['model']/'model.onnx').stat().st_size
     # a well-trained toy teacher: int8 finds (almost) the same entities
     same = sum(a == b for a, b in zip(_key(ents), _key(engines['torch'].predict(test))))

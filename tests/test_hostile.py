@@ -179,3 +179,20 @@ def test_exported_files_share_one_mode(exported):
     umask = os.umask(0o022); os.umask(umask)
     modes = {f.relative_to(exported[1]).as_posix(): stat.S_IMODE(f.stat().st_mode) for f in exported[1].rglob('*') if f.is_file()}
     assert 'encoder/model.safetensors' in modes and set(modes.values()) == {0o666 & ~umask}, modes
+
+
+def test_export_is_swapped_in_whole(exported, tmp_path, monkeypatch):
+    "A full disk while exporting (save_pretrained's files included): the error names the folder, the previous export stays whole, no temporary folder."
+    pred, src = exported
+    dst = tmp_path/'model'; shutil.copytree(src, dst)
+    before = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob('*') if p.is_file()}
+    import transformers.modeling_utils as mu
+    def full(*a, **k): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(mu, 'safe_save_file', full)                  # what save_pretrained writes the weights with
+    with pytest.raises(OSError) as ei: pred.export(dst)
+    assert str(dst) in str(ei.value) and 'no space left on device' in str(ei.value)
+    assert {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob('*') if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model']
+    monkeypatch.undo()
+    pred.export(dst)                                                  # and a later export replaces it whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model'] and (dst/'contproto.json').exists()
