@@ -11,6 +11,7 @@ from urllib.parse import unquote
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+fill = runpy.run_path(str(Path(__file__).resolve().parent/'fill.py'))['fill']     # numbers from bench/results/
 _DIRECTIVE = re.compile(r'^\s*#\s*\|\s*(\S+)')
 
 
@@ -19,7 +20,7 @@ def _directives(src):
 
 
 def process_notebook(src, dst):
-    "Copy one notebook for the site: drop hidden cells and the `default_exp` cell, strip `#|` lines from code cells."
+    "Copy one notebook for the site: drop hidden cells and the `default_exp` cell, strip `#|` lines from code cells, fill in the `{{…}}` markers of markdown cells (`tools/fill.py`)."
     nb = json.loads(Path(src).read_text())
     cells = []
     for c in nb['cells']:
@@ -29,6 +30,7 @@ def process_notebook(src, dst):
             if 'hide' in d or any(x.startswith('default_exp') for x in d): continue
             text = '\n'.join(l for l in text.splitlines() if not _DIRECTIVE.match(l)).strip('\n')
             if not text: continue
+        elif c['cell_type'] == 'markdown': text = fill(text)
         c = dict(c, source=text)
         cells.append(c)
     nb['cells'] = cells
