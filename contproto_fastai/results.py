@@ -85,7 +85,8 @@ class Results:
         d = dict(d)
         if 'version' not in d:      # before the schema: status and phases from what the file carries
             d['version'] = 0
-            d['status'] = 'finished' if 'machine' in d else 'running'
+            done = 'student' in d or (d.get('config', {}).get('epochs') == 0 and 'machine' in d)   # the machine line came last
+            d['status'] = 'finished' if done else 'running'
             d['phases'] = {p: 'finished' for p in ('teacher', 'student') if p in d}
         if d['version'] > RESULTS_VERSION: raise ValueError(f"results.json version {d['version']} is newer than this library's ({RESULTS_VERSION}): update contproto_fastai")
         known = {k: d.pop(k) for k in list(d) if k in _NAMES}

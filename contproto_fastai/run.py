@@ -172,7 +172,8 @@ class Run:
     def fit(self):
         "Teacher → pseudo labels → student → target test F1; returns the `Results` (also `results.json`)."
         cfg = self.cfg
-        self.device = init_from_env()
+        self.device = init_from_env()                       # under torchrun: joins the process group
+        self.primary = rank() == 0
         if cfg.quiet:
             import transformers; transformers.utils.logging.disable_progress_bar()
         if self.out.exists() and not self.out.is_dir(): raise RunFolderError(f"--out {self.out} is a file, not a folder")
@@ -181,6 +182,7 @@ class Run:
 
     def _check_folder(self):
         "A new run needs a folder without a run; a resumed one, data and options as they were (`fingerprint.json`)."
+        if not self.primary: return                         # process 0 checks and writes the folder
         fp, f = fingerprint(self.cfg), self.out/'fingerprint.json'
         if not self.resuming:
             if (self.out/'config.json').exists():
@@ -188,9 +190,8 @@ class Run:
         elif f.exists():
             diff = fingerprint_diff(json.loads(f.read_text()), fp)
             if diff: raise RunFolderError(f"{self.out}: cannot resume, the run was started with other data or options: " + '; '.join(diff))
-        if self.primary:
-            self.cfg.save(self.out/'config.json')
-            if not f.exists(): atomic_write_text(json.dumps(fp, indent=2), f)
+        self.cfg.save(self.out/'config.json')
+        if not f.exists(): atomic_write_text(json.dumps(fp, indent=2), f)
 
     def _fit(self):
         cfg = self.cfg

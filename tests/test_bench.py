@@ -126,11 +126,16 @@ def test_reproduce_seconds(repo_root):
 def test_reproduce_args(repo_root, tmp_path):
     "The grid reads contproto-fit's options in either spelling; the ceiling trains on the target train file, teacher only."
     rep = _load(repo_root, 'reproduce')
-    rest = ['--data', 'D', '--tgt', 'hi', '--tgt_limit', '5', '--teacher-epochs=3', '--epochs', '2']
-    assert rep._arg(rest, '--tgt-limit') == '5' and rep._arg(rest, '--teacher-epochs') == '3' and rep._arg(rest, '--src') is None
-    assert rep._target_file(rest, 'test') == str(Path('D')/'hi'/'test.txt')
-    c = rep.ceiling_args(rest)
-    assert rep._arg(c, '--src-train') == str(Path('D')/'hi'/'train.txt') and rep._arg(c, '--epochs') == '0' and rep._arg(c, '--teacher-epochs') == '3'
+    for lang in ('en', 'hi'):
+        (tmp_path/'D'/lang).mkdir(parents=True)
+        for split in ('train', 'dev', 'test'): (tmp_path/'D'/lang/f'{split}.txt').write_text('a\tB-PER\n')
+    D = tmp_path/'D'
+    rest = ['--data', str(D), '--tgt', 'hi', '--tgt_limit', '5', '--teacher-epochs=3', '--epochs', '2']
+    cfg = rep.fit_config(rest)                               # contproto-fit's own parser, either spelling
+    assert (cfg.tgt_limit, cfg.teacher_epochs, cfg.epochs, cfg.tgt_test) == (5, 3, 2, str((D/'hi'/'test.txt').resolve()))
+    assert rep._target(rest) == 'hi'
+    c = rep.fit_config(rep.ceiling_args(rest))
+    assert (c.src_train, c.epochs, c.teacher_epochs) == (str((D/'hi'/'train.txt').resolve()), 0, 3)
     f = tmp_path/'t.txt'
     f.write_text('a B-PER\nb I-PER\nc I-PER\nd O\ne B-LOC\n\nf S-ORG\n'.replace(' ', '\t'))
     assert rep.long_entity_share(f, 2) == pytest.approx(1/3) and rep.long_entity_share(f, 3) == 0

@@ -220,8 +220,8 @@ def page(run, tmp_path_factory):
                        capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     sents = []
-    for block in r.stdout.strip().split('\n\n'):
-        sents.append([l.split('\t') for l in block.splitlines()])
+    for block in r.stdout.strip().split('\n\n'):          # an empty input line is an empty sentence: an extra blank line
+        if block.strip(): sents.append([l.split('\t') for l in block.splitlines() if l])
     return d/'page.html', sents
 
 
