@@ -13,6 +13,7 @@ from .pseudo import ContProtoState, teacher_pseudo_labels, pseudo_label_f1
 from .learner import teacher_learner, student_learner
 from .contproto import PseudoLabelF1
 from .presets import contproto_callbacks
+from .config import FILES
 from .diagnostics import RefinementTrace
 
 # %% auto #0
@@ -48,7 +49,7 @@ class CrossLingualTask:
         n = ', '.join(f"{k} {len(getattr(self, k))}" for k in ('src_train', 'src_dev', 'tgt_train', 'tgt_test'))
         return f"CrossLingualTask({n} sentences; classes {self.labels.classes})"
 
-SPLITS = ('src_train', 'src_dev', 'tgt_train', 'tgt_test')
+SPLITS = FILES          # a run's four files, in the order their subsets are seeded
 
 def read_split(path, split, limit=None, seed=0, encoding='auto'):
     """The sentences of one of a run's four files (`split` in `SPLITS`): the target train file read as unlabelled (its

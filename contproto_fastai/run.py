@@ -4,7 +4,7 @@
 
 # %% ../nbs/08e_run.ipynb #c002
 from __future__ import annotations
-import contextlib, dataclasses, fcntl, hashlib, json, logging, os, platform, socket, time
+import contextlib, dataclasses, fcntl, functools, hashlib, json, logging, os, platform, socket, time
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
@@ -163,6 +163,11 @@ class Run:
         run.resuming = True
         return run
 
+    @functools.cached_property
+    def fingerprint(self):
+        "This run's `fingerprint` (the data files hashed once per process)."
+        return fingerprint(self.cfg)
+
     def say(self, *a):
         if self.primary and not self.cfg.quiet: self.console.log(*a)
     def save(self):
@@ -183,7 +188,7 @@ class Run:
     def _check_folder(self):
         "A new run needs a folder without a run; a resumed one, data and options as they were (`fingerprint.json`)."
         if not self.primary: return                         # process 0 checks and writes the folder
-        fp, f = fingerprint(self.cfg), self.out/'fingerprint.json'
+        fp, f = self.fingerprint, self.out/'fingerprint.json'
         if not self.resuming:
             if (self.out/'config.json').exists():
                 raise RunFolderError(f"{self.out} already holds a run (config.json): continue it with --resume {self.out}, or choose another --out")
@@ -262,7 +267,7 @@ class Run:
         prev = Results.read(td) or Results(config={})
         pc = prev.config
         if not own and (td/'fingerprint.json').exists():
-            then, now = json.loads((td/'fingerprint.json').read_text()), fingerprint(self.cfg)
+            then, now = json.loads((td/'fingerprint.json').read_text()), self.fingerprint
             diff = fingerprint_diff(then, now, TEACHER_KEYS)
             if diff: raise RunFolderError(f"--teacher-from {td}: its pseudo labels are for other data: " + '; '.join(diff))
             other_test = fingerprint_diff(then, now, TEST_KEYS)
