@@ -64,11 +64,11 @@ def measure(engine, model, test, threads, limit=None, latency_n=None, wikiann_mo
     "Every number of one engine (run it in a fresh process for its own peak memory)."
     import torch
     torch.set_num_threads(threads)
-    from contproto_fastai.predict import load_learner
+    from contproto_fastai.predict import load_predictor
     sents = read_test(test)[:limit]
     toks = [s.tokens for s in sents]
     rss0 = rss_mb()
-    t = time.perf_counter(); pred = load_learner(model, device='cpu', engine=engine); load_s = time.perf_counter() - t
+    t = time.perf_counter(); pred = load_predictor(model, device='cpu', engine=engine); load_s = time.perf_counter() - t
     pred.predict(toks[:8], bs=8)                                              # warm-up
     t = time.perf_counter(); ents = pred.predict(toks, bs=32); dt32 = time.perf_counter() - t
     lat, ents1 = [], []
@@ -86,7 +86,7 @@ def measure(engine, model, test, threads, limit=None, latency_n=None, wikiann_mo
     if wikiann_model:
         del pred
         w = read_test(wikiann_test, wikiann=True)[:limit]
-        wp = load_learner(wikiann_model, device='cpu', engine=engine)
+        wp = load_predictor(wikiann_model, device='cpu', engine=engine)
         r['wikiann'] = dict(sentences=len(w), **f1_of(wp, w, wp.predict([s.tokens for s in w], bs=32)))
     return r
 

@@ -20,7 +20,7 @@ import argparse, functools, json, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 from collections import Counter
 from contproto_fastai.results import Results, mean_std as results_mean_std, finished
-from contproto_fastai.config import RunConfig, arg_parser, config_from_args
+from contproto_fastai.config import arg_parser, config_from_args
 from contproto_fastai.run import refinement_report
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_checkpoint.ipynb #c002
 from __future__ import annotations
-import os, random as _random, time
+import random as _random, time
 from pathlib import Path
 import numpy as np, torch
 from fastai.callback.core import Callback

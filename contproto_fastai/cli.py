@@ -6,13 +6,15 @@
 from __future__ import annotations
 import logging, os, sys
 from pathlib import Path
-from fastcore.script import call_parse, store_true
+from fastcore.script import anno_parser, call_parse, store_true
+from rich.console import Console
+from rich.table import Table
 from .config import ConfigError, arg_parser, config_from_args
-from .data import read_conll, read_lines, check_encoding, DataFormatError
+from .corpus import read_conll, read_lines, check_encoding, DataFormatError
 from .io import WriteError, atomic_write_text
 from .run import Run, RunFolderError
 from .distributed import rank
-from .predict import load_learner, tag_lines, to_conll
+from .predict import load_predictor, tag_lines, to_conll
 from .deploy import ENGINES, write_html
 
 # %% auto #0
@@ -21,7 +23,6 @@ __all__ = ['results_table', 'main', 'predict', 'predict_main']
 # %% ../nbs/09_cli.ipynb #c009
 def results_table(res):
     "A rich `Table` of the target test scores of the teacher (zero-shot) and the student."
-    from rich.table import Table
     tb = Table(title='Target test set (entity-level, seqeval micro)')
     for c in ['model', 'P', 'R', 'F1', 'span F1'] + [f'F1 {t}' for t in res['labels'][1:]]: tb.add_column(c, justify='right')
     for name, key in [('teacher (zero-shot)', 'teacher'), (f"student ({res['config']['ablation']})", 'student')]:
@@ -34,7 +35,6 @@ def results_table(res):
 # %% ../nbs/09_cli.ipynb #c011
 def main(argv=None):
     "Entry point of `contproto-fit`: parse the options, run (or resume) the `Run`, print the results table."
-    from rich.console import Console
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')
     p = arg_parser()
     ns = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -54,7 +54,7 @@ def main(argv=None):
 # %% ../nbs/09_cli.ipynb #c013
 def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto', device=None, engine='torch', html=None):
     "Tag `input` with the predictor in `model_dir` run by `engine`; CoNLL text to `out` (or stdout), a page of the entities to `html`."
-    pred = load_learner(model_dir, device=device, engine=engine)
+    pred = load_predictor(model_dir, device=device, engine=engine)
     texts = offsets = None
     if conll:
         sents = [s.tokens for s in read_conll(input, encoding=encoding, labelled=False)]
@@ -89,7 +89,6 @@ def predict(
 
 def predict_main(argv=None):
     "Entry point of the `contproto-predict` console script (options may be written with dashes or underscores)."
-    from fastcore.script import anno_parser
     p = anno_parser(predict.__wrapped__, prog='contproto-predict')
     dash = lambda a: '--' + a[2:].partition('=')[0].replace('-', '_') + ''.join(a.partition('=')[1:]) if a.startswith('--') else a
     args = vars(p.parse_args([dash(a) for a in (sys.argv[1:] if argv is None else argv)]))

@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse, dataclasses, json, math, shlex, typing
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
-from .model import DEFAULT_ENCODER, recipe
+from .encoders import DEFAULT_ENCODER, recipe
 from .checkpoint import CHECKPOINT_SIZES
 from .presets import PRESETS
-from .data import check_encoding
+from .corpus import check_encoding
 from .io import atomic_write_text
 
 # %% auto #0

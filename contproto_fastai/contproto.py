@@ -8,7 +8,8 @@ import math
 import torch, torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastcore.basics import store_attr
-from .pseudo import ContProtoState, PseudoLabels, pseudo_label_f1
+from torch.utils.checkpoint import checkpoint
+from .pseudo import pseudo_label_f1
 from .distributed import is_dist, world_size, gather_cat, gather_objects, all_reduce_sum, rank as dist_rank
 
 # %% auto #0
@@ -92,7 +93,6 @@ def _lse_rows(features, start, chunk, temperature):
     rows = features[start:start+chunk]
     if len(features) <= chunk or not torch.is_grad_enabled() or not features.requires_grad:
         return _lse_chunk(rows, features, temperature)
-    from torch.utils.checkpoint import checkpoint
     return checkpoint(_lse_chunk, rows, features, temperature, use_reentrant=False)
 
 def supcon_loss(features, labels, temperature=0.07, chunk=None, max_elems=2**26):

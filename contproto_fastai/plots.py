@@ -5,7 +5,7 @@
 # %% ../nbs/08a_plots.ipynb #c002
 from __future__ import annotations
 import torch
-from .data import tags_to_spans, span_labels
+from .data import SpanDL, gold_classes
 
 # %% auto #0
 __all__ = ['plot_pseudo_f1', 'span_representations', 'plot_tsne']
@@ -16,7 +16,7 @@ def plot_pseudo_f1(curves, path=None, title='Pseudo-label quality (Fig. 3)', yla
     teacher), or to a list of such lists (one per seed): then the line is their mean and the band their min–max, and
     the legend says over how many seeds."""
     import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: only the figures need matplotlib (and t-SNE scikit-learn)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for k, (name, c) in enumerate(curves.items()):
         runs = c if c and isinstance(c[0], (list, tuple)) else [c]
@@ -37,16 +37,10 @@ def plot_pseudo_f1(curves, path=None, title='Pseudo-label quality (Fig. 3)', yla
 def span_representations(model, examples, sentences=None, labels=None, rep='z', bs=32, n_o=300, seed=0):
     """`(reps [n, d], class ids [n])` of the entity spans of `examples` (gold from `sentences` when given, else
     predicted) plus up to `n_o` random `O` spans."""
-    from contproto_fastai.data import SpanDL
     model.eval(); dev = next(model.parameters()).device
     reps, ys = [], []
-    gold = None
-    if sentences is not None:
-        gold = {}
-        for e in examples:
-            tags = sentences[e.sent_id].tags or sentences[e.sent_id].gold
-            if tags is None: continue
-            gold[e.idx] = span_labels(tags_to_spans(tags), e.word_spans, e.word_offset, e.word_offset + e.n_words, labels)
+    gold = None if sentences is None else {e.idx: g for e in examples
+                                           if (g := gold_classes(e, sentences[e.sent_id], labels)) is not None}
     for x, _ in SpanDL(examples, bs, side='src', device=dev):
         o = model(x)['src']; m = o['span_mask']
         y = o['logits'].argmax(-1)
@@ -65,7 +59,7 @@ def plot_tsne(groups, classes, path=None, seed=0, title='Span representations (t
     """t-SNE of span representations. `groups` maps a language name to `(reps, class ids)` (see
     `span_representations`); colour = class, marker = language."""
     import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: only the figures need matplotlib (and t-SNE scikit-learn)
     from sklearn.manifold import TSNE
     names = list(groups)
     X = torch.cat([groups[n][0] for n in names]).numpy()

@@ -4,25 +4,28 @@
 
 # %% ../nbs/04a_predict.ipynb #c002
 from __future__ import annotations
-import hashlib, inspect, json, os, re, shutil
+import hashlib, inspect, json, os, re, shutil, warnings
 from pathlib import Path
 import torch
 from fastai.torch_core import default_device
-from .data import Sentence, LabelSet, encode, spans_to_tags
+import unicodedata
+from safetensors import safe_open
+from .corpus import Sentence, LabelSet, spans_to_tags
+from .data import encode
 from .io import atomic_save, atomic_write_text, file_mode, _write_error
-from .model import SpanNER, load_encoder
+from .model import SpanNER
+from .encoders import load_encoder
 from .evaluate import predict_spans, span_probs
 
 # %% auto #0
 __all__ = ['FORMATS', 'simple_tokenize', 'labels_digest', 'SpanPredictor', 'ModelFolderError', 'check_model_folder',
-           'load_learner', 'tag_lines', 'to_conll']
+           'load_predictor', 'load_learner', 'tag_lines', 'to_conll']
 
 # %% ../nbs/04a_predict.ipynb #c005
 _HAN = '\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff'      # kana and CJK ideographs: one token per character
 
 def _marks():
     "A regex class of the BMP's combining marks (Devanagari vowel signs and viramas, Arabic harakat, …): part of a word."
-    import unicodedata
     cps = [c for c in range(0x300, 0x10000) if unicodedata.category(chr(c)) in ('Mn', 'Mc', 'Me')]
     runs, start = [], cps[0]
     for a, b in zip(cps, cps[1:] + [None]):
@@ -45,7 +48,7 @@ def labels_digest(labels):
     return hashlib.sha256('\n'.join(labels).encode('utf-8')).hexdigest()
 
 class SpanPredictor:
-    "Tag sentences with a trained `SpanNER`; `export`/`load_learner` round-trip it through one offline directory."
+    "Tag sentences with a trained `SpanNER`; `export`/`load_predictor` round-trip it through one offline directory."
     def __init__(self, model:SpanNER, tokenizer, labels, max_len=128, device=None, max_span_len=None):
         "`max_span_len`: widest span tagged, in tokens (default: the model's width buckets, `model.max_span_len`)."
         self.model, self.tokenizer, self.max_len = model, tokenizer, max_len
@@ -162,7 +165,6 @@ def check_model_folder(path):
         raise ModelFolderError(enc/'config.json', f"not a model configuration (no model_type): {_AGAIN}")
     _json(enc/'tokenizer.json', 'tokenizer')
     if (enc/'model.safetensors').is_file():
-        from safetensors import safe_open
         try:
             with safe_open(str(enc/'model.safetensors'), 'pt') as st: st.keys()
         except Exception as e: raise ModelFolderError(enc/'model.safetensors', f"unreadable weights ({str(e).splitlines()[0]}): {_AGAIN}") from None
@@ -184,13 +186,13 @@ def _heads(path, model, n_labels):
                                       f"{tuple(sd[k].shape)}: the label list or the options do not belong to these weights")
     return heads
 
-def load_learner(path, device=None, engine='torch'):
+def load_predictor(path, device=None, engine='torch'):
     """The `SpanPredictor` saved by `export` in directory `path` (no network needed), on `device` (default: the GPU if
     any). `engine='onnx'` or `'onnx-int8'`: ONNX Runtime on the CPU instead (`deploy.load_onnx_predictor`). The
     folder is checked first (`check_model_folder`)."""
     path = Path(path)
     if engine != 'torch':
-        from contproto_fastai.deploy import load_onnx_predictor, ENGINES
+        from contproto_fastai.deploy import load_onnx_predictor, ENGINES  # optional extra [onnx]; deploy imports this module
         if engine not in ENGINES: raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         if device not in (None, 'cpu'): raise ValueError(f"engine {engine!r} runs on the CPU, not on {device!r}")
         check_model_folder(path)
@@ -203,6 +205,12 @@ def load_learner(path, device=None, engine='torch'):
     m.load_state_dict(_heads(path, m, len(cfg['labels'])), strict=False)      # the encoder came from its own folder
     m.eval().to(device or default_device())
     return SpanPredictor(m, tok, LabelSet(cfg['labels'][1:]), cfg['max_len'], max_span_len=cfg.get('tgt_max_span_len'))
+
+# %% ../nbs/04a_predict.ipynb #c008c2
+def load_learner(path, device=None, engine='torch'):
+    "Deprecated alias of `load_predictor` (it returns a `SpanPredictor`, not a fastai `Learner`); goes in the next release."
+    warnings.warn("contproto_fastai.predict.load_learner is renamed load_predictor", DeprecationWarning, stacklevel=2)
+    return load_predictor(path, device=device, engine=engine)
 
 # %% ../nbs/04a_predict.ipynb #c008e
 def tag_lines(pred, lines, bs=32):

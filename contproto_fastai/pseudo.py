@@ -5,7 +5,6 @@
 # %% ../nbs/04_pseudo.ipynb #c002
 from __future__ import annotations
 from dataclasses import dataclass, field
-from pathlib import Path
 import torch
 from .evaluate import span_probs, predict_spans, score
 from .io import atomic_save

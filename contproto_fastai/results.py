@@ -4,8 +4,8 @@
 
 # %% ../nbs/07e_results.ipynb #c002
 from __future__ import annotations
-import json, os, statistics
-from dataclasses import dataclass, field, fields, asdict
+import json, statistics
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from .io import atomic_write_text
 

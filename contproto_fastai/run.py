@@ -4,24 +4,26 @@
 
 # %% ../nbs/08e_run.ipynb #c002
 from __future__ import annotations
-import contextlib, dataclasses, fcntl, functools, hashlib, json, logging, os, platform, socket, time
+import contextlib, dataclasses, fcntl, functools, hashlib, json, os, platform, socket, time
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
 from fastai.learner import load_model
+from rich.progress import track as rich_track
+from rich.console import Console
 from . import __version__
 from .config import RunConfig, FILES
 from .io import atomic_write_text
 from .results import Results
 from .pseudo import PseudoLabels, ContProtoState
 from .data import encode, SpanDL
-from .predict import load_learner
+from .predict import load_predictor
 from .contproto import margin_gate
-from .model import load_encoder
+from .encoders import load_encoder
 from .learner import RichProgress, BestEpoch
 from .checkpoint import Checkpoint, AtomicSaveModelCallback, load_weights
-from .pipeline import read_split, load_task, teacher_for, pseudo_label, shared_state, student_for, evaluate, pseudo_label_stats
+from .pipeline import read_split, load_task, teacher_for, pseudo_label, shared_state, student_for, score_on_test, pseudo_label_stats
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .deploy import write_model_card
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
@@ -37,8 +39,7 @@ def track(console, quiet, what, every=0.1):
     way in a log file, nothing when quiet."""
     if quiet: return None
     if console.is_terminal:
-        from rich.progress import track
-        return lambda it: track(it, description=what, console=console, transient=True)
+        return lambda it: rich_track(it, description=what, console=console, transient=True)
     def lines(it):
         n, t0, nxt = len(it), time.time(), every
         for k, x in enumerate(it):
@@ -148,7 +149,6 @@ class RunLock:
 class Run:
     "One experiment (`RunConfig`) in its folder `cfg.out`; `fit()` runs it, `Run.resume(folder).fit()` continues it."
     def __init__(self, cfg:RunConfig, console=None):
-        from rich.console import Console
         self.cfg, self.out = cfg, Path(cfg.out)
         self.console = console or Console(stderr=True, log_path=False)
         self.primary, self.resuming = rank() == 0, False     # under torchrun: one process per device, process 0 writes
@@ -231,7 +231,7 @@ class Run:
         self.clock.lap('data'); self._phase('data')
 
     def _dist_cbs(self): return [DistributedSelfTraining()] if world_size() > 1 else []
-    def _evaluate(self, model, what): return evaluate(model, self.task, bs=2*self.cfg.bs, pbar=self.pbar(f"evaluating {what}"))
+    def _evaluate(self, model, what): return score_on_test(model, self.task, bs=2*self.cfg.bs, pbar=self.pbar(f"evaluating {what}"))
 
     def _teacher(self):
         "The teacher (eq. 1) and the `ContProtoState` of its pseudo labels: trained here, or an earlier run's (steps 2-3)."
@@ -271,7 +271,8 @@ class Run:
             diff = fingerprint_diff(then, now, TEACHER_KEYS)
             if diff: raise RunFolderError(f"--teacher-from {td}: its pseudo labels are for other data: " + '; '.join(diff))
             other_test = fingerprint_diff(then, now, TEST_KEYS)
-        else: other_test = [k for k in TEST_KEYS if k in pc and pc[k] != getattr(self.cfg, k)] if not own else []
+        else:       # a run folder older than fingerprint.json (format 1): compare the options its results recorded
+            other_test = [k for k in TEST_KEYS if k in pc and pc[k] != getattr(self.cfg, k)] if not own else []
         relabel = (pc.get('tgt_max_span_len') or pc.get('max_span_len', task.max_span_len)) != task.tgt_span_len
         res.teacher_history = prev.teacher_history
         if relabel:     # other target spans than the teacher's run enumerated: its weights serve, its labels and score not
@@ -357,7 +358,7 @@ def refinement_report(out, teacher_dir):
     "What refinement did in the finished run in `out` (a dict; cached in `out/diagnostics.json`): see above."
     out = Path(out); cache = out/'diagnostics.json'
     if cache.exists(): return json.loads(cache.read_text())
-    cfg, pred = RunConfig(**Results.read(out)['config']), load_learner(out/'model')
+    cfg, pred = RunConfig(**Results.read(out)['config']), load_predictor(out/'model')
     sents = [dataclasses.replace(s, tags=s.gold) for s in read_split(cfg.tgt_train, 'tgt_train', cfg.tgt_limit, cfg.seed, cfg.encoding)]   # as the run drew them; gold for analysis
     exs, _ = encode(sents, pred.tokenizer, pred.labels, cfg.tgt_max_span_len or cfg.max_span_len, cfg.max_len)
     gold = torch.tensor([l for e in exs for l in e.labels])

@@ -10,6 +10,7 @@ from typing import Optional
 from spacy.language import Language
 from spacy.tokens import Span
 from spacy.util import minibatch
+from .predict import load_predictor
 
 # %% ../nbs/08d_spacy.ipynb #c005
 ALIGNMENT_MODES = ('expand', 'contract', 'strict')
@@ -47,8 +48,7 @@ class ContProtoNER:
 def make_contproto_ner(nlp:Language, name:str, model:Optional[str], engine:str, batch_size:int, alignment_mode:str, device:Optional[str]):
     "The `contproto_ner` factory: the predictor folder `model` (written by `contproto-fit` or `SpanPredictor.export`) run by `engine`."
     if not model: raise ValueError("contproto_ner needs the predictor folder: nlp.add_pipe('contproto_ner', config={'model': 'runs/en-de/model'})")
-    from contproto_fastai.predict import load_learner
-    return ContProtoNER(nlp, name, load_learner(model, device=device, engine=engine), batch_size, alignment_mode)
+    return ContProtoNER(nlp, name, load_predictor(model, device=device, engine=engine), batch_size, alignment_mode)
 
 if __name__ != '__main__':      # the module registers the factory (through the entry point, or when imported); a notebook running this cell does not
     Language.factory('contproto_ner', default_config=dict(model=None, engine='torch', batch_size=32, alignment_mode='expand', device=None),

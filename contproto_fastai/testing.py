@@ -7,7 +7,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from types import SimpleNamespace
-from .data import Sentence, LabelSet, encode, word_tokenizer
+import torch
+import tempfile
+from .corpus import Sentence, LabelSet
+from .data import encode, word_tokenizer
+from .encoders import tiny_encoder
 
 # %% auto #0
 __all__ = ['toy_sentences', 'toy_task', 'save_tiny_model', 'write_conll', 'toy_files']
@@ -58,8 +62,7 @@ def _sp_specials(): return ['<s>', '<pad>', '</s>', '<unk>', '<mask>']
 
 def _roberta_tokenizer(texts):
     "A byte-level BPE tokenizer (RoBERTa's family) trained in-process on `texts`, saved the way RoBERTa's is."
-    import tempfile
-    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers import ByteLevelBPETokenizer  # deferred: tokenizers and transformers load slowly
     from transformers import RobertaTokenizerFast
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=300, min_frequency=1, special_tokens=_sp_specials(), show_progress=False)
@@ -68,7 +71,7 @@ def _roberta_tokenizer(texts):
 
 def _xlmr_tokenizer(texts):
     "A SentencePiece-style unigram tokenizer (XLM-R's family) trained in-process on `texts`."
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors
+    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors  # deferred: tokenizers and transformers load slowly
     from transformers import XLMRobertaTokenizerFast
     tk = Tokenizer(models.Unigram())
     tk.pre_tokenizer, tk.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
@@ -81,13 +84,11 @@ def _xlmr_tokenizer(texts):
 def save_tiny_model(path, words, hidden=64, layers=2, heads=2, seed=0, style='bert'):
     """Save a tiny random encoder and a tokenizer over `words` to `path` (loadable with `load_encoder(path)`): a BERT
     with a word-level tokenizer (`style='bert'`), or a RoBERTa / XLM-R with a byte-level BPE / SentencePiece tokenizer."""
-    import torch
-    from contproto_fastai.model import tiny_encoder
     if style == 'bert':
         tok = word_tokenizer(words)
         tiny_encoder(len(tok), hidden=hidden, layers=layers, heads=heads, seed=seed).save_pretrained(path)
     elif style in ('roberta', 'xlmr'):
-        from transformers import RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel
+        from transformers import RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel  # deferred: transformers loads slowly
         uniq = sorted(set(words)); texts = [' '.join(uniq[i:i + 8]) for i in range(0, len(uniq), 8)]
         tok = _roberta_tokenizer(texts) if style == 'roberta' else _xlmr_tokenizer(texts)
         Config, Model = (RobertaConfig, RobertaModel) if style == 'roberta' else (XLMRobertaConfig, XLMRobertaModel)

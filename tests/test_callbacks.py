@@ -3,7 +3,6 @@ against a float64 reference, the two dropout views, SupCon's features and labels
 sides, and refined pseudo labels reaching the loss of the batch that refined them."""
 import math
 import pytest, torch
-import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from contproto_fastai import contproto as cp
@@ -111,7 +110,7 @@ def test_refined_pseudo_labels_reach_the_same_batch_loss(task):
             self.rows.append((self.before, y['tgt_pseudo'].detach().clone(), float(self.learn.loss_func.terms['tgt']),
                               float(soft_ce(p['logits'], y['tgt_pseudo'], p['span_mask'])),
                               float(soft_ce(p['logits'], self.before, p['span_mask'])), y['tgt'].clone(), p['span_mask'].clone()))
-    s = Spy(); learn = _student(task, 'contproto', [s], epochs=2)
+    s = Spy(); _student(task, 'contproto', [s], epochs=2)
     assert s.rows
     changed = 0
     for before, used, term, with_used, with_before, idx, mask in s.rows:

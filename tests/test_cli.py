@@ -47,10 +47,10 @@ def test_cli_end_to_end(toy, script, tmp_path):
     # the saved teacher pseudo labels scored against the gold tags kept aside in the target train file
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
-    from contproto_fastai.predict import load_learner
+    from contproto_fastai.predict import load_predictor
     from contproto_fastai.pseudo import PseudoLabels, pseudo_label_f1
     from contproto_fastai.data import encode
-    pred = load_learner(out/'model', device='cpu')
+    pred = load_predictor(out/'model', device='cpu')
     test = read_conll(toy['tgt_test'])
     assert f1_score([s.tags for s in test], pred.tag([s.tokens for s in test]), mode='strict', scheme=IOB2) == pytest.approx(res['student']['f1'])
     tgt = read_conll(toy['tgt_train'], labelled=False)
@@ -190,8 +190,8 @@ def test_contproto_predict_script(toy, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     sents = read_conll(tmp_path/'tagged.txt')
     assert [s.tokens for s in sents] == [['Maria', 'Schmidt', 'arbeitet', 'bei', 'Airbus', '.'], ['Anna', 'besuchte', 'gestern', 'Oslo', '.']]
-    from contproto_fastai.predict import load_learner
-    assert [s.tags for s in sents] == load_learner(out/'model').tag([s.tokens for s in sents])   # same as in-process
+    from contproto_fastai.predict import load_predictor
+    assert [s.tags for s in sents] == load_predictor(out/'model').tag([s.tokens for s in sents])   # same as in-process
     assert (0, 1, 'PER') in sents[0].spans and (0, 0, 'PER') in sents[1].spans
     r = subprocess.run([exe, str(tmp_path), str(tmp_path/'raw.txt')], capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode != 0 and 'not a directory written by export' in r.stderr
@@ -238,9 +238,9 @@ def test_cli_target_span_limit_and_trace(toy, script, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out/'results.json').read_text())
     from contproto_fastai.data import encode
-    from contproto_fastai.predict import load_learner
+    from contproto_fastai.predict import load_predictor
     from contproto_fastai.pseudo import PseudoLabels
-    pred = load_learner(out/'model', device='cpu')
+    pred = load_predictor(out/'model', device='cpu')
     assert pred.model.max_span_len == 3 and pred.max_span_len == 5          # width buckets from the source, spans to 5
     tgt = read_conll(toy['tgt_train'], labelled=False)
     exs, _ = encode(tgt, pred.tokenizer, None, 5, 128)

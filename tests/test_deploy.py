@@ -2,7 +2,6 @@
 --engine` and `--html`, the spaCy component, the entity page in headless Chromium, the model card, and the smoke run
 of bench/inference.py. One toy teacher (contproto-fit --epochs 0) serves them all."""
 import importlib.util, json, os, re, shutil, subprocess, sys
-from pathlib import Path
 import pytest
 import torch
 from contproto_fastai.data import read_conll, Sentence, encode
@@ -36,8 +35,8 @@ def run(tmp_path_factory):
 def engines(run):
     "The predictor run by each engine (the ONNX files are exported on first use)."
     if not onnx_ok: pytest.skip("ONNX extra not installed")
-    from contproto_fastai.predict import load_learner
-    return {e: load_learner(run['model'], device='cpu', engine=e) for e in ('torch', 'onnx', 'onnx-int8')}
+    from contproto_fastai.predict import load_predictor
+    return {e: load_predictor(run['model'], device='cpu', engine=e) for e in ('torch', 'onnx', 'onnx-int8')}
 
 
 def _key(ents): return [[(e['start'], e['end'], e['type']) for e in s] for s in ents]
@@ -47,7 +46,7 @@ def _key(ents): return [[(e['start'], e['end'], e['type']) for e in s] for s in 
 
 def test_model_card(run):
     import yaml
-    from contproto_fastai.predict import load_learner
+    from contproto_fastai.predict import load_predictor
     card = (run['model']/'README.md').read_text()
     assert card.startswith('---\n')
     meta = yaml.safe_load(card.split('---\n')[1])
@@ -61,8 +60,8 @@ def test_model_card(run):
     assert '--teacher-epochs 3' in card and '--epochs 0' in card                # the training command
     assert re.search(r'^\| source train \| `[^`]+src_train.txt` \| 160 \| yes \|$', card, re.M)      # data and their sizes
     assert "nlp.add_pipe('contproto_ner'" in card and 'contproto-predict model' in card
-    ref = load_learner(run['model'], device='cpu')                              # the card changes nothing for the loader
-    assert ref.predict("Anna besuchte Oslo .") == load_learner(run['model'], device='cpu').predict("Anna besuchte Oslo .")
+    ref = load_predictor(run['model'], device='cpu')                              # the card changes nothing for the loader
+    assert ref.predict("Anna besuchte Oslo .") == load_predictor(run['model'], device='cpu').predict("Anna besuchte Oslo .")
 
 
 def test_model_card_languages_and_encoder(run, tmp_path):
@@ -129,18 +128,18 @@ def test_onnx_int8(run, engines):
 @needs_onnx
 def test_stale_onnx_is_exported_again(run, engines, tmp_path, caplog):
     "A predictor exported again into the same folder (other weights) makes the old model.onnx stale: it is remade."
-    from contproto_fastai.predict import load_learner
+    from contproto_fastai.predict import load_predictor
     d = tmp_path/'model'
     shutil.copytree(run['model'], d)
     heads = torch.load(d/'heads.pt', weights_only=True)
     for k in ('classifier.weight', 'classifier.bias'): heads[k][[1, 3]] = heads[k][[3, 1]].clone()   # LOC and PER swapped
     torch.save(heads, d/'heads.pt')
     with caplog.at_level('WARNING', logger='contproto_fastai'):
-        ox = load_learner(d, engine='onnx')
+        ox = load_predictor(d, engine='onnx')
     assert 'exporting it again' in caplog.text
     test = [s.tokens for s in read_conll(run['files']['tgt_test'])]
-    assert _key(ox.predict(test)) == _key(load_learner(d, device='cpu').predict(test)) != _key(engines['torch'].predict(test))
-    with pytest.raises(ValueError, match='engine must be one of'): load_learner(d, engine='tensorrt')
+    assert _key(ox.predict(test)) == _key(load_predictor(d, device='cpu').predict(test)) != _key(engines['torch'].predict(test))
+    with pytest.raises(ValueError, match='engine must be one of'): load_predictor(d, engine='tensorrt')
 
 
 @needs_onnx
@@ -150,7 +149,7 @@ def test_onnx_on_real_sentences_of_every_language(shared_data, tmp_path):
     words, and the authors' MLP head: ONNX fp32 gives PyTorch's span probabilities for every shape these batches take."""
     from contproto_fastai.data import read_wikiann, LabelSet
     from contproto_fastai.model import SpanNER, load_encoder
-    from contproto_fastai.predict import SpanPredictor, load_learner
+    from contproto_fastai.predict import SpanPredictor, load_predictor
     from contproto_fastai.testing import save_tiny_model
     sents = []
     for corpus, langs in (('conll', ('de', 'en', 'es', 'nl')), ('wikiann', ('ar', 'en', 'hi', 'zh'))):
@@ -163,7 +162,7 @@ def test_onnx_on_real_sentences_of_every_language(shared_data, tmp_path):
     enc, tok = load_encoder(tiny, dropout=None)
     torch.manual_seed(0)
     SpanPredictor(SpanNER(enc, 4, max_span_len=4, norm=True, head='mlp').eval(), tok, LabelSet(['LOC', 'ORG', 'PER']), max_len=128).export(tmp_path/'model')
-    pt, ox = load_learner(tmp_path/'model', device='cpu'), load_learner(tmp_path/'model', engine='onnx')
+    pt, ox = load_predictor(tmp_path/'model', device='cpu'), load_predictor(tmp_path/'model', engine='onnx')
     exs, _ = encode([Sentence(s) for s in sents], tok, None, 4, 128)
     assert len(exs) > len(sents)                                        # the long one was split
     a, b = pt.span_probs(exs, 16), ox.span_probs(exs, 16)
@@ -180,14 +179,14 @@ def test_onnx_other_encoder_families(tmp_path, style):
     padding id is 1 (the span model swaps the batch's 0 padding for it inside the graph): fp32 ONNX = PyTorch on padded batches."""
     from contproto_fastai.data import LabelSet
     from contproto_fastai.model import SpanNER, load_encoder
-    from contproto_fastai.predict import SpanPredictor, load_learner
+    from contproto_fastai.predict import SpanPredictor, load_predictor
     from contproto_fastai.testing import toy_sentences, save_tiny_model
     sents = [s.tokens for s in toy_sentences(30, 'tgt', seed=5)]
     enc, tok = load_encoder(save_tiny_model(tmp_path/style, [w for s in sents for w in s], hidden=32, style=style), dropout=None)
     assert enc.config.pad_token_id == 1
     torch.manual_seed(0)
     SpanPredictor(SpanNER(enc, 4, norm=True).eval(), tok, LabelSet(['LOC', 'ORG', 'PER']), max_len=64).export(tmp_path/'model')
-    pt, ox = load_learner(tmp_path/'model', device='cpu'), load_learner(tmp_path/'model', engine='onnx')
+    pt, ox = load_predictor(tmp_path/'model', device='cpu'), load_predictor(tmp_path/'model', engine='onnx')
     exs, _ = encode([Sentence(s) for s in sents], ox.tokenizer, None, 4, 64)
     assert [e.input_ids for e in exs] == [e.input_ids for e in encode([Sentence(s) for s in sents], pt.tokenizer, None, 4, 64)[0]]
     a, b = pt.span_probs(exs, 7), ox.span_probs(exs, 7)
@@ -288,8 +287,8 @@ print(json.dumps([[(e.text, e.label_, e._.contproto_prob) for e in d.ents] for d
     if 'entry point' in r.stderr or "Can't find factory" in r.stderr: pytest.fail("factory not registered: pip install -e . (entry points)\n" + r.stderr[-2000:])
     assert r.returncode == 0, r.stderr[-3000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
-    from contproto_fastai.predict import load_learner
-    ref = load_learner(run['model'], device='cpu').predict(["Maria Schmidt arbeitet bei Airbus .", "Heute geschah nichts ."])
+    from contproto_fastai.predict import load_predictor
+    ref = load_predictor(run['model'], device='cpu').predict(["Maria Schmidt arbeitet bei Airbus .", "Heute geschah nichts ."])
     assert [[(t, l) for t, l, _ in d] for d in got] == [[(e['text'], e['type']) for e in s] for s in ref]
     assert all(0 < p <= 1 for d in got for _, _, p in d)
 

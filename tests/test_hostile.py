@@ -156,23 +156,23 @@ def test_predict_and_tag_take_generators(exported):
 
 @pytest.mark.parametrize('rel', ['encoder/tokenizer.json', 'encoder/config.json', 'encoder/model.safetensors', 'heads.pt'])
 def test_missing_file_is_named(exported, tmp_path, rel):
-    from contproto_fastai.predict import load_learner
+    from contproto_fastai.predict import load_predictor
     d = _copy(exported[1], tmp_path, lambda p: (p/rel).unlink())
-    with pytest.raises(FileNotFoundError) as ei: load_learner(d, device='cpu')
+    with pytest.raises(FileNotFoundError) as ei: load_predictor(d, device='cpu')
     assert str(ei.value).startswith(f"{d/rel}: missing") and '\n' not in str(ei.value)
 
 
 def test_unknown_format_is_refused(exported, tmp_path):
-    from contproto_fastai.predict import load_learner
+    from contproto_fastai.predict import load_predictor
     d = _copy(exported[1], tmp_path, _edit(format=99))
     with pytest.raises(FileNotFoundError, match=r"format 99 is not one this version of contproto_fastai reads \(1, 2\)"):
-        load_learner(d, device='cpu')
+        load_predictor(d, device='cpu')
 
 
 def test_reordered_labels_are_refused(exported, tmp_path):
-    from contproto_fastai.predict import load_learner
+    from contproto_fastai.predict import load_predictor
     d = _copy(exported[1], tmp_path, _edit(labels=['O', 'PER', 'LOC']))
-    with pytest.raises(FileNotFoundError, match='restore the exported order'): load_learner(d, device='cpu')
+    with pytest.raises(FileNotFoundError, match='restore the exported order'): load_predictor(d, device='cpu')
 
 
 def test_exported_files_share_one_mode(exported):

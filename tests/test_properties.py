@@ -1,6 +1,6 @@
 "Property tests (hypothesis) of tag/span conversion, span enumeration, pseudo-label storage and span decoding."
 import torch
-from hypothesis import given, strategies as st, assume
+from hypothesis import given, strategies as st
 from contproto_fastai.data import tags_to_spans, spans_to_tags, enumerate_spans
 from contproto_fastai.evaluate import decode_spans
 from contproto_fastai.pseudo import PseudoLabels

@@ -1,5 +1,4 @@
 "Reading the real CoNLL-2002/2003 corpora in ../shared/data/conll, and encoding real English sentences with MiniLM."
-import logging
 import pytest
 from contproto_fastai.data import read_conll, tags_to_spans, enumerate_spans, LabelSet, encode, DataFormatError
 

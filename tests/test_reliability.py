@@ -1,5 +1,5 @@
 "Reliability: no training path reads target gold tags, and the same seed gives the same run (CPU)."
-import json, random
+import random
 import pytest, torch
 from contproto_fastai.config import RunConfig
 from contproto_fastai.run import Run

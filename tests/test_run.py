@@ -7,7 +7,7 @@ from contproto_fastai.run import Run
 from contproto_fastai.results import Results
 from contproto_fastai.pseudo import PseudoLabels, ContProtoState
 from contproto_fastai.data import read_conll
-from contproto_fastai.predict import load_learner
+from contproto_fastai.predict import load_predictor
 from contproto_fastai.cli import _predict
 from contproto_fastai.testing import toy_files
 
@@ -63,7 +63,7 @@ def test_teacher_only_run(toy):
     eq(res4['recipe']['lr_max'], [3e-3, 1e-2]); eq(res4['recipe']['head'], 'mlp')
     saved = json.loads((d/'run4'/'model'/'contproto.json').read_text())
     eq((saved['head'], saved['norm'], saved['freeze_embeddings']), ('mlp', True, True))
-    p4 = load_learner(d/'run4'/'model')
+    p4 = load_predictor(d/'run4'/'model')
     eq(p4.model.options, {k: saved[k] for k in p4.model.options})
 
 

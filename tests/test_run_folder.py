@@ -1,6 +1,6 @@
 """A run folder is the unit (issue: runs that cannot be mixed up): resume by folder wherever it was moved or copied, a
 fingerprint checked on resume and by --teacher-from, an exclusive lock, options and folders checked before any work."""
-import hashlib, json, os, shutil, signal, subprocess, sys, time
+import hashlib, json, os, shutil, signal, subprocess, time
 from pathlib import Path
 import pytest, torch
 from contproto_fastai.config import RunConfig

@@ -1,14 +1,13 @@
 """Encoders other than BERT end to end: a RoBERTa-style (byte-level BPE) and an XLM-R-style (SentencePiece unigram)
-tokenizer and model, built in-process, through load_encoder → encode → teacher → predict → export → load_learner."""
+tokenizer and model, built in-process, through load_encoder → encode → teacher → predict → export → load_predictor."""
 import tempfile
 from pathlib import Path
 import pytest, torch
 from fastai.callback.progress import ProgressCallback
 from contproto_fastai.testing import toy_files
 from contproto_fastai.model import load_encoder, Recipe
-from contproto_fastai.data import read_conll, encode
-from contproto_fastai.pipeline import load_task, teacher_for, evaluate
-from contproto_fastai.predict import load_learner
+from contproto_fastai.pipeline import load_task, teacher_for, score_on_test
+from contproto_fastai.predict import load_predictor
 
 STYLES = {'roberta': 'Ġ', 'xlmr': '▁'}
 
@@ -55,13 +54,13 @@ def test_padding_uses_the_encoders_pad_id(trained):
 
 def test_trains_predicts_and_exports(trained):
     style, files, tok, task, learn, d = trained
-    res = evaluate(learn.model, task)
+    res = score_on_test(learn.model, task)
     dev_f1 = learn.recorder.values[-1][list(learn.recorder.metric_names[1:]).index('span_f1')]
     assert dev_f1 > 0.5 and res['f1'] > 0.2, (dev_f1, res['f1'])   # learns the toy task (a random model scores ~0)
     raw = ' '.join(task.tgt_test[0].tokens)
     ents = learn.predict(raw)
     assert all(raw[e['char_start']:e['char_end']] == e['text'] for e in ents)
     learn.export('model')
-    again = load_learner(d/'model', device='cpu')
+    again = load_predictor(d/'model', device='cpu')
     assert again.predict(raw) == ents and again.tokenizer.pad_token_id == 1
     if style == 'roberta': assert again.tokenizer.add_prefix_space is True
