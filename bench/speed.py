@@ -121,10 +121,10 @@ def run_inference(model, device, predictor=None, bs=32, limit=None):
     import torch
     from contproto_fastai.data import read_conll, LabelSet
     from contproto_fastai.model import SpanNER, recipe
-    from contproto_fastai.predict import SpanPredictor, load_learner
+    from contproto_fastai.predict import SpanPredictor, load_predictor
     path = DATA/'de'/'test.txt'
     sents = [s.tokens for s in (read_conll(path, labelled=False) if path.exists() else sentences(200, tgt=True))][:limit]
-    if predictor: pred = load_learner(predictor, device=device)
+    if predictor: pred = load_predictor(predictor, device=device)
     else:
         torch.manual_seed(0)
         make, tok = encoder_factory(model, [w for s in sents for w in s])
@@ -191,6 +191,63 @@ def subprocess_run(spec, a, device):
     if a.in_process: return run_one(spec, a.model, a.steps, a.warmup, device)
     return in_subprocess('--one', spec, '--model', a.model, '--steps', str(a.steps), '--warmup', str(a.warmup), '--device', device)
 
+def _ms(r): return f"{1000 * r['median_s']:,.0f}"
+
+def tables(out):
+    """The result tables of a speed run `out` (its JSON), as `(title, columns, rows)`: printed on the console while
+    measuring and written as markdown (`speed*.md`) from the same rows."""
+    m, tabs = out['machine'], []
+    where = f"{m['model']}, {m['device']} ({m['cpu']}, {m['threads']} threads)"
+    if 'results' in out:
+        res, s = out['results'], out['summary']; floor = res['double_forward_floor']['median_s']
+        tabs.append((f"Training step, {where}: median ms per step", ['configuration', 'spans', 'ms / step', '÷ floor', 'peak MB'],
+                     [[k, f"{r['spans']:,}", _ms(r), f"{r['median_s'] / floor:.2f}", f"{r['peak_mb']:,.0f}"] for k, r in res.items()]))
+        tabs.append(("Cost of each callback: ContProto minus ContProto without it", ['callback', 'ms / step'],
+                     [[c, f"{1000 * v:,.0f}"] for c, v in s['callback_cost_s'].items()]))
+    if 'embeddings' in out:
+        res = out['embeddings']; rows = []
+        for k in dict.fromkeys(r['config'] for r in res.values()):
+            fr, tr = res[f'{k}_frozen'], res[f'{k}_trainable']
+            rows.append([k, _ms(fr), _ms(tr), f"{tr['median_s'] / fr['median_s']:.2f}", f"{fr['peak_mb']:,.0f}", f"{tr['peak_mb']:,.0f}"])
+        tabs.append((f"Word embeddings frozen vs trainable, {where}: median ms per step",
+                     ['configuration', 'frozen ms / step', 'trainable ms / step', 'trainable ÷ frozen', 'frozen peak MB', 'trainable peak MB'], rows))
+    if 'scaling' in out:
+        res = out['scaling']; cfgs = list(dict.fromkeys(r['config'] for r in res.values())); rows = []
+        for n, L in dict.fromkeys((r['n'], r['words']) for r in res.values()):
+            rs = [res[f'{c}_n{n}_L{L}'] for c in cfgs]
+            rows.append([f"{n} × {L}", f"{rs[0]['spans']:,}", *[_ms(r) for r in rs], *[f"{r['peak_mb']:,.0f}" for r in rs]])
+        tabs.append((f"Scaling, {where}: ms per step and peak MB", ['sentences × words', 'spans'] + [f'{c} ms' for c in cfgs] + [f'{c} MB' for c in cfgs], rows))
+    if 'supcon' in out:
+        res = out['supcon']; rows = []
+        for n in dict.fromkeys(r['n'] for r in res):
+            ch, de = [next((r for r in res if r['n'] == n and r['one_matrix'] == d), None) for d in (False, True)]
+            rows.append([f"{n:,}", f"{ch['dense_matrix_mb']:,.0f}", f"{ch['extra_peak_mb']:,.0f}", f"{de['extra_peak_mb']:,.0f}" if de else 'not run',
+                         f"{ch['seconds']:.2f}", f"{de['seconds']:.2f}" if de else 'not run'])
+        tabs.append(("SupCon (eq. 4) forward + backward alone: extra peak memory and time",
+                     ['spans n', 'n × n matrix MB', 'chunked (default) MB', 'one matrix MB', 'chunked s', 'one matrix s'], rows))
+    if 'inference' in out:
+        r = out['inference']
+        tabs.append((f"Inference, {where}", ['sentences', 'words', 'batch', 'seconds', 'sentences / s', 'peak MB'],
+                     [[f"{r['sentences']:,}", f"{r['words']:,}", str(r['bs']), f"{r['seconds']:.1f}", f"{r['sentences_per_s']:.1f}", f"{r['peak_mb']:,.0f}"]]))
+    return tabs
+
+def markdown(out):
+    "The tables of `out` as one markdown file, each under its title, with the commands that measured them."
+    by = {}
+    for part, c in out['commands'].items(): by.setdefault(c, []).append(part)
+    parts = ['Measured by ' + '; '.join(f"`{c}` ({', '.join(ps)})" for c, ps in by.items()) + '.']
+    for title, cols, rows in tables(out):
+        parts.append(f"**{title}**\n\n| " + ' | '.join(cols) + ' |\n|' + '---|' * len(cols) + '\n' + '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows))
+    return '\n\n'.join(parts) + '\n'
+
+def print_tables(console, out):
+    from rich.table import Table
+    for title, cols, rows in tables(out):
+        tb = Table(title=title)
+        for c in cols: tb.add_column(c, justify='right')
+        for r in rows: tb.add_row(*r)
+        console.print(tb)
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', default='minilm'); p.add_argument('--steps', type=int, default=10)
@@ -207,19 +264,21 @@ def main(argv=None):
     p.add_argument('--update', action='store_true', help='keep the parts of an existing --out that this run does not measure')
     p.add_argument('--supcon-sizes', default='2048,4096,8192,16384,32768', help='supcon: numbers of contrasted spans')
     p.add_argument('--one-matrix-max', type=int, default=16384, help='supcon: largest n run with one n x n matrix (32,768 needs ~16 GB)')
+    p.add_argument('--tables', action='store_true', help='measure nothing: write the markdown tables of an existing --out (FILE.md)')
     p.add_argument('--one', default=None, help=argparse.SUPPRESS)
     p.add_argument('--one-supcon', default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     import torch
     device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     a.out = a.out or str(ROOT/'bench'/'results'/('speed.json' if a.model == 'minilm' else f'speed_{Path(a.model).name}.json'))
+    if a.tables:
+        out = json.loads(Path(a.out).read_text()); Path(a.out).with_suffix('.md').write_text(markdown(out)); return out
     if a.one is not None:
         print(json.dumps(run_one(json.loads(a.one), a.model, a.steps, a.warmup, device))); return
     if a.one_supcon is not None:
         print(json.dumps(run_supcon(*json.loads(a.one_supcon)))); return
     from contproto_fastai.run import machine_info
     from rich.console import Console
-    from rich.table import Table
     console, parts = Console(), a.parts.split(',')
     command = ' '.join(['python', 'bench/speed.py'] + (argv if argv is not None else sys.argv[1:]))
     out = dict(machine=dict(machine_info(device), model=a.model), commands={})
@@ -238,59 +297,35 @@ def main(argv=None):
                        callback_cost_s={c: fullt - res[f'contproto_without_{c}']['median_s'] for c in f},
                        o_keep_over_floor=res[f'contproto_o_keep_{a.o_keep}']['median_s'] / floor,
                        max_spans_over_floor=res[f'contproto_max_spans_{a.max_spans}']['median_s'] / floor)
-        tb = Table(title=f"Training step, {a.model}, {device}: median of {a.steps} steps")
-        for c in ('configuration', 'spans', 'ms/step', '÷ floor', 'peak MB'): tb.add_column(c, justify='right')
-        for name, r in res.items(): tb.add_row(name, str(r['spans']), f"{1000*r['median_s']:.0f}", f"{r['median_s']/floor:.2f}", f"{r['peak_mb']:.0f}")
-        console.print(tb)
-        console.print("cost per callback (ContProto minus ContProto without it): " +
-                      ', '.join(f"{c} {1000*v:.0f} ms" for c, v in summary['callback_cost_s'].items()), highlight=False)
         out.update(results=res, summary=summary)
     if 'embeddings' in parts:
         res = {}
         for name, spec in embedding_specs().items():
             res[name] = subprocess_run(spec, a, device)
             console.print(f"{name:40s} {res[name]['median_s']*1000:9.1f} ms  peak {res[name]['peak_mb']:8.0f} MB", highlight=False)
-        tb = Table(title=f"Word embeddings frozen vs trainable, {a.model}, {device}: median of {a.steps} steps")
-        for c in ('configuration', 'frozen ms/step', 'trainable ms/step', 'trainable ÷ frozen', 'frozen peak MB', 'trainable peak MB'): tb.add_column(c, justify='right')
-        for k in dict.fromkeys(r['config'] for r in res.values()):
-            fr, tr = res[f'{k}_frozen'], res[f'{k}_trainable']
-            tb.add_row(k, f"{1000*fr['median_s']:.0f}", f"{1000*tr['median_s']:.0f}", f"{tr['median_s']/fr['median_s']:.2f}", f"{fr['peak_mb']:.0f}", f"{tr['peak_mb']:.0f}")
-        console.print(tb)
         out['embeddings'] = res
     if 'scaling' in parts:
         res = {}
         for name, spec in scaling_specs(a.max_spans, [int(x) for x in a.lengths.split(',')], [int(x) for x in a.batches.split(',')]).items():
             res[name] = subprocess_run(spec, a, device)
             console.print(f"{name:44s} {res[name]['spans']:6d} spans {res[name]['median_s']*1000:9.1f} ms  peak {res[name]['peak_mb']:8.0f} MB", highlight=False)
-        tb = Table(title=f"Scaling, {a.model}, {device}: ms/step and peak MB")
-        cfgs = list(dict.fromkeys(r['config'] for r in res.values()))
-        for c in ['sentences × words', 'spans'] + [f'{c} ms' for c in cfgs] + [f'{c} MB' for c in cfgs]: tb.add_column(c, justify='right')
-        for n, L in dict.fromkeys((r['n'], r['words']) for r in res.values()):
-            rs = [res[f'{c}_n{n}_L{L}'] for c in cfgs]
-            tb.add_row(f"{n} × {L}", str(rs[0]['spans']), *[f"{1000*r['median_s']:.0f}" for r in rs], *[f"{r['peak_mb']:.0f}" for r in rs])
-        console.print(tb)
         out['scaling'] = res
     if 'supcon' in parts:
         res = []
         for n in [int(x) for x in a.supcon_sizes.split(',')]:
             for one in (False, True)[:2 if n <= a.one_matrix_max else 1]:
                 res.append(run_supcon(n, one) if a.in_process else in_subprocess('--one-supcon', [n, one]))
-        tb = Table(title="SupCon (eq. 4) forward + backward alone: extra peak memory and time")
-        for c in ('spans n', 'n × n matrix MB', 'default MB', 'one matrix MB', 'default s', 'one matrix s'): tb.add_column(c, justify='right')
-        for n in dict.fromkeys(r['n'] for r in res):
-            ch, de = [next((r for r in res if r['n'] == n and r['one_matrix'] == d), None) for d in (False, True)]
-            tb.add_row(str(n), f"{ch['dense_matrix_mb']:.0f}", f"{ch['extra_peak_mb']:.0f}", f"{de['extra_peak_mb']:.0f}" if de else 'not run',
-                       f"{ch['seconds']:.2f}", f"{de['seconds']:.2f}" if de else 'not run')
-        console.print(tb)
         out['supcon'] = res
     if 'inference' in parts:
         r = run_inference(a.model, device, a.predictor, limit=a.inference_limit)
         console.print(f"inference: {r['sentences']} sentences in {r['seconds']:.1f}s = {r['sentences_per_s']:.1f} sentences/s "
                       f"(batch {r['bs']}, {r['predictor']}, {device})", highlight=False)
         out['inference'] = r
+    print_tables(console, out)
     console.print(f"machine: {out['machine']}", highlight=False)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(out, indent=2))
-    console.print(f"written: {a.out}", highlight=False)
+    Path(a.out).with_suffix('.md').write_text(markdown(out))
+    console.print(f"written: {a.out} and its tables {Path(a.out).with_suffix('.md')}", highlight=False)
     return out
 
 if __name__ == '__main__': main()

@@ -1,7 +1,6 @@
 """Smoke runs of the benchmark scripts (tiny model, a step or two): they run, and what they write is what they claim
 to have measured. No timing is asserted here; the real measurements are made by hand (see bench/)."""
 import importlib.util, json, shutil
-from pathlib import Path
 import pytest
 
 
@@ -44,6 +43,11 @@ def test_speed_smoke(repo_root, tmp_path):
     js = json.loads(out.read_text())
     assert js['results'] == r['results'] and js['scaling'] == r['scaling'] and js['inference']['sentences'] == 8 == r2['inference']['sentences']
     assert '--inference-limit 8' in js['commands']['inference'] and '--inference-limit 24' in js['commands']['callbacks']
+    # the markdown tables are written beside the JSON from the same rows, and --tables rewrites them from the JSON alone
+    md = out.with_suffix('.md').read_text()
+    assert md.count('| configuration |') == 2 and '| 3 × 32 |' in md and '| 8 |' in md.split('**Inference')[1]
+    out.with_suffix('.md').unlink(); speed.main(['--tables', '--out', str(out)])
+    assert out.with_suffix('.md').read_text() == md
 
 
 def test_reproduce_smoke(repo_root, tmp_path):
