@@ -16,8 +16,8 @@ __all__ = ['gold_span_classes', 'label_moves', 'vote_quality', 'span_pr', 'flipp
 
 # %% ../nbs/07a_diagnostics.ipynb #c005
 def gold_span_classes(examples, sentences, labels):
-    """Gold class of every span of `examples` (in `PseudoLabels` row order) from `Sentence.gold` (analysis only);
-    `None` when a sentence has no gold tags. Entity types the label set lacks count as `O` (`data.gold_classes`)."""
+    """Gold class of every span of `examples` (in `PseudoLabels` row order) from `Sentence.gold` (analysis only: target
+    training sentences, whose `tags` are None); `None` when a sentence has no gold tags. Entity types the label set lacks count as `O` (`data.gold_classes`)."""
     if any(s.gold is None for s in sentences): return None
     return torch.tensor([c for e in examples for c in gold_classes(e, sentences[e.sent_id], labels)], dtype=torch.long)
 

@@ -23,7 +23,8 @@ def test_markers(results):
     f = fill.fill
     assert f('{{pct r/a.json f1.1}}') == '62.50' and f('{{num r/a.json x.fast 1}}') == '3.0'
     assert f('{{ratio r/a.json x.fast x.slow}}') == '2.00' and f('{{diff r/a.json f1.1 f1.0}}') == '+12.50'
-    assert f('{{minus r/a.json pts.1 pts.0}}') == '-1.75' and f('{{mean r/a.json pts}}') == '69.12'
+    assert f('{{minus r/a.json pts.1 pts.0}}') == '−1.75' and f('{{sgn r/a.json pts.1}}') == '+68.25' and f('{{mean r/a.json pts}}') == '69.12'
+    assert f('{{num r/a.json x.fast 0}}') == '3' and f('{{num r/a.json pts.1 2}}') == '68.25'
     assert f('{{table r/t.md 2}}') == '| c |\n|---|\n| 7.25 |' and f('{{md r/t.md}}').startswith('### T')
     with pytest.raises(ValueError, match=r'\{\{num r/a.json nope\}\}: KeyError'): f('{{num r/a.json nope}}')
 
@@ -36,7 +37,8 @@ def test_unbacked(results):
 
 
 def test_results_chapter_prose_is_backed():
-    "Every decimal number in the results chapter's prose is held by a result file the same section names."
+    """Every decimal number in the results chapter's prose is held by a result file the same section names: catches a
+    number typed from nowhere (not a mistyped one that matches another value by chance; computed numbers are markers)."""
     nb = json.loads((ROOT/'nbs'/'11_results.ipynb').read_text())
     bad = {c['id']: u for c in nb['cells'] if c['cell_type'] == 'markdown' and (u := fill.unbacked(''.join(c['source'])))}
     assert not bad, f"numbers typed by hand, not found in the result files their section names: {bad}"

@@ -2,7 +2,8 @@
 chapters (`docs.py`) quote bench/results/ through these markers, never by hand, so they cannot drift from the files.
 
     {{pct FILE KEY}}      100 × the number at KEY (dotted path; list items by index) of the JSON FILE, 2 decimals
-    {{num FILE KEY [D]}}  the number itself, D decimals (default 0)
+    {{num FILE KEY [D]}}  the number itself, D decimals (default 0), thousands separated by commas
+    {{sgn FILE KEY}}      the number itself, signed, 2 decimals (e.g. a difference already in points)
     {{ratio FILE A B}}    the number at key A divided by the one at key B, 2 decimals (e.g. a speed-up)
     {{diff FILE A B}}     100 × (A − B), signed, 2 decimals (e.g. an F1 change in points)
     {{minus FILE A B}}    A − B, signed, 2 decimals (numbers already in points, e.g. F1 ×100)
@@ -13,14 +14,15 @@ chapters (`docs.py`) quote bench/results/ through these markers, never by hand, 
 
 FILE is relative to the repository root. A missing file or key is an error naming the marker.
 
-`unbacked(text)` lists the decimal numbers of a text's prose that no result file it names holds: what is not a marker
-must at least be read off a committed file (checked in CI for the results chapter)."""
+`unbacked(text)` lists the decimal numbers of a text's prose that no result file it names holds. It catches a number
+typed from nowhere, not a wrong one: with every JSON value allowed ×1, ×100 or ×1000 to 0–2 decimals, a mistyped
+number can match some other value by chance. Numbers that are computed (differences, ratios) belong in markers."""
 import json, re
 from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = re.compile(r'\{\{(pct|num|mean|ratio|diff|minus|md|table) ([^}]+)\}\}')
+MARKER = re.compile(r'\{\{(pct|num|sgn|mean|ratio|diff|minus|md|table) ([^}]+)\}\}')
 
 
 @lru_cache(None)
@@ -34,6 +36,9 @@ def lookup(f, key):
     return v
 
 
+def _signed(x): return f"{x:+.2f}".replace('-', '−')      # the minus sign of the prose around it
+
+
 def _one(m):
     kind, args = m.group(1), m.group(2).split()
     try:
@@ -41,10 +46,11 @@ def _one(m):
         if kind == 'table': return tables((ROOT/args[0]).read_text(encoding='utf-8'))[int(args[1]) - 1]
         v = lookup(args[0], args[1])
         if kind == 'ratio': return f"{v / lookup(args[0], args[2]):.2f}"
-        if kind == 'diff': return f"{100 * (v - lookup(args[0], args[2])):+.2f}"
-        if kind == 'minus': return f"{v - lookup(args[0], args[2]):+.2f}"
+        if kind == 'diff': return _signed(100 * (v - lookup(args[0], args[2])))
+        if kind == 'minus': return _signed(v - lookup(args[0], args[2]))
+        if kind == 'sgn': return _signed(v)
         if kind == 'mean': return f"{sum(v) / len(v):.2f}"
-        return f"{100 * v:.2f}" if kind == 'pct' else f"{v:.{int(args[2]) if len(args) > 2 else 0}f}"
+        return f"{100 * v:.2f}" if kind == 'pct' else f"{v:,.{int(args[2]) if len(args) > 2 else 0}f}"
     except (OSError, KeyError, IndexError, ValueError, TypeError) as e:
         raise ValueError(f"{m.group(0)}: {type(e).__name__}: {e}") from None
 
