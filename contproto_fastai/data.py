@@ -10,12 +10,16 @@ import torch
 from fastai.torch_core import to_device
 from .corpus import LabelSet, tags_to_spans
 # the readers, tags ↔ spans and sentences lived here before `corpus`; still importable from here:
-from .corpus import (DataFormatError, Sentence, split_lines, check_encoding, read_lines,  # noqa: F401
-                                     read_conll, read_wikiann, from_hf, subset, spans_to_tags)
+from .corpus import (logger, DataFormatError, Sentence, split_lines, check_encoding,  # noqa: F401
+                                     read_lines, read_conll, read_wikiann, from_hf, subset, spans_to_tags)
+_all_ = ['logger', 'DataFormatError', 'Sentence', 'split_lines', 'check_encoding', 'read_lines', 'read_conll', 'read_wikiann',
+         'from_hf', 'subset', 'tags_to_spans', 'spans_to_tags', 'LabelSet']     # so that `from .data import *` keeps them
 
 # %% auto #0
 __all__ = ['enumerate_spans', 'Example', 'EncodeReport', 'span_labels', 'is_char_tokenised', 'encode', 'collate', 'SpanDL',
-           'PairedDL', 'word_tokenizer', 'gold_classes']
+           'PairedDL', 'word_tokenizer', 'gold_classes', 'logger', 'DataFormatError', 'Sentence', 'split_lines',
+           'check_encoding', 'read_lines', 'read_conll', 'read_wikiann', 'from_hf', 'subset', 'tags_to_spans',
+           'spans_to_tags', 'LabelSet']
 
 # %% ../nbs/00_data.ipynb #c020
 def enumerate_spans(n, max_span_len=4):

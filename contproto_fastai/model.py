@@ -8,9 +8,11 @@ import torch, torch.nn as nn, torch.nn.functional as F
 # encoder loading and recipes lived here before `encoders`; still importable from here:
 from .encoders import (DEFAULT_ENCODER, offline_minilm_path, resolve_model_name, load_encoder,  # noqa: F401
                                        tiny_encoder, Recipe, RECIPES, recipe)
+_all_ = ['DEFAULT_ENCODER', 'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
 
 # %% auto #0
-__all__ = ['SpanNER', 'span_splitter', 'sentence_mean', 'span_ce', 'soft_ce', 'SelfTrainingLoss']
+__all__ = ['SpanNER', 'span_splitter', 'sentence_mean', 'span_ce', 'soft_ce', 'SelfTrainingLoss', 'DEFAULT_ENCODER',
+           'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
 
 # %% ../nbs/01_model.ipynb #c007
 class SpanNER(nn.Module):

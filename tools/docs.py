@@ -50,8 +50,13 @@ def api_page(module, notebook):
     mod = importlib.import_module(f'contproto_fastai.{module}')
     lines = [f'# API: `contproto_fastai.{module}`', '', (inspect.getdoc(mod) or '').strip(), '',
              f'Source notebook: [{module}](../{notebook}.ipynb)', '']
+    src, moved = inspect.getsource(mod), []
     for name in getattr(mod, '__all__', []):
         obj = getattr(mod, name)
+        if not re.search(rf'^(?:def|class) {name}\b|^{name}\s*(?::[^=\n]*)?=', src, re.M):     # imported: documented where it lives
+            home = getattr(obj, '__module__', '') or ''
+            moved.append(f'[`{name}`]({home.split(".")[-1]}.md)' if home.startswith('contproto_fastai.') else f'`{name}`')
+            continue
         kind = 'class' if inspect.isclass(obj) else 'function' if callable(obj) else 'value'
         lines += [f'## `{name}`', '', '```python', f"{'class ' if kind == 'class' else ''}{name}{_sig(obj) if kind != 'value' else ' = ' + repr(obj)[:200]}", '```', '']
         if kind != 'value': lines += [(inspect.getdoc(obj) or '').strip(), '']
@@ -59,6 +64,7 @@ def api_page(module, notebook):
             for m, f in vars(obj).items():
                 if m.startswith('_') or not callable(f) or not getattr(f, '__doc__', None): continue
                 lines += [f'### `{name}.{m}`', '', '```python', f'{m}{_sig(f)}', '```', '', inspect.getdoc(f).strip(), '']
+    if moved: lines += ['## Also importable from here', '', 'Defined in another module and kept importable from this one: ' + ', '.join(moved) + '.', '']
     return '\n'.join(lines) + '\n'
 
 
