@@ -17,7 +17,7 @@ FILE is relative to the repository root. A missing file or key is an error namin
 `unbacked(text)` lists the decimal numbers of a text's prose that no result file it names holds. It catches a number
 typed from nowhere, not a wrong one: with every JSON value allowed ×1, ×100 or ×1000 to 0–2 decimals, a mistyped
 number can match some other value by chance. Numbers that are computed (differences, ratios) belong in markers."""
-import json, re
+import fnmatch, json, re
 from functools import lru_cache
 from pathlib import Path
 
@@ -81,7 +81,6 @@ def _numbers(f):
 def unbacked(text, results='bench/results'):
     """Decimal numbers in the prose of `text` (outside code, markers and tables) that none of the result files it names
     (`bench/results/NAME…`, `<…>` a wildcard; the files of its markers too) holds in any of the ways `_numbers` allows."""
-    import fnmatch
     names = re.findall(re.escape(results) + r'/([\w.\-<>{},]+)', text)
     stems = {re.sub(r'<[^>]*>', '*', re.split(r'[.{]', n)[0]) for n in names}
     files = [f for f in sorted((ROOT/results).iterdir()) if f.suffix in ('.md', '.json') and any(fnmatch.fnmatch(f.name, s + '*') for s in stems)]
