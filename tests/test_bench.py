@@ -218,6 +218,14 @@ def test_schedule_smoke(repo_root, tmp_path):
     for needle in ('| contproto | 2 |', '| glode | 2 |', '| contproto − vanilla | 2 |', '## contproto: epoch by epoch', 'zero-shot (teacher)', 'ceiling'):
         assert needle in md, needle
     assert (res/'schedule_en-toy_fig3.png').stat().st_size > 0
+    # the summary: paired differences and summed argmax changes, recomputed here from the per-target JSON
+    sm = json.loads((res/'schedule_summary.json').read_text())['targets']['toy']
+    for s in (0, 1):
+        cp, va = by[(s, 'contproto')], by[(s, 'vanilla')]
+        assert abs(sm['diffs']['contproto − vanilla'][str(s)]['kept'] - (cp['student']['f1'] - va['student']['f1'])) < 1e-12
+        assert sm['rows']['contproto'][str(s)]['moves']['entity_to_o']['n'] == sum(e['moves']['entity_to_o']['n'] for e in cp['trace'])
+    assert 'contproto − no_proto' not in sm['diffs']                      # no such row in the smoke grid: no difference made up
+    assert '| toy | 2 |' in (res/'schedule_summary.md').read_text()
     # finished runs are skipped: a second call starts nothing
     r2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r2.returncode == 0 and 'start ' not in r2.stdout, r2.stdout[-2000:]
