@@ -193,7 +193,9 @@ def target_table(t, by_seed, command, grid=GRID):
               "closest prototype differs from their label (*differ*), of those let through (*passed*), and all spans the margin",
               "gate held back (*held*); spans moved toward another class than their label, and of those, toward their gold class",
               "/ away from a correct label; *model ≠ label*: spans whose model argmax differs from their pseudo label. Margins r_c",
-              "(eq. 11) after the epoch. Test F1: the model after the epoch (analysis only); dev F1: source dev span F1 (selection).", "",
+              "(eq. 11) after the epoch. Test F1: the model after the epoch (analysis only); dev F1: source dev span F1 (selection).",
+              "GLoDe (no gate, no margins): in the gate column its blend weight *w*, the soft labels its votes moved and the spans",
+              "no class voted for; in the margins column its global-vote thresholds.", "",
               "| epoch | refined | pseudo P / R / F1 | span P / R | O→ent | ent→O | ent→ent | differ / passed / held | moved to other class: toward gold / from gold | model ≠ label | margins | test F1 | dev F1 |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         n_ep = max(len(r['trace']) for r in rs)
@@ -206,6 +208,9 @@ def target_table(t, by_seed, command, grid=GRID):
             nmv = lambda kind: f(m(lambda x: x['moves'][kind]['n']), 1, 0)
             rsum = lambda k: m(lambda x: sum(x['refine_stats'][k]) if 'refine_stats' in x else None)
             gate = '' if rsum('differs') is None else f"{f(rsum('differs'), 1, 0)} / {f(rsum('passed'), 1, 0)} / {f(rsum('held'), 1, 0)}"
+            gl = lambda k: m(lambda x: (x.get('glode') or {}).get(k))
+            if not gate and gl('weight') is not None:       # GLoDe has no gate: its blend weight, labels its votes moved, spans without a vote
+                gate = f"w {f(gl('weight'), 1, 3)}: {f(gl('moved'), 1, 0)} moved, {f(gl('no_vote'), 1, 0)} no vote"
             vsum = lambda k: m(lambda x: sum(x['votes'][k]) if 'votes' in x else None)
             votes = '' if vsum('pushed') is None else f"{f(vsum('pushed'), 1, 0)}: {f(vsum('toward_gold'), 1, 0)} / {f(vsum('from_gold'), 1, 0)}"
             margins = ', '.join(f"{c} {f(m(lambda x, i=i: (x.get('margins') or [None] * len(labels))[i]), 1, 2)}" for i, c in enumerate(labels)) \
