@@ -34,8 +34,9 @@ GRID = dict(
 # paper, XLM-R large: ContProto (Tables 1-2) and the Table 3 rows
 PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, fixed_margin=74.65), ar=dict(contproto=72.20, no_proto=71.49, fixed_margin=69.19),
              zh=dict(contproto=61.47, no_proto=59.57, fixed_margin=60.61))
-DIFFS = [('contproto', 'vanilla'), ('no_proto', 'contproto'), ('fixed_margin', 'contproto'), ('authors', 'contproto'),
-         ('glode', 'contproto')]
+# the paired differences "a − b" of the tables (positive: `a` scored higher), the questions of the issue's item 7
+DIFFS = [('contproto', 'vanilla'), ('contproto', 'no_proto'), ('contproto', 'fixed_margin'), ('glode', 'contproto'),
+         ('authors', 'contproto')]
 
 
 
@@ -230,9 +231,6 @@ def target_table(t, by_seed, command, grid=GRID):
     return '\n'.join(L) + '\n'
 
 
-# the questions of the summary, each a paired difference "a − b": positive means `a` scored higher
-ANSWER_DIFFS = [('contproto', 'vanilla'), ('contproto', 'no_proto'), ('contproto', 'fixed_margin'), ('glode', 'contproto'),
-                ('authors', 'contproto')]
 MOVES = ('entity_to_o', 'o_to_entity', 'entity_to_entity')
 
 
@@ -242,7 +240,7 @@ def _last_test(r): return (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
 def answer(by_target, grid=GRID):
     """Per target, the numbers that answer "does refinement act, and does it pay": per row and seed the kept and last
     test F1, the pseudo-label F1 and span P/R after the warm-up and after the last epoch, the argmax changes of all
-    refining epochs summed (n, fixed, broken by kind), the last margins; per question of `ANSWER_DIFFS` the paired
+    refining epochs summed (n, fixed, broken by kind), the last margins; per difference of `DIFFS` the paired
     differences, one per seed where both rows finished."""
     out = {}
     for t, by_seed in by_target.items():
@@ -261,7 +259,7 @@ def answer(by_target, grid=GRID):
                               moves={k: {q: sum(e['moves'][k][q] for e in tr if e.get('moves')) for q in ('n', 'fixed', 'broken')} for k in MOVES},
                               margins=dict(zip(r['labels'], tr[-1]['margins'])) if tr[-1].get('margins') else None)
             if per: d['rows'][row] = per
-        for a, b in ANSWER_DIFFS:
+        for a, b in DIFFS:
             ra, rb = d['rows'].get(a, {}), d['rows'].get(b, {})
             both = [s for s in seeds if s in ra and s in rb]
             if both: d['diffs'][f'{a} − {b}'] = {s: dict(kept=ra[s]['kept'] - rb[s]['kept'],
@@ -282,22 +280,24 @@ def answer_table(ans, command='python bench/schedule.py run'):
          "`bench/results/schedule_en-<t>.md`.", "",
          "Target test F1 ×100 (zero-shot: the teachers; ceiling: trained on the target's gold train set). Each difference",
          "*a − b* is paired by seed (same teacher, same pseudo labels; positive: *a* is higher), mean ± std over the seeds",
-         "where both rows finished (n), for the kept epoch (source dev selection) / the last epoch. Pseudo-label F1 rise:",
-         "ContProto's pseudo labels after the last epoch − after the warm-up epoch (the paper's Fig. 3: 5–7 points on",
-         "German, Arabic and Chinese).", "",
-         "| target | n | zero-shot | ceiling | contproto kept / last | pseudo-label F1 rise | " + ' | '.join(f'{a} − {b}' for a, b in ANSWER_DIFFS) + " |",
-         "|---|---|---|---|---|---|" + "---|" * len(ANSWER_DIFFS)]
+         "where both rows finished (n), for the kept epoch (source dev selection, whole test set) / the last epoch (on the",
+         "trace's fixed test subset, analysis only). Zero-shot over the seeds of the contproto column (n); ceiling: seed 0.",
+         "Pseudo-label F1 rise: ContProto's pseudo labels after the last epoch − after the warm-up epoch (the paper's",
+         "Fig. 3: 5–7 points on German, Arabic and Chinese).", "",
+         "| target | n | zero-shot | ceiling | contproto kept / last | pseudo-label F1 rise | " + ' | '.join(f'{a} − {b}' for a, b in DIFFS) + " |",
+         "|---|---|---|---|---|---|" + "---|" * len(DIFFS)]
     for t, d in ans.items():
         cp = d['rows'].get('contproto', {})
-        cells = []
-        for a, b in ANSWER_DIFFS:
+        cells, on = [], [s for s in d['seeds'] if s in cp] or d['seeds']     # the contproto column's seeds
+        for a, b in DIFFS:
             x = d['diffs'].get(f'{a} − {b}', {})
             cells.append(f"{sg([v['kept'] for v in x.values()])} / {sg([v['last'] for v in x.values()])} ({len(x)})" if x else '—')
-        L.append(f"| {t} | {len(cp)} | {ms(list(d['zero_shot'].values()))} | {ms(list(d['ceiling'].values()))} | {ms([v['kept'] for v in cp.values()])} / "
-                 f"{ms([v['last'] for v in cp.values()])} | {sg([v['pseudo_f1'][1] - v['pseudo_f1'][0] for v in cp.values()])} | " + ' | '.join(cells) + " |")
+        L.append(f"| {t} | {len(cp)} | {ms([d['zero_shot'].get(s) for s in on])} | {ms([d['ceiling'].get(s) for s in on])} | {ms([v['kept'] for v in cp.values()])} / "
+                 f"{ms([v['last'] for v in cp.values()])} | {sg([None if None in v['pseudo_f1'] else v['pseudo_f1'][1] - v['pseudo_f1'][0] for v in cp.values()])} | " + ' | '.join(cells) + " |")
     L += ["", "What refinement did, mean over seeds (n): pseudo-label F1 and span precision / recall after the warm-up epoch →",
           "after the last; the span argmaxes all refining epochs changed, by kind, *n (fixed / broken)* against the target",
-          "train gold tags (analysis only); the margins r_c (eq. 11) after the last epoch, O and the entity classes' range",
+          "train gold tags (analysis only); the margins r_c (eq. 11) after the last epoch, O and the range over the entity",
+          "classes and seeds",
           "(`fixed_margin`: r_c = 1; `authors`: none for O (shown as 0), as in the released code; `glode`: its global-vote thresholds,",
           "each class's mean similarity to its prototype).", "",
           "| target | row | n | pseudo-label F1 | span precision | span recall | entity → O | O → entity | entity → entity | margins: O; entities |",
@@ -309,7 +309,7 @@ def answer_table(ans, command='python bench/schedule.py run'):
             arrow = lambda k: f"{ms([x[k][0] for x in v])} → {ms([x[k][1] for x in v])}"
             mv = lambda k: f"{count([x['moves'][k]['n'] for x in v])} ({count([x['moves'][k]['fixed'] for x in v])} / {count([x['moves'][k]['broken'] for x in v])})"
             mg = [x['margins'] for x in v if x['margins']]
-            o, ents = [x['O'] for x in mg if x['O'] is not None], [m for x in mg for c, m in x.items() if c != 'O' and m is not None]
+            o, ents = [x.get('O') for x in mg if x.get('O') is not None], [m for x in mg for c, m in x.items() if c != 'O' and m is not None]
             margins = f"{ms(o, 1, '{:.3f}', '—')}; {min(ents):.2f}–{max(ents):.2f}" if ents else '—'    # None: a class without spans
             L.append(f"| {t} | {row} | {len(v)} | {arrow('pseudo_f1')} | {arrow('span_precision')} | {arrow('span_recall')} | "
                      f"{mv('entity_to_o')} | {mv('o_to_entity')} | {mv('entity_to_entity')} | {margins} |")

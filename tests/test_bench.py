@@ -224,8 +224,44 @@ def test_schedule_smoke(repo_root, tmp_path):
         cp, va = by[(s, 'contproto')], by[(s, 'vanilla')]
         assert abs(sm['diffs']['contproto − vanilla'][str(s)]['kept'] - (cp['student']['f1'] - va['student']['f1'])) < 1e-12
         assert sm['rows']['contproto'][str(s)]['moves']['entity_to_o']['n'] == sum(e['moves']['entity_to_o']['n'] for e in cp['trace'])
+        assert sm['rows']['contproto'][str(s)]['pseudo_f1'] == [cp['trace'][0]['pseudo']['f1'], cp['trace'][-1]['pseudo']['f1']]  # warm-up, end
+        gl = by[(s, 'glode')]
+        assert sm['diffs']['glode − contproto'][str(s)] == dict(kept=gl['student']['f1'] - cp['student']['f1'],
+                                                                last=gl['trace'][-1]['test']['f1'] - cp['trace'][-1]['test']['f1'])
     assert 'contproto − no_proto' not in sm['diffs']                      # no such row in the smoke grid: no difference made up
     assert '| toy | 2 |' in (res/'schedule_summary.md').read_text()
+    assert '| contproto_wide | 5 |' in md and '| contproto | 4 |' in md     # the cost table: each row's target span limit
+    assert '| w 0.' in md.split('## glode: epoch by epoch')[1]               # GLoDe's blend weight in its gate column
     # finished runs are skipped: a second call starts nothing
     r2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r2.returncode == 0 and 'start ' not in r2.stdout, r2.stdout[-2000:]
+
+
+def test_schedule_answer_on_hand_built_runs(repo_root):
+    """The summary of bench/schedule.py on two seeds of hand-built runs whose numbers all differ: signs, the warm-up and
+    last entries of the pseudo-label curve, summed argmax changes, seeds paired only where both rows finished."""
+    sch = _load(repo_root, 'schedule')
+    mv = lambda n: {k: dict(n=n, fixed=n - 1, broken=1) for k in sch.MOVES}
+    def run(kept, pseudo, test, n_moves=0, margins=None):
+        "A finished student: kept F1, pseudo-label F1 (teacher's labels, then after each epoch), last-epoch test F1."
+        tr = [dict(pseudo=dict(f1=p), span=dict(precision=p / 2, recall=p / 3), test=dict(f1=t), moves=mv(n_moves),
+                   margins=margins) for p, t in zip(pseudo[1:], test)]
+        return dict(student=dict(f1=kept), kept_epoch=1, labels=['O', 'PER'], trace=tr,
+                    trace_start=dict(pseudo=dict(f1=pseudo[0]), span=dict(precision=0., recall=0.)))
+    teacher = lambda f1: dict(teacher=dict(f1=f1))
+    by_seed = {0: dict(teacher=teacher(.50), ceiling=teacher(.80), vanilla=run(.55, [.6, .6, .6, .6], [.5, .52, .54]),
+                       contproto=run(.58, [.6, .61, .63, .66], [.5, .55, .57], 2, [.99, .9]),
+                       no_proto=run(.56, [.6, .6, .6, .6], [.5, .53, .59])),
+               1: dict(teacher=teacher(.40), vanilla=run(.45, [.5] * 4, [.4, .41, .42]),
+                       contproto=run(.49, [.5, .5, .52, .57], [.4, .44, .47], 4, [.98, .8]))}
+    ans = sch.answer(dict(xx=by_seed), dict(rows=dict(vanilla=[], contproto=[], no_proto=[]), extra={}))['xx']
+    cv = ans['diffs']['contproto − vanilla']
+    assert sorted(cv) == [0, 1] and cv[0]['kept'] == pytest.approx(.03) and cv[1]['last'] == pytest.approx(.05)
+    cn = ans['diffs']['contproto − no_proto']
+    assert list(cn) == [0] and cn[0]['kept'] == pytest.approx(.02) and cn[0]['last'] == pytest.approx(-.02)   # seed 1 has no no_proto
+    assert ans['rows']['contproto'][1]['pseudo_f1'] == [.5, .57]                                   # after warm-up, after the last epoch
+    assert ans['rows']['contproto'][0]['moves']['entity_to_o'] == dict(n=6, fixed=3, broken=3)     # 3 epochs × (2, 1, 1)
+    md = sch.answer_table(dict(xx=ans))
+    assert ('| xx | 2 | 45.00 ± 7.07 | 80.00 | 53.50 ± 6.36 / 52.00 ± 7.07 | +6.00 ± 1.41 | +3.50 ± 0.71 / +4.00 ± 1.41 (2) | '
+            '+2.00 / -2.00 (1) | — | — | — |') in md, md
+    assert '| xx | contproto | 2 | 55.50 ± 7.78 → 61.50 ± 6.36 |' in md and '| 9 (6 / 3) | 0.985 ± 0.007; 0.80–0.90 |' in md, md
