@@ -130,6 +130,11 @@ def _curve(r, key):
     return [None if start is None else start.get(b)] + [(e.get(a) or {}).get(b) for e in r.get('trace') or []]
 
 
+def _last_test(r):
+    "Target test F1 of one run's last epoch (the trace's test subset; None without a trace)."
+    return (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
+
+
 def target_table(t, by_seed, command, grid=GRID):
     "Markdown for target `t`: main table, paired differences, per-epoch trace of every row, flippable labels."
     rows = [r for r in list(grid['rows']) + list(grid['extra'].get(t, {})) if any(r in rs for rs in by_seed.values())]
@@ -152,7 +157,7 @@ def target_table(t, by_seed, command, grid=GRID):
         rs = [by_seed[s][row] for s in seeds if row in by_seed[s]]
         if not rs: continue
         st = [r['student'] for r in rs]
-        last = [(r.get('trace') or [{}])[-1].get('test', {}).get('f1') for r in rs]
+        last = [_last_test(r) for r in rs]
         pf = [_curve(r, 'pseudo.f1') for r in rs]
         pf_s = f"{ms([c[0] for c in pf])} → {ms([c[1] if len(c) > 1 else None for c in pf])} → {ms([c[-1] for c in pf])}"
         L.append(f"| {row} | {len(rs)} | {ms([x['f1'] for x in st])} | {ms([x['precision'] for x in st])} | {ms([x['recall'] for x in st])} | "
@@ -169,8 +174,7 @@ def target_table(t, by_seed, command, grid=GRID):
         pairs = [(by_seed[s][a], by_seed[s][b]) for s in seeds if a in by_seed[s] and b in by_seed[s]]
         if not pairs: continue
         kept = [x['student']['f1'] - y['student']['f1'] for x, y in pairs]
-        lt = lambda r: (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
-        last = [lt(x) - lt(y) for x, y in pairs if None not in (lt(x), lt(y))]
+        last = [_last_test(x) - _last_test(y) for x, y in pairs if None not in (_last_test(x), _last_test(y))]
         L.append(f"| {a} − {b} | {len(pairs)} | {ms(kept)} | {ms(last)} | {ms([rise(x) for x, _ in pairs])} | {ms([rise(y) for _, y in pairs])} |")
     L += ["", "What each row costs (mean over its seeds): the widest target span in target tokens, the candidate spans of the",
           "target train sentences, the share of the target test set's gold entities no wider than that limit (the others",
@@ -232,9 +236,6 @@ def target_table(t, by_seed, command, grid=GRID):
 
 
 MOVES = ('entity_to_o', 'o_to_entity', 'entity_to_entity')
-
-
-def _last_test(r): return (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
 
 
 def answer(by_target, grid=GRID):
