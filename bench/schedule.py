@@ -169,13 +169,13 @@ def target_table(t, by_seed, command, grid=GRID):
     L += ["", "Paired by seed (same teacher and pseudo labels), F1 ×100 of the kept epoch and of the last epoch, and the",
           "rise of pseudo-label F1 over the refining epochs (end − after warm-up):", "",
           "| difference | n | kept | last | pseudo-label F1 rise (first row) | pseudo-label F1 rise (second row) |", "|---|---|---|---|---|---|"]
-    rise = lambda r: (lambda c: None if len(c) < 3 or None in (c[1], c[-1]) else c[-1] - c[1])(_curve(r, 'pseudo.f1'))
+    d = answer({t: by_seed}, grid)[t]
     for a, b in DIFFS:
-        pairs = [(by_seed[s][a], by_seed[s][b]) for s in seeds if a in by_seed[s] and b in by_seed[s]]
-        if not pairs: continue
-        kept = [x['student']['f1'] - y['student']['f1'] for x, y in pairs]
-        last = [_last_test(x) - _last_test(y) for x, y in pairs if None not in (_last_test(x), _last_test(y))]
-        L.append(f"| {a} − {b} | {len(pairs)} | {ms(kept)} | {ms(last)} | {ms([rise(x) for x, _ in pairs])} | {ms([rise(y) for _, y in pairs])} |")
+        x = d['diffs'].get(f'{a} − {b}')
+        if not x: continue
+        rise = lambda row: [_rise(d['rows'][row][s]) for s in x]
+        L.append(f"| {a} − {b} | {len(x)} | {ms([v['kept'] for v in x.values()])} | {ms([v['last'] for v in x.values()])} | "
+                 f"{ms(rise(a))} | {ms(rise(b))} |")
     L += ["", "What each row costs (mean over its seeds): the widest target span in target tokens, the candidate spans of the",
           "target train sentences, the share of the target test set's gold entities no wider than that limit (the others",
           "no row can find), and the student's CPU minutes (one torch thread; wall time shared the machine with the",
@@ -270,6 +270,11 @@ def answer(by_target, grid=GRID):
     return out
 
 
+def _rise(v):
+    "Pseudo-label F1 rise of one run of `answer`: after the last epoch − after the warm-up epoch (None if either is unknown)."
+    return None if None in v['pseudo_f1'] else v['pseudo_f1'][1] - v['pseudo_f1'][0]
+
+
 def answer_table(ans, command='python bench/schedule.py run'):
     "Markdown of `answer`: one line per target for the questions, one line per target and refining row for what refinement did."
     def sg(xs):
@@ -294,7 +299,7 @@ def answer_table(ans, command='python bench/schedule.py run'):
             x = d['diffs'].get(f'{a} − {b}', {})
             cells.append(f"{sg([v['kept'] for v in x.values()])} / {sg([v['last'] for v in x.values()])} ({len(x)})" if x else '—')
         L.append(f"| {t} | {len(cp)} | {ms([d['zero_shot'].get(s) for s in on])} | {ms([d['ceiling'].get(s) for s in on])} | {ms([v['kept'] for v in cp.values()])} / "
-                 f"{ms([v['last'] for v in cp.values()])} | {sg([None if None in v['pseudo_f1'] else v['pseudo_f1'][1] - v['pseudo_f1'][0] for v in cp.values()])} | " + ' | '.join(cells) + " |")
+                 f"{ms([v['last'] for v in cp.values()])} | {sg([_rise(v) for v in cp.values()])} | " + ' | '.join(cells) + " |")
     L += ["", "What refinement did, mean over seeds (n): pseudo-label F1 and span precision / recall after the warm-up epoch →",
           "after the last; the span argmaxes all refining epochs changed, by kind, *n (fixed / broken)* against the target",
           "train gold tags (analysis only); the margins r_c (eq. 11) after the last epoch, O and the range over the entity",

@@ -245,10 +245,10 @@ def test_schedule_answer_on_hand_built_runs(repo_root):
     def run(kept, pseudo, test, n_moves=0, margins=None):
         "A finished student: kept F1, pseudo-label F1 (teacher's labels, then after each epoch), last-epoch test F1."
         tr = [dict(pseudo=dict(f1=p), span=dict(precision=p / 2, recall=p / 3), test=dict(f1=t), moves=mv(n_moves),
-                   margins=margins) for p, t in zip(pseudo[1:], test)]
-        return dict(student=dict(f1=kept), kept_epoch=1, labels=['O', 'PER'], trace=tr,
+                   margins=margins, refined=i > 0) for i, (p, t) in enumerate(zip(pseudo[1:], test))]
+        return dict(student=dict(f1=kept, precision=kept, recall=kept), kept_epoch=1, labels=['O', 'PER'], trace=tr,
                     trace_start=dict(pseudo=dict(f1=pseudo[0]), span=dict(precision=0., recall=0.)))
-    teacher = lambda f1: dict(teacher=dict(f1=f1))
+    teacher = lambda f1: dict(teacher=dict(f1=f1, precision=f1, recall=f1))
     by_seed = {0: dict(teacher=teacher(.50), ceiling=teacher(.80), vanilla=run(.55, [.6, .6, .6, .6], [.5, .52, .54]),
                        contproto=run(.58, [.6, .61, .63, .66], [.5, .55, .57], 2, [.99, .9]),
                        no_proto=run(.56, [.6, .6, .6, .6], [.5, .53, .59])),
@@ -265,3 +265,7 @@ def test_schedule_answer_on_hand_built_runs(repo_root):
     assert ('| xx | 2 | 45.00 ± 7.07 | 80.00 | 53.50 ± 6.36 / 52.00 ± 7.07 | +6.00 ± 1.41 | +3.50 ± 0.71 / +4.00 ± 1.41 (2) | '
             '+2.00 / -2.00 (1) | — | — | — |') in md, md
     assert '| xx | contproto | 2 | 55.50 ± 7.78 → 61.50 ± 6.36 |' in md and '| 9 (6 / 3) | 0.985 ± 0.007; 0.80–0.90 |' in md, md
+    # the per-target table's paired differences are the summary's: kept, last, and each row's pseudo-label F1 rise
+    tt = sch.target_table('xx', by_seed, 'cmd', dict(rows=dict(vanilla=[], contproto=[], no_proto=[]), extra={}))
+    assert '| contproto − vanilla | 2 | 3.50 ± 0.71 | 4.00 ± 1.41 | 6.00 ± 1.41 | 0.00 ± 0.00 |' in tt, tt
+    assert '| contproto − no_proto | 1 | 2.00 | -2.00 | 5.00 | 0.00 |' in tt, tt
