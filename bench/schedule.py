@@ -238,11 +238,24 @@ def target_table(t, by_seed, command, grid=GRID):
 MOVES = ('entity_to_o', 'o_to_entity', 'entity_to_entity')
 
 
+def _rise(v):
+    "Pseudo-label F1 rise of one run of `answer`: after the last epoch − after the warm-up epoch (None if either is unknown)."
+    return None if None in v['pseudo_f1'] else v['pseudo_f1'][1] - v['pseudo_f1'][0]
+
+
+def _points(xs):
+    "Mean ×100 of `xs` (None left out; None if nothing is left)."
+    xs = [x for x in xs if x is not None]
+    return 100 * statistics.mean(xs) if xs else None
+
+
 def answer(by_target, grid=GRID):
     """Per target, the numbers that answer "does refinement act, and does it pay": per row and seed the kept and last
     test F1, the pseudo-label F1 and span P/R after the warm-up and after the last epoch, the argmax changes of all
     refining epochs summed (n, fixed, broken by kind), the last margins; per difference of `DIFFS` the paired
-    differences, one per seed where both rows finished."""
+    differences, one per seed where both rows finished. `mean` holds what the README's prose quotes, averaged over seeds,
+    in points: each row's pseudo-label F1 rise, each difference (keys `a-b`, as the README's markers cannot hold
+    spaces) with its n, and each row's argmax changes."""
     out = {}
     for t, by_seed in by_target.items():
         seeds = sorted(by_seed)
@@ -266,13 +279,13 @@ def answer(by_target, grid=GRID):
             if both: d['diffs'][f'{a} − {b}'] = {s: dict(kept=ra[s]['kept'] - rb[s]['kept'],
                                                          last=None if None in (ra[s]['last'], rb[s]['last']) else ra[s]['last'] - rb[s]['last'])
                                                   for s in both}
+        d['mean'] = dict(rise={row: _points(map(_rise, per.values())) for row, per in d['rows'].items()},
+                         diffs={k.replace(' − ', '-'): dict(kept=_points(v['kept'] for v in x.values()), last=_points(v['last'] for v in x.values()),
+                                                            n=len(x)) for k, x in d['diffs'].items()},
+                         moves={row: {k: {q: statistics.mean(v['moves'][k][q] for v in per.values()) for q in ('n', 'fixed', 'broken')}
+                                      for k in MOVES} for row, per in d['rows'].items()})
         out[t] = d
     return out
-
-
-def _rise(v):
-    "Pseudo-label F1 rise of one run of `answer`: after the last epoch − after the warm-up epoch (None if either is unknown)."
-    return None if None in v['pseudo_f1'] else v['pseudo_f1'][1] - v['pseudo_f1'][0]
 
 
 def answer_table(ans, command='python bench/schedule.py run'):

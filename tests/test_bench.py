@@ -261,6 +261,11 @@ def test_schedule_answer_on_hand_built_runs(repo_root):
     assert list(cn) == [0] and cn[0]['kept'] == pytest.approx(.02) and cn[0]['last'] == pytest.approx(-.02)   # seed 1 has no no_proto
     assert ans['rows']['contproto'][1]['pseudo_f1'] == [.5, .57]                                   # after warm-up, after the last epoch
     assert ans['rows']['contproto'][0]['moves']['entity_to_o'] == dict(n=6, fixed=3, broken=3)     # 3 epochs × (2, 1, 1)
+    mean = ans['mean']                                                                              # what README's prose quotes, in points
+    assert mean['diffs']['contproto-vanilla'] == dict(kept=pytest.approx(3.5), last=pytest.approx(4.0), n=2)
+    assert mean['diffs']['contproto-no_proto'] == dict(kept=pytest.approx(2.0), last=pytest.approx(-2.0), n=1)
+    assert mean['rise']['contproto'] == pytest.approx(6.0) and mean['rise']['vanilla'] == 0
+    assert mean['moves']['contproto']['entity_to_o'] == dict(n=9, fixed=6, broken=3)     # seeds: 3 epochs × (2, 1, 1) and × (4, 3, 1)
     md = sch.answer_table(dict(xx=ans))
     assert ('| xx | 2 | 45.00 ± 7.07 | 80.00 | 53.50 ± 6.36 / 52.00 ± 7.07 | +6.00 ± 1.41 | +3.50 ± 0.71 / +4.00 ± 1.41 (2) | '
             '+2.00 / -2.00 (1) | — | — | — |') in md, md
