@@ -135,8 +135,9 @@ def _last_test(r):
     return (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
 
 
-def target_table(t, by_seed, command, grid=GRID):
-    "Markdown for target `t`: main table, paired differences, per-epoch trace of every row, flippable labels."
+def target_table(t, by_seed, command, grid=GRID, ans=None):
+    """Markdown for target `t`: main table, paired differences, per-epoch trace of every row, flippable labels.
+    `ans`: this target's entry of `answer` when the caller has it already (the paired differences are read from it)."""
     rows = [r for r in list(grid['rows']) + list(grid['extra'].get(t, {})) if any(r in rs for rs in by_seed.values())]
     seeds = sorted(by_seed)
     paper = PAPER.get(t, {})
@@ -169,7 +170,7 @@ def target_table(t, by_seed, command, grid=GRID):
     L += ["", "Paired by seed (same teacher and pseudo labels), F1 ×100 of the kept epoch and of the last epoch, and the",
           "rise of pseudo-label F1 over the refining epochs (end − after warm-up):", "",
           "| difference | n | kept | last | pseudo-label F1 rise (first row) | pseudo-label F1 rise (second row) |", "|---|---|---|---|---|---|"]
-    d = answer({t: by_seed}, grid)[t]
+    d = ans or answer({t: by_seed}, grid)[t]
     for a, b in DIFFS:
         x = d['diffs'].get(f'{a} − {b}')
         if not x: continue
@@ -294,7 +295,7 @@ def answer_table(ans, command='python bench/schedule.py run'):
         "Signed mean ± std ×100 of `xs` (None left out)."
         xs = [100 * x for x in xs if x is not None]
         return '—' if not xs else f"{xs[0]:+.2f}" if len(xs) == 1 else f"{statistics.mean(xs):+.2f} ± {statistics.stdev(xs):.2f}"
-    count = lambda xs: f"{statistics.mean(xs):.1f}".removesuffix('.0')          # a mean count: 29, or 29.3 over seeds
+    count = lambda x: f"{x:.1f}".removesuffix('.0')          # a mean count: 29, or 29.3 over seeds
     L = ["# The paper's student schedule: the answer, target by target", "", f"Runs: `{command}`; tables per target:",
          "`bench/results/schedule_en-<t>.md`.", "",
          "Target test F1 ×100 (zero-shot: the teachers; ceiling: trained on the target's gold train set). Each difference",
@@ -326,7 +327,7 @@ def answer_table(ans, command='python bench/schedule.py run'):
             if row == 'vanilla' or row == 'no_proto': continue        # their labels never change
             v = list(per.values())
             arrow = lambda k: f"{ms([x[k][0] for x in v])} → {ms([x[k][1] for x in v])}"
-            mv = lambda k: f"{count([x['moves'][k]['n'] for x in v])} ({count([x['moves'][k]['fixed'] for x in v])} / {count([x['moves'][k]['broken'] for x in v])})"
+            mv = lambda k, m=d['mean']['moves'][row]: f"{count(m[k]['n'])} ({count(m[k]['fixed'])} / {count(m[k]['broken'])})"
             mg = [x['margins'] for x in v if x['margins']]
             o, ents = [x.get('O') for x in mg if x.get('O') is not None], [m for x in mg for c, m in x.items() if c != 'O' and m is not None]
             margins = f"{ms(o, 1, '{:.3f}', '—')}; {min(ents):.2f}–{max(ents):.2f}" if ents else '—'    # None: a class without spans
@@ -339,12 +340,10 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
     "Rewrite every target's markdown, JSON and Fig. 3 (one line per row, mean over seeds, min–max band) from the runs."
     from contproto_fastai.plots import plot_pseudo_f1
     results = Path(results); results.mkdir(parents=True, exist_ok=True)
-    by_target = {}
-    for t in grid['targets']:
-        by_seed = load_runs(Path(runs), t)
-        if not by_seed: continue
-        by_target[t] = by_seed
-        (results/f'schedule_en-{t}.md').write_text(target_table(t, by_seed, command, grid))
+    by_target = {t: by_seed for t in grid['targets'] if (by_seed := load_runs(Path(runs), t))}
+    ans = answer(by_target, grid)
+    for t, by_seed in by_target.items():
+        (results/f'schedule_en-{t}.md').write_text(target_table(t, by_seed, command, grid, ans[t]))
         keep = ('config', 'teacher', 'student', 'kept_epoch', 'student_history', 'trace_start', 'trace', 'target_spans', 'times',
                 'cpu_times', 'times_unknown', 'machine', 'labels')
         (results/f'schedule_en-{t}.json').write_text(json.dumps(dict(command=command, runs=[
@@ -357,7 +356,6 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
             png = Path(runs)/f'en-{tt}'/f'seed{s}'/row/'tsne.png'
             if tt == t and png.exists(): shutil.copy(png, results/f'schedule_en-{t}_tsne_{row}.png')
     if by_target:
-        ans = answer(by_target, grid)
         (results/'schedule_summary.json').write_text(json.dumps(dict(command=command, targets=ans), indent=1))
         (results/'schedule_summary.md').write_text(answer_table(ans, command))
 
