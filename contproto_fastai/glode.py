@@ -67,7 +67,7 @@ def own_class_sums(values, labels):
     """Per class $c$: the sum of `values[i, c]` over the spans `i` labelled $c$, and how many spans that is (two float64
     tensors `[C]` on the CPU: the ingredients of a threshold, to be added up over batches and processes)."""
     C, labels = values.shape[-1], labels.long()
-    own = values.gather(1, labels[:, None])[:, 0].double().cpu()
+    own = values.gather(1, labels[:, None].to(values.device))[:, 0].double().cpu()   # labels may sit on the CPU, values on the GPU
     labels = labels.cpu()
     return torch.zeros(C, dtype=torch.float64).index_add_(0, labels, own), torch.bincount(labels, minlength=C).double()
 
