@@ -5,6 +5,10 @@ its own folder, so the grid resumes where it stopped (a finished run is skipped,
 
     python bench/schedule.py run [--workers 2] [--targets de,ar,zh]   # resumable; runs/schedule/en-<t>/seed<k>/<row>
     python bench/schedule.py tables                                   # bench/results/schedule_en-<t>.{md,json,_fig3.png}
+    python bench/schedule.py repeat --runs A --again B --seed 2       # one seed run twice: schedule_repeat_en-de.{md,json}
+
+German seeds 2 and 3 ran on one GPU (`bench/gpu_schedule.sh`, the grid's code and arguments, all rows of a seed at once);
+the tables say which seed ran on which machine.
 
 Two one-thread processes share the 2-core machine (1.31x the throughput of one two-thread process, measured for the
 two-epoch grid); every row of a seed starts from that seed's teacher (`--teacher-from`), which a teacher-only run
@@ -93,12 +97,11 @@ def run_grid(runs, workers=2, targets=None, results=None, grid=GRID):
     log = lambda m: print(time.strftime('%H:%M:%S'), m, flush=True)
     with ThreadPoolExecutor(workers) as ex:
         while todo or running:
-            busy = {f for f, *_ in running.values()}
             for j in list(todo):
                 if len(running) >= workers: break
                 folder, args, dep = j
                 if dep is not None and not finished(runs/dep):
-                    if dep in busy or any(dep == f for f, *_ in todo): continue      # its teacher comes first
+                    if any(dep == f for f, *_ in [*running.values(), *todo]): continue   # its teacher comes first (started in this pass too)
                 todo.remove(j); running[ex.submit(run_one, runs, folder, args, dep, log)] = j
             if not running: break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -135,6 +138,20 @@ def _last_test(r):
     return (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
 
 
+def _on_gpu(r):
+    "Whether a run's results say it ran on a GPU."
+    return str((r.get('machine') or {}).get('device', 'cpu')).startswith('cuda')
+
+
+def machines(by_seed):
+    "{machine line (JSON): [seeds whose runs ran there]}, in order of first seed."
+    out = {}
+    for s, rs in sorted(by_seed.items()):
+        for r in rs.values():
+            if 'machine' in r and s not in out.setdefault(json.dumps(r['machine']), []): out[json.dumps(r['machine'])].append(s)
+    return out
+
+
 def target_table(t, by_seed, command, grid=GRID, ans=None):
     """Markdown for target `t`: main table, paired differences, per-epoch trace of every row, flippable labels.
     `ans`: this target's entry of `answer` when the caller has it already (the paired differences are read from it)."""
@@ -142,8 +159,10 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
     seeds = sorted(by_seed)
     paper = PAPER.get(t, {})
     L = [f"# The paper's student schedule: en → {t}", "", f"Command: `{command}`", ""]
-    machines = sorted({json.dumps(r['machine']) for rs in by_seed.values() for r in rs.values() if 'machine' in r})
-    L += ["Machine(s): " + '; '.join(machines), ""]
+    L += ["Machine(s): " + '; '.join(f"seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))}: {m}" for m, ss in machines(by_seed).items()), ""]
+    if any(_on_gpu(r) for rs in by_seed.values() for r in rs.values()):
+        L += ["A seed on a GPU ran its teacher, then all its rows at once on that GPU (`bash bench/gpu_schedule.sh`), in FP32.",
+              "GPU runs are not bit-reproducible: the same seed run twice gives other numbers (`schedule_repeat_en-*.md`).", ""]
     L += ["Target test entity F1 ×100 (seqeval), mean ± std over the seeds that finished (n). *kept*: the epoch chosen by",
           "source dev span F1 (what the run reports), on the whole test set; *last*: the last epoch's model, after every",
           "refining epoch, on the trace's fixed test subset (analysis only). Pseudo-label F1 (against the target train",
@@ -179,13 +198,14 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
                  f"{ms(rise(a))} | {ms(rise(b))} |")
     L += ["", "What each row costs (mean over its seeds): the widest target span in target tokens, the candidate spans of the",
           "target train sentences, the share of the target test set's gold entities no wider than that limit (the others",
-          "no row can find), and the student's CPU minutes (one torch thread; wall time shared the machine with the",
-          "grid's other worker):", "", "| row | target span limit | target train spans | test entities within the limit | student CPU min |",
+          "no row can find), and the student's CPU minutes on the CPU machine (one torch thread; wall time shared the machine",
+          "with the grid's other worker; runs on a GPU left out):", "",
+          "| row | target span limit | target train spans | test entities within the limit | student CPU min |",
           "|---|---|---|---|---|"]
     for row in rows:
         rs = [by_seed[s][row] for s in seeds if row in by_seed[s]]
         sp = [r.get('target_spans') or {} for r in rs]
-        cpu = [(r.get('cpu_times') or {}).get('student') for r in rs if 'student' not in (r.get('times_unknown') or [])]
+        cpu = [(r.get('cpu_times') or {}).get('student') for r in rs if 'student' not in (r.get('times_unknown') or []) and not _on_gpu(r)]
         L.append(f"| {row} | {'/'.join(sorted({str(x.get('max_span_len', '')) for x in sp}))} | "
                  f"{ms([x.get('train_spans') for x in sp], 1, '{:,.0f}')} | {ms([x.get('test_entities_covered') for x in sp], 100, '{:.1f}')}% | "
                  f"{ms(cpu, 1 / 60, '{:.0f}')} |")
@@ -360,6 +380,38 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
         (results/'schedule_summary.md').write_text(answer_table(ans, command))
 
 
+def repeat_table(a, b, t, seed, names=('schedule', 'again'), rows=('teacher', *GRID['rows'])):
+    """Markdown and JSON: one seed of target `t` run twice, `a` and `b` (`{row: results}`: the same commands on the same
+    kind of machine, `names` their runs folders), each row's F1 in both and their difference, and each paired
+    difference of `DIFFS` in both."""
+    f1 = lambda r: (r.get('student') or r.get('teacher') or {}).get('f1')
+    pseudo_end = lambda r: _curve(r, 'pseudo.f1')[-1] if r.get('trace') else None
+    both = [row for row in rows if row in a and row in b]
+    js = dict(target=t, seed=seed, runs=list(names), machines=[a[both[0]].get('machine'), b[both[0]].get('machine')] if both else [],
+              rows={row: dict(kept=[f1(a[row]), f1(b[row])], last=[_last_test(a[row]), _last_test(b[row])], kept_epoch=[a[row].get('kept_epoch'), b[row].get('kept_epoch')],
+                              pseudo_end=[pseudo_end(a[row]), pseudo_end(b[row])]) for row in both},
+              diffs={f'{x} − {y}': dict(kept=[f1(r[x]) - f1(r[y]) for r in (a, b)], last=[_last_test(r[x]) - _last_test(r[y]) for r in (a, b)])
+                     for x, y in DIFFS if all(k in r for r in (a, b) for k in (x, y))})
+    pt = lambda v, f='{:.2f}': '—' if v is None else f.format(100 * v)
+    dv = lambda u, v: '—' if u is None or v is None else f"{100 * (v - u):+.2f}"
+    L = [f"# One seed run twice: en → {t}, seed {seed}", "",
+         f"The same rows of seed {seed}, the same commands and code, run twice on the same kind of machine: *grid* (the runs in",
+         f"the grid's folder `{names[0]}`) and *again* (`{names[1]}`); `python bench/schedule.py repeat --runs … --again …",
+         f"--target {t} --seed {seed}`. Machine: "
+         + ('; '.join(sorted({json.dumps(m) for m in js['machines']})) or '—'), "",
+         "Target test entity F1 ×100: *kept* (the epoch chosen by source dev span F1, whole test set) and *last* (the last",
+         "epoch, the trace's test subset); pseudo-label F1 after the last epoch.", "",
+         "| row | kept: grid | again | again − grid | kept epochs | last: grid | again | again − grid | pseudo-label F1 end: grid | again |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for row, v in js['rows'].items():
+        L.append(f"| {row} | {pt(v['kept'][0])} | {pt(v['kept'][1])} | {dv(*v['kept'])} | {', '.join(str(e) for e in v['kept_epoch'] if e is not None)} | "
+                 f"{pt(v['last'][0])} | {pt(v['last'][1])} | {dv(*v['last'])} | {pt(v['pseudo_end'][0])} | {pt(v['pseudo_end'][1])} |")
+    L += ["", "Paired differences within each run, F1 ×100:", "", "| difference | kept: grid | again | last: grid | again |", "|---|---|---|---|---|"]
+    L += [f"| {k} | {100 * v['kept'][0]:+.2f} | {100 * v['kept'][1]:+.2f} | {100 * v['last'][0]:+.2f} | {100 * v['last'][1]:+.2f} |"
+          for k, v in js['diffs'].items()]
+    return '\n'.join(L) + '\n', js
+
+
 def smoke_grid(tmp):
     "A seconds-long grid on toy files with a tiny saved encoder (CI): one target, two seeds, three rows, 3 student epochs."
     from contproto_fastai.testing import toy_files
@@ -374,13 +426,22 @@ def smoke_grid(tmp):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('what', choices=['run', 'tables'])
+    p.add_argument('what', choices=['run', 'tables', 'repeat'])
+    p.add_argument('--again', help='repeat: a second runs folder holding the same seed run again')
+    p.add_argument('--target', default='de'); p.add_argument('--seed', type=int, default=2)
     p.add_argument('--runs', default=str(ROOT/'runs'/'schedule')); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
     p.add_argument('--workers', type=int, default=2); p.add_argument('--targets', default=None)
     p.add_argument('--smoke', action='store_true', help='toy data and a tiny encoder (CI); --runs should then be a temporary folder')
     a = p.parse_args(argv)
     targets = a.targets.split(',') if a.targets else None
     grid = smoke_grid(a.runs) if a.smoke else GRID
+    if a.what == 'repeat':
+        again = a.again or p.error('repeat needs --again')
+        md, js = repeat_table(*(load_runs(Path(x), a.target).get(a.seed, {}) for x in (a.runs, again)), a.target, a.seed,
+                              (Path(a.runs).name, Path(again).name))
+        out = Path(a.results)/f'schedule_repeat_en-{a.target}'
+        out.with_suffix('.md').write_text(md); out.with_suffix('.json').write_text(json.dumps(js, indent=1)); print(md)
+        return
     if a.what == 'run': run_grid(Path(a.runs), a.workers, targets, a.results, grid)
     write_tables(Path(a.runs), a.results, grid=grid)
 

@@ -274,3 +274,46 @@ def test_schedule_answer_on_hand_built_runs(repo_root):
     tt = sch.target_table('xx', by_seed, 'cmd', dict(rows=dict(vanilla=[], contproto=[], no_proto=[]), extra={}))
     assert '| contproto − vanilla | 2 | 3.50 ± 0.71 | 4.00 ± 1.41 | 6.00 ± 1.41 | 0.00 ± 0.00 |' in tt, tt
     assert '| contproto − no_proto | 1 | 2.00 | -2.00 | 5.00 | 0.00 |' in tt, tt
+
+
+def test_schedule_run_grid_waits_for_teacher(repo_root, tmp_path, monkeypatch):
+    "With a free worker, a row whose teacher started in the same pass still waits for that teacher to finish."
+    import time
+    from pathlib import Path
+    sch = _load(repo_root, 'schedule')
+    T, S = Path('en-xx/seed0/teacher'), Path('en-xx/seed0/vanilla')
+    started = []
+    def fake_run(runs, folder, args, dep, log):
+        started.append((folder, dep is None or sch.finished(runs/dep)))
+        if dep is None: time.sleep(0.3)
+        (runs/folder).mkdir(parents=True, exist_ok=True)
+        r = dict(config=dict(epochs=0), machine={}) if dep is None else dict(config=dict(epochs=1), student={})
+        (runs/folder/'results.json').write_text(json.dumps(r))
+    monkeypatch.setattr(sch, 'run_one', fake_run)
+    monkeypatch.setattr(sch, 'jobs', lambda grid, targets=None: [(T, [], None), (S, [], T)])
+    sch.run_grid(tmp_path, workers=2)
+    assert started == [(T, True), (S, True)], started
+
+
+def test_schedule_gpu_seeds_and_repeat(repo_root):
+    """Seeds on another machine: the per-target table names each machine's seeds, flags GPU runs, and leaves them out of
+    the CPU minutes; a seed run twice gives each row's F1 in both runs and the paired differences within each."""
+    sch = _load(repo_root, 'schedule')
+    cpu, gpu = dict(device='cpu', cores=2), dict(device='cuda:0', gpu='H200')
+    def run(f1, last, m, cpu_s):
+        return dict(student=dict(f1=f1, precision=f1, recall=f1), kept_epoch=1, labels=['O', 'PER'], machine=m,
+                    cpu_times=dict(student=cpu_s), trace=[dict(test=dict(f1=last), pseudo=dict(f1=.5), span=dict(precision=.4, recall=.3),
+                                                                moves={k: dict(n=0, fixed=0, broken=0) for k in sch.MOVES}, refined=False)])
+    teacher = lambda f1, m: dict(teacher=dict(f1=f1, precision=f1, recall=f1), machine=m)
+    by_seed = {0: dict(teacher=teacher(.5, cpu), vanilla=run(.55, .54, cpu, 600), contproto=run(.57, .58, cpu, 1200)),
+               2: dict(teacher=teacher(.6, gpu), vanilla=run(.62, .61, gpu, 30), contproto=run(.60, .65, gpu, 40))}
+    grid = dict(rows=dict(vanilla=[], contproto=[]), extra={})
+    md = sch.target_table('xx', by_seed, 'cmd', grid)
+    assert f'seed 0: {json.dumps(cpu)}; seed 2: {json.dumps(gpu)}' in md and 'not bit-reproducible' in md, md
+    assert '| vanilla |  | — | —% | 10 |' in md and '| contproto |  | — | —% | 20 |' in md, md   # CPU minutes: the GPU runs' left out
+    again = dict(teacher=teacher(.58, gpu), vanilla=run(.63, .60, gpu, 30), contproto=run(.66, .64, gpu, 40))
+    rmd, js = sch.repeat_table(by_seed[2], again, 'xx', 2, rows=('teacher', 'vanilla', 'contproto'))
+    assert js['rows']['contproto']['kept'] == [.60, .66] and js['diffs']['contproto − vanilla']['kept'] == [pytest.approx(-.02), pytest.approx(.03)]
+    assert js['diffs']['contproto − vanilla']['last'] == [pytest.approx(.04), pytest.approx(.04)]
+    assert '| contproto | 60.00 | 66.00 | +6.00 | 1, 1 |' in rmd and '| teacher | 60.00 | 58.00 | -2.00 |  |' in rmd, rmd
+    assert '| contproto − vanilla | -2.00 | +3.00 | +4.00 | +4.00 |' in rmd, rmd
