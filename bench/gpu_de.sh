@@ -16,29 +16,9 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 P=$PWD/.device; OUT=${OUT:-$PWD/runs/gpu}; RUNS=${RUNS:-/tmp/contproto-gpu}; EPOCHS=${EPOCHS:-10}; DEADLINE=${DEADLINE:-540}
 SRC=${SRC:-en}; TGT=${TGT:-de}
-[ -f "$P/e5-small.bin" ] || { echo "no $P/e5-small.bin: run python bench/device_pack.py first" >&2; exit 2; }
 rm -rf "$RUNS"; mkdir -p "$OUT" "$RUNS"          # a fresh run: nothing of an earlier call is reported as new
-site=/tmp/site; [ -n "${DEVICE_CHECK:-}" ] && site=/tmp/site-check
-rm -rf "$site"; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$P"/whl/*.whl || exit 1
-export PYTHONPATH=$site:$PWD
-if [ -z "${DEVICE_CHECK:-}" ]; then
-    python3 -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' || { echo "torch sees no GPU: stopping rather than training on the CPU" >&2; exit 3; }
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-fi
-export CONTPROTO_E5_FILE=$P/e5-small.bin CONTPROTO_CACHE=/tmp/contproto-cache PYTHONUNBUFFERED=1
-export TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 PYTHONWARNINGS=ignore TOKENIZERS_PARALLELISM=false
-data=/tmp/contproto-data
-python3 - "$P/data" "$data" "$SRC" "$TGT" <<'EOF' || exit 2
-import lzma, sys
-from pathlib import Path
-src, dst, *langs = sys.argv[1:]
-packed = list(Path(src).glob('*/*/*.xz'))
-for f in packed:
-    d = Path(dst)/f.parent.name; d.mkdir(parents=True, exist_ok=True); (d/f.stem).write_bytes(lzma.decompress(f.read_bytes()))
-need = [Path(dst)/l/n for l, ns in zip(langs, (('train.txt', 'dev.txt'), ('train.txt', 'test.txt'))) for n in ns]
-missing = [str(p) for p in need if not p.exists()]
-if missing: sys.exit(f"not in the pack: {missing} (python bench/device_pack.py --src {langs[0]} --tgt {langs[1]})")
-EOF
+. bench/device_env.sh                                   # wheels, GPU check, e5 file, data in $data
+export TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1
 ARGS=(--data "$data" --src "$SRC" --tgt "$TGT" --epochs "$EPOCHS" --bs 16 --quiet --checkpoint-every 0 --checkpoint-size weights ${LIMITS:-})   # one run, no resume: small, rare checkpoints
 left() { echo $(( DEADLINE - ($(date +%s) - start) )); }
 fit() {   # fit LOG ARGS...: contproto-fit under what is left of the deadline (none left: not started)
@@ -47,7 +27,6 @@ fit() {   # fit LOG ARGS...: contproto-fit under what is left of the deadline (n
     timeout --signal=INT --kill-after=20 "$l" python3 -c 'import sys; from contproto_fastai.cli import main; sys.argv[0] = "contproto-fit"; main()' "$@" > "$log" 2>&1
 }
 
-python3 -c 'import torch, transformers, fastai; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "fastai", fastai.__version__, fastai.__file__)'
 echo "[teacher] $(date -u +%T)"
 fit "$OUT/teacher.log" "${ARGS[@]}" --epochs 0 --teacher-epochs "$EPOCHS" --out "$RUNS/teacher"; rc=$?
 echo "teacher exit $rc after $(( $(date +%s) - start )) s"; tail -n 3 "$OUT/teacher.log"
