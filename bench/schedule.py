@@ -281,7 +281,8 @@ def answer(by_target, grid=GRID):
     for t, by_seed in by_target.items():
         seeds = sorted(by_seed)
         d = dict(seeds=seeds, zero_shot={s: by_seed[s]['teacher']['teacher']['f1'] for s in seeds if 'teacher' in by_seed[s]},
-                 ceiling={s: by_seed[s]['ceiling']['teacher']['f1'] for s in seeds if 'ceiling' in by_seed[s]}, rows={}, diffs={})
+                 ceiling={s: by_seed[s]['ceiling']['teacher']['f1'] for s in seeds if 'ceiling' in by_seed[s]}, rows={}, diffs={},
+                 gpu_seeds=[s for s in seeds if any(_on_gpu(r) for r in by_seed[s].values())])
         for row in list(grid['rows']) + list(grid['extra'].get(t, {})):
             per = {}
             for s in seeds:
@@ -316,8 +317,10 @@ def answer_table(ans, command='python bench/schedule.py run'):
         xs = [100 * x for x in xs if x is not None]
         return '—' if not xs else f"{xs[0]:+.2f}" if len(xs) == 1 else f"{statistics.mean(xs):+.2f} ± {statistics.stdev(xs):.2f}"
     count = lambda x: f"{x:.1f}".removesuffix('.0')          # a mean count: 29, or 29.3 over seeds
+    gpu = '; '.join(f"{t} {', '.join(map(str, d['gpu_seeds']))}" for t, d in ans.items() if d.get('gpu_seeds'))
     L = ["# The paper's student schedule: the answer, target by target", "", f"Runs: `{command}`; tables per target:",
-         "`bench/results/schedule_en-<t>.md`.", "",
+         "`bench/results/schedule_en-<t>.md`." + (f" Seeds run on a GPU (`bash bench/gpu_schedule.sh`, not bit-reproducible:"
+         f" `schedule_repeat_en-*.md`): {gpu}; the others on the 2-core CPU." if gpu else ''), "",
          "Target test F1 ×100 (zero-shot: the teachers; ceiling: trained on the target's gold train set). Each difference",
          "*a − b* is paired by seed (same teacher, same pseudo labels; positive: *a* is higher), mean ± std over the seeds",
          "where both rows finished (n), for the kept epoch (source dev selection, whole test set) / the last epoch (on the",

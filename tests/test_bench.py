@@ -317,3 +317,5 @@ def test_schedule_gpu_seeds_and_repeat(repo_root):
     assert js['diffs']['contproto − vanilla']['last'] == [pytest.approx(.04), pytest.approx(.04)]
     assert '| contproto | 60.00 | 66.00 | +6.00 | 1, 1 |' in rmd and '| teacher | 60.00 | 58.00 | -2.00 |  |' in rmd, rmd
     assert '| contproto − vanilla | -2.00 | +3.00 | +4.00 | +4.00 |' in rmd, rmd
+    ans = sch.answer(dict(xx=by_seed), grid)
+    assert ans['xx']['gpu_seeds'] == [2] and 'Seeds run on a GPU (' in sch.answer_table(ans) and '): xx 2;' in sch.answer_table(ans)
