@@ -313,8 +313,8 @@ def test_schedule_gpu_seeds_and_repeat(repo_root):
     assert '| vanilla |  | — | —% | 10 |' in md and '| contproto |  | — | —% | 20 |' in md, md   # CPU minutes: the GPU runs' left out
     again = dict(teacher=teacher(.58, gpu), vanilla=run(.63, .60, gpu, 30), contproto=run(.66, .64, gpu, 40))
     rmd, js = sch.repeat_table(by_seed[2], again, 'xx', 2, rows=('teacher', 'vanilla', 'contproto'))
-    assert js['rows']['contproto']['kept'] == [.60, .66] and js['diffs']['contproto − vanilla']['kept'] == [pytest.approx(-.02), pytest.approx(.03)]
-    assert js['diffs']['contproto − vanilla']['last'] == [pytest.approx(.04), pytest.approx(.04)]
+    assert js['rows']['contproto']['kept'] == [.60, .66] and js['diffs']['contproto-vanilla']['kept'] == [pytest.approx(-.02), pytest.approx(.03)]
+    assert js['diffs']['contproto-vanilla']['last'] == [pytest.approx(.04), pytest.approx(.04)]
     assert '| contproto | 60.00 | 66.00 | +6.00 | 1, 1 |' in rmd and '| teacher | 60.00 | 58.00 | -2.00 |  |' in rmd, rmd
     assert '| contproto − vanilla | -2.00 | +3.00 | +4.00 | +4.00 |' in rmd, rmd
     ans = sch.answer(dict(xx=by_seed), grid)
