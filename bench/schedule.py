@@ -389,14 +389,16 @@ def repeat_table(a, b, t, seed, names=('schedule', 'again'), rows=('teacher', *G
     difference of `DIFFS` in both."""
     f1 = lambda r: (r.get('student') or r.get('teacher') or {}).get('f1')
     pseudo_end = lambda r: _curve(r, 'pseudo.f1')[-1] if r.get('trace') else None
+    sub = lambda u, v: None if u is None or v is None else u - v
     both = [row for row in rows if row in a and row in b]
     js = dict(target=t, seed=seed, runs=list(names), machines=[a[both[0]].get('machine'), b[both[0]].get('machine')] if both else [],
               rows={row: dict(kept=[f1(a[row]), f1(b[row])], last=[_last_test(a[row]), _last_test(b[row])], kept_epoch=[a[row].get('kept_epoch'), b[row].get('kept_epoch')],
                               pseudo_end=[pseudo_end(a[row]), pseudo_end(b[row])]) for row in both},
-              diffs={f'{x}-{y}': dict(kept=[f1(r[x]) - f1(r[y]) for r in (a, b)], last=[_last_test(r[x]) - _last_test(r[y]) for r in (a, b)])
+              diffs={f'{x}-{y}': dict(kept=[sub(f1(r[x]), f1(r[y])) for r in (a, b)], last=[sub(_last_test(r[x]), _last_test(r[y])) for r in (a, b)])
                      for x, y in DIFFS if all(k in r for r in (a, b) for k in (x, y))})
     pt = lambda v, f='{:.2f}': '—' if v is None else f.format(100 * v)
-    dv = lambda u, v: '—' if u is None or v is None else f"{100 * (v - u):+.2f}"
+    dv = lambda u, v: '—' if sub(v, u) is None else f"{100 * sub(v, u):+.2f}"
+    sp = lambda v: '—' if v is None else f"{100 * v:+.2f}"
     L = [f"# One seed run twice: en → {t}, seed {seed}", "",
          f"The same rows of seed {seed}, the same commands and code, run twice on the same kind of machine: *grid* (the runs in",
          f"the grid's folder `{names[0]}`) and *again* (`{names[1]}`); `python bench/schedule.py repeat --runs … --again …",
@@ -410,7 +412,7 @@ def repeat_table(a, b, t, seed, names=('schedule', 'again'), rows=('teacher', *G
         L.append(f"| {row} | {pt(v['kept'][0])} | {pt(v['kept'][1])} | {dv(*v['kept'])} | {', '.join(str(e) for e in v['kept_epoch'] if e is not None)} | "
                  f"{pt(v['last'][0])} | {pt(v['last'][1])} | {dv(*v['last'])} | {pt(v['pseudo_end'][0])} | {pt(v['pseudo_end'][1])} |")
     L += ["", "Paired differences within each run, F1 ×100:", "", "| difference | kept: grid | again | last: grid | again |", "|---|---|---|---|---|"]
-    L += [f"| {k.replace('-', ' − ')} | {100 * v['kept'][0]:+.2f} | {100 * v['kept'][1]:+.2f} | {100 * v['last'][0]:+.2f} | {100 * v['last'][1]:+.2f} |"
+    L += [f"| {k.replace('-', ' − ')} | {sp(v['kept'][0])} | {sp(v['kept'][1])} | {sp(v['last'][0])} | {sp(v['last'][1])} |"
           for k, v in js['diffs'].items()]
     return '\n'.join(L) + '\n', js
 
