@@ -4,7 +4,7 @@ Fig. 3 shows pseudo-label F1 rising most. The grid is data (`GRID` below); every
 its own folder, so the grid resumes where it stopped (a finished run is skipped, an interrupted one resumed).
 
     python bench/schedule.py run [--workers 2] [--targets de,ar,zh]   # resumable; runs/schedule/en-<t>/seed<k>/<row>
-    python bench/schedule.py tables                                   # bench/results/schedule_en-<t>.{md,json,_fig3.png}
+    python bench/schedule.py tables                                   # bench/results/schedule_en-<t>.{md,json,_fig3.png,_fig3_rise.png}
     python bench/schedule.py repeat --runs A --again B --seed 2       # one seed run twice: schedule_repeat_en-de.{md,json}
 
 German seeds 2 and 3 ran on one GPU (`bench/gpu_schedule.sh`, the grid's code and arguments, all rows of a seed at once);
@@ -374,7 +374,12 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
         seeds = sorted(s for s in by_seed if all(r in by_seed[s] for r in grid['rows'] if any(r in v for v in by_seed.values())))
         curves = {row: [_curve(by_seed[s][row], 'pseudo.f1') for s in seeds] for row in list(grid['rows']) + list(grid['extra'].get(t, {}))
                   if seeds and all(row in by_seed[s] and by_seed[s][row].get('trace') for s in seeds)}
-        if curves: plot_pseudo_f1(curves, results/f'schedule_en-{t}_fig3.png', title=f'Pseudo-label F1, en → {t} (Fig. 3)')
+        if curves:
+            plot_pseudo_f1(curves, results/f'schedule_en-{t}_fig3.png', title=f'Pseudo-label F1, en → {t} (Fig. 3)')
+            # the seeds' teachers differ by more than refinement moves their labels: each seed's rise, on one scale
+            plot_pseudo_f1({row: [[None if v is None or c[0] is None else v - c[0] for v in c] for c in cs] for row, cs in curves.items()},
+                           results/f'schedule_en-{t}_fig3_rise.png', title=f"Pseudo-label F1 − the teacher's, en → {t}",
+                           ylabel="pseudo-label F1 − teacher's (points)")
         for (tt, s, row) in grid['plots']:
             png = Path(runs)/f'en-{tt}'/f'seed{s}'/row/'tsne.png'
             if tt == t and png.exists(): shutil.copy(png, results/f'schedule_en-{t}_tsne_{row}.png')

@@ -217,7 +217,7 @@ def test_schedule_smoke(repo_root, tmp_path):
     md = (res/'schedule_en-toy.md').read_text()
     for needle in ('| contproto | 2 |', '| glode | 2 |', '| contproto − vanilla | 2 |', '## contproto: epoch by epoch', 'zero-shot (teacher)', 'ceiling'):
         assert needle in md, needle
-    assert (res/'schedule_en-toy_fig3.png').stat().st_size > 0
+    assert (res/'schedule_en-toy_fig3.png').stat().st_size > 0 and (res/'schedule_en-toy_fig3_rise.png').stat().st_size > 0
     # the summary: paired differences and summed argmax changes, recomputed here from the per-target JSON
     sm = json.loads((res/'schedule_summary.json').read_text())['targets']['toy']
     for s in (0, 1):
