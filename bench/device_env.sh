@@ -1,5 +1,5 @@
 # Sourced by the GPU scripts (bench/gpu_de.sh, bench/gpu_schedule.sh), run from the repository root with P (the pack that
-# `python bench/device_pack.py` writes), SRC and TGT set. Installs the pack's wheels, stops unless torch sees a GPU
+# `python bench/device_pack.py` writes), SRC, TGT and OUT (an existing folder) set. Installs the pack's wheels, stops unless torch sees a GPU
 # (DEVICE_CHECK=1: a check of the script on a CPU, which trains there), writes the GPU's name to $OUT/gpu.txt, points
 # load_encoder('e5-small') at the pack's pruned model file and unpacks the data into $data. CODE (default: this checkout)
 # is the folder whose `contproto_fastai` is imported.

@@ -1,5 +1,5 @@
 """The paper's student schedule (§4.1: 10 epochs, 1 warm-up + 9 with prototype refinement) with the default encoder,
-refinement traced epoch by epoch, on German (3 seeds), Arabic and Chinese (seed 0), the three targets where the paper's
+refinement traced epoch by epoch, on German (4 seeds), Arabic and Chinese (seed 0), the three targets where the paper's
 Fig. 3 shows pseudo-label F1 rising most. The grid is data (`GRID` below); every run is one `contproto-fit` call in
 its own folder, so the grid resumes where it stopped (a finished run is skipped, an interrupted one resumed).
 
@@ -7,8 +7,8 @@ its own folder, so the grid resumes where it stopped (a finished run is skipped,
     python bench/schedule.py tables                                   # bench/results/schedule_en-<t>.{md,json,_fig3.png,_fig3_rise.png}
     python bench/schedule.py repeat --runs A --again B --seed 2       # one seed run twice: schedule_repeat_en-de.{md,json}
 
-German seeds 2 and 3 ran on one GPU (`bench/gpu_schedule.sh`, the grid's code and arguments, all rows of a seed at once);
-the tables say which seed ran on which machine.
+German seeds 2 and 3 ran on one GPU (`bench/gpu_schedule.sh`: the grid's code and arguments, the two teachers and then
+their twelve rows at once); the tables say which seed ran on which machine.
 
 Two one-thread processes share the 2-core machine (1.31x the throughput of one two-thread process, measured for the
 two-epoch grid); every row of a seed starts from that seed's teacher (`--teacher-from`), which a teacher-only run
@@ -29,7 +29,8 @@ GRID = dict(
     teacher=['--teacher-epochs', '3', '--epochs', '0'],
     student=['--teacher-epochs', '3', '--epochs', '10', '--student-src-limit', '400', '--student-init', 'teacher',
              '--trace-test', '--trace-test-limit', '1000'],
-    targets=dict(de=dict(data='conll', seeds=[0, 1, 2]), ar=dict(data='wikiann', seeds=[0]), zh=dict(data='wikiann', seeds=[0])),
+    targets=dict(de=dict(data='conll', seeds=[0, 1, 2, 3]),   # German 2, 3: on one GPU, bench/gpu_schedule.sh
+                 ar=dict(data='wikiann', seeds=[0]), zh=dict(data='wikiann', seeds=[0])),
     rows=dict(vanilla=['--ablation', 'vanilla'], contproto=['--ablation', 'contproto'], no_proto=['--ablation', 'no_proto'],
               fixed_margin=['--ablation', 'fixed_margin'], authors=['--ablation', 'authors'], glode=['--ablation', 'glode']),
     extra=dict(zh=dict(contproto_tgt8=['--ablation', 'contproto', '--tgt-max-span-len', '8'])),   # seed 0 only
@@ -161,7 +162,7 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
     L = [f"# The paper's student schedule: en → {t}", "", f"Command: `{command}`", ""]
     L += ["Machine(s): " + '; '.join(f"seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))}: {m}" for m, ss in machines(by_seed).items()), ""]
     if any(_on_gpu(r) for rs in by_seed.values() for r in rs.values()):
-        L += ["A seed on a GPU ran its teacher, then all its rows at once on that GPU (`bash bench/gpu_schedule.sh`), in FP32.",
+        L += ["Seeds on a GPU: one call of `bash bench/gpu_schedule.sh` trained their teachers, then all their rows at once, in FP32.",
               "GPU runs are not bit-reproducible: the same seed run twice gives other numbers (`schedule_repeat_en-*.md`).", ""]
     L += ["Target test entity F1 ×100 (seqeval), mean ± std over the seeds that finished (n). *kept*: the epoch chosen by",
           "source dev span F1 (what the run reports), on the whole test set; *last*: the last epoch's model, after every",
@@ -388,15 +389,15 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
         (results/'schedule_summary.md').write_text(answer_table(ans, command))
 
 
-def repeat_table(a, b, t, seed, names=('schedule', 'again'), rows=('teacher', *GRID['rows'])):
+def repeat_table(a, b, t, seed, names=('schedule', 'again'), rows=('teacher', *GRID['rows']), note=''):
     """Markdown and JSON: one seed of target `t` run twice, `a` and `b` (`{row: results}`: the same commands on the same
-    kind of machine, `names` their runs folders), each row's F1 in both and their difference, and each paired
-    difference of `DIFFS` in both."""
+    kind of machine, `names` their runs folders, `note` how they were run), each row's F1 in both and their
+    difference, and each paired difference of `DIFFS` in both."""
     f1 = lambda r: (r.get('student') or r.get('teacher') or {}).get('f1')
     pseudo_end = lambda r: _curve(r, 'pseudo.f1')[-1] if r.get('trace') else None
     sub = lambda u, v: None if u is None or v is None else u - v
     both = [row for row in rows if row in a and row in b]
-    js = dict(target=t, seed=seed, runs=list(names), machines=[a[both[0]].get('machine'), b[both[0]].get('machine')] if both else [],
+    js = dict(target=t, seed=seed, runs=list(names), note=note, machines=[a[both[0]].get('machine'), b[both[0]].get('machine')] if both else [],
               rows={row: dict(kept=[f1(a[row]), f1(b[row])], last=[_last_test(a[row]), _last_test(b[row])], kept_epoch=[a[row].get('kept_epoch'), b[row].get('kept_epoch')],
                               pseudo_end=[pseudo_end(a[row]), pseudo_end(b[row])]) for row in both},
               diffs={f'{x}-{y}': dict(kept=[sub(f1(r[x]), f1(r[y])) for r in (a, b)], last=[sub(_last_test(r[x]), _last_test(r[y])) for r in (a, b)])
@@ -405,9 +406,9 @@ def repeat_table(a, b, t, seed, names=('schedule', 'again'), rows=('teacher', *G
     dv = lambda u, v: '—' if sub(v, u) is None else f"{100 * sub(v, u):+.2f}"
     sp = lambda v: '—' if v is None else f"{100 * v:+.2f}"
     L = [f"# One seed run twice: en → {t}, seed {seed}", "",
-         f"The same rows of seed {seed}, the same commands and code, run twice on the same kind of machine: *grid* (the runs in",
-         f"the grid's folder `{names[0]}`) and *again* (`{names[1]}`); `python bench/schedule.py repeat --runs … --again …",
-         f"--target {t} --seed {seed}`. Machine: "
+         f"The rows of seed {seed} run twice with the same commands, each run training its own teacher: *grid* (the runs in",
+         f"the grid's folder `{names[0]}`) and *again* (`{names[1]}`). {note}".rstrip(),
+         f"Table: `python bench/schedule.py repeat --runs … --again … --target {t} --seed {seed}`. Machine: "
          + ('; '.join(sorted({json.dumps(m) for m in js['machines']})) or '—'), "",
          "Target test entity F1 ×100: *kept* (the epoch chosen by source dev span F1, whole test set) and *last* (the last",
          "epoch, the trace's test subset); pseudo-label F1 after the last epoch.", "",
@@ -439,6 +440,7 @@ def main(argv=None):
     p.add_argument('what', choices=['run', 'tables', 'repeat'])
     p.add_argument('--again', help='repeat: a second runs folder holding the same seed run again')
     p.add_argument('--target', default='de'); p.add_argument('--seed', type=int, default=2)
+    p.add_argument('--note', default='', help='repeat: how the two runs were made (goes into the table)')
     p.add_argument('--runs', default=str(ROOT/'runs'/'schedule')); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
     p.add_argument('--workers', type=int, default=2); p.add_argument('--targets', default=None)
     p.add_argument('--smoke', action='store_true', help='toy data and a tiny encoder (CI); --runs should then be a temporary folder')
@@ -448,7 +450,7 @@ def main(argv=None):
     if a.what == 'repeat':
         again = a.again or p.error('repeat needs --again')
         md, js = repeat_table(*(load_runs(Path(x), a.target).get(a.seed, {}) for x in (a.runs, again)), a.target, a.seed,
-                              (Path(a.runs).name, Path(again).name))
+                              (Path(a.runs).name, Path(again).name), note=a.note)
         out = Path(a.results)/f'schedule_repeat_en-{a.target}'
         out.with_suffix('.md').write_text(md); out.with_suffix('.json').write_text(json.dumps(js, indent=1)); print(md)
         return
