@@ -25,4 +25,4 @@ need = [Path(dst)/l/n for l, ns in zip(langs, (('train.txt', 'dev.txt'), ('train
 missing = [str(p) for p in need if not p.exists()]
 if missing: sys.exit(f"not in the pack: {missing} (python bench/device_pack.py --src {langs[0]} --tgt {langs[1]})")
 PY
-python3 -c 'import torch, transformers, fastai, contproto_fastai; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "fastai", fastai.__version__, "contproto_fastai", contproto_fastai.__file__)'
+(cd /tmp && python3 -c 'import torch, transformers, fastai, contproto_fastai; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "fastai", fastai.__version__, "contproto_fastai", contproto_fastai.__file__)')   # from /tmp: the checkout's folder is not put ahead of PYTHONPATH

@@ -29,12 +29,12 @@ rm -rf "$RUNS"; mkdir -p "$OUT" "$RUNS"          # a fresh run: nothing of an ea
 export data CODE
 mkdir -p /tmp/bin && printf '#!/usr/bin/env python3\nimport sys\nfrom contproto_fastai.cli import main\nsys.argv[0] = "contproto-fit"\nmain()\n' > /tmp/bin/contproto-fit
 chmod +x /tmp/bin/contproto-fit; export PATH=/tmp/bin:$PATH
-python3 -c 'from contproto_fastai.e5 import e5_path; print("e5-small:", e5_path())' || exit 2   # convert once, not in each run
+(cd /tmp && python3 -c 'from contproto_fastai.e5 import e5_path; print("e5-small:", e5_path())') || exit 2   # convert once, not in each run; from /tmp: CODE's package, not the checkout's
 
 left=$(( DEADLINE - ($(date +%s) - start) - 40 ))      # 40 s kept for the summary and the archive
 [ "$left" -gt 60 ] || { echo "only $left s left of DEADLINE=$DEADLINE: nothing started" >&2; exit 1; }
 echo "grid: seeds $SEEDS, $left s left at $(date -u +%T)"
-timeout --signal=INT --kill-after=20 "$left" python3 - "$RUNS" <<'PY' 2>&1 | tee "$OUT/grid.log"
+(cd /tmp && timeout --signal=INT --kill-after=20 "$left" python3 - "$RUNS") <<'PY' 2>&1 | tee "$OUT/grid.log"
 # the grid's own jobs and runner (bench/schedule.py of its fixed commit), its data path the unpacked pack, these seeds
 import os, sys
 from pathlib import Path
