@@ -50,6 +50,7 @@ def patch(args, student):
     return args[:cut] + ['--checkpoint-every', '0', '--checkpoint-size', 'weights'] + limits + args[cut:]
 todo = [(f, patch(a, dep is not None), dep) for f, a, dep in S.jobs(grid, targets=['de']) if f.name != 'ceiling']
 runs = Path(sys.argv[1])
+(runs/'jobs.txt').write_text(''.join(f'{f}\n' for f, *_ in todo))     # what the summary below counts as expected
 def run(part):
     "The grid's run_grid over `part`, all at once (it exits non-zero when a run failed: the others still count)."
     S.jobs = lambda *a, **k: part
@@ -59,12 +60,13 @@ run([j for j in todo if j[2] is None])     # teachers first (the grid's run_grid
 run([j for j in todo if j[2] is not None and S.finished(runs/j[2])])
 PY
 echo "grid exit ${PIPESTATUS[0]} after $(( $(date +%s) - start )) s"
-python3 - "$RUNS" "$OUT" "$SEEDS" <<'PY'
+python3 - "$RUNS" "$OUT" <<'PY'
 # every run's small files (no weights) in one archive, then one line per run; exit 1 unless every run finished
 import json, sys, tarfile
 from pathlib import Path
 runs, out = Path(sys.argv[1]), Path(sys.argv[2])
-dirs = [d for d in sorted(runs.glob('en-de/seed*/*')) if d.is_dir()]
+jobs = (runs/'jobs.txt').read_text().split() if (runs/'jobs.txt').exists() else []
+dirs = [runs/j for j in jobs]
 with tarfile.open(out/'schedule_gpu.tar.gz', 'w:gz') as tar:
     for f in sorted(runs.glob('en-de/seed*/*.log')) + [d/n for d in dirs for n in ('results.json', 'config.json')]:
         if f.exists(): tar.add(f, arcname=str(f.relative_to(runs)))
@@ -72,6 +74,7 @@ print('archive:', out/'schedule_gpu.tar.gz', f"{(out/'schedule_gpu.tar.gz').stat
 done = 0
 for d in dirs:
     try:
+        if not d.is_dir(): print(f"{d.relative_to(runs)}: not started"); continue
         r = json.loads((d/'results.json').read_text()) if (d/'results.json').exists() else {}
         rel, t = d.relative_to(runs), (r.get('times') or {}).get('total') or 0
         if 'student' in r:
@@ -82,8 +85,8 @@ for d in dirs:
             print(f"{rel}: teacher F1 {100*r['teacher']['f1']:.2f}, {t:.0f} s, {r['machine'].get('gpu', r['machine'].get('device'))}"); done += 1
         else: print(f"{rel}: not finished")
     except Exception as e: print(f"{d}: unreadable results ({e})")
-print(f"{done} of {7 * len(sys.argv[3].split())} runs finished")
-sys.exit(done < 7 * len(sys.argv[3].split()))
+print(f"{done} of {len(jobs)} runs finished")
+sys.exit(not jobs or done < len(jobs))
 PY
 rc=$?
 echo "total $(( $(date +%s) - start )) s"

@@ -148,8 +148,7 @@ def machines(by_seed):
     "{machine line (JSON): [seeds whose runs ran there]}, in order of first seed."
     out = {}
     for s, rs in sorted(by_seed.items()):
-        for r in rs.values():
-            if 'machine' in r and s not in out.setdefault(json.dumps(r['machine']), []): out[json.dumps(r['machine'])].append(s)
+        for m in sorted({json.dumps(r['machine']) for r in rs.values() if 'machine' in r}): out.setdefault(m, []).append(s)
     return out
 
 
@@ -159,9 +158,10 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
     rows = [r for r in list(grid['rows']) + list(grid['extra'].get(t, {})) if any(r in rs for rs in by_seed.values())]
     seeds = sorted(by_seed)
     paper = PAPER.get(t, {})
+    d = ans or answer({t: by_seed}, grid)[t]
     L = [f"# The paper's student schedule: en → {t}", "", f"Command: `{command}`", ""]
     L += ["Machine(s): " + '; '.join(f"seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))}: {m}" for m, ss in machines(by_seed).items()), ""]
-    if any(_on_gpu(r) for rs in by_seed.values() for r in rs.values()):
+    if d['gpu_seeds']:
         L += ["Seeds on a GPU: one call of `bash bench/gpu_schedule.sh` trained their teachers, then all their rows at once, in FP32.",
               "GPU runs are not bit-reproducible: the same seed run twice gives other numbers (`schedule_repeat_en-*.md`).", ""]
     L += ["Target test entity F1 ×100 (seqeval), mean ± std over the seeds that finished (n). *kept*: the epoch chosen by",
@@ -190,7 +190,6 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
     L += ["", "Paired by seed (same teacher and pseudo labels), F1 ×100 of the kept epoch and of the last epoch, and the",
           "rise of pseudo-label F1 over the refining epochs (end − after warm-up):", "",
           "| difference | n | kept | last | pseudo-label F1 rise (first row) | pseudo-label F1 rise (second row) |", "|---|---|---|---|---|---|"]
-    d = ans or answer({t: by_seed}, grid)[t]
     for a, b in DIFFS:
         x = d['diffs'].get(f'{a} − {b}')
         if not x: continue
