@@ -49,29 +49,32 @@ DIFFS = [('contproto', 'vanilla'), ('contproto', 'no_proto'), ('contproto', 'fix
 def _data_args(t, spec):
     "The data options of target `t`: a data folder (`data`), or four files and extra options (`files`, `args`: the smoke grid)."
     if 'files' in spec: return [x for k, v in spec['files'].items() for x in (f"--{k.replace('_', '-')}", str(v))] + spec.get('args', [])
-    return ['--data', str(DATA[spec['data']]), '--src', 'en', '--tgt', t]
+    return ['--data', str(DATA[spec['data']]), '--src', 'en', '--tgt', spec.get('lang', t)]
 
 def _gold_train(t, spec):
     "The target's gold train file (the ceiling's training data)."
     return str(spec['files']['tgt_train']) if 'files' in spec else str(DATA[spec['data']]/t/'train.txt')
 
 def jobs(grid=GRID, targets=None):
-    "Every run of `grid` as `(folder, contproto-fit arguments, folder it depends on)`, in the order they should start."
+    """Every run of `grid` as `(folder, contproto-fit arguments, folder it depends on)`, in the order they should start.
+    A target's spec may name its language folder (`lang`, default its key), add options to the grid's `budget` and
+    `student` ones (`budget`, `student`: later options win) and pick its `rows`; `ceiling=False` in the grid: no ceiling."""
     first, later = [], []
     for t, spec in grid['targets'].items():
         if targets and t not in targets: continue
-        data = _data_args(t, spec) + grid['budget']
+        data = _data_args(t, spec) + grid['budget'] + spec.get('budget', [])
         for k, seed in enumerate(spec['seeds']):
             d, s = Path('en-' + t)/f'seed{seed}', ['--seed', str(seed)]
             todo = first if k == 0 else later
             todo.append((d/'teacher', data + s + grid['teacher'], None))
-            if k == 0:
+            if k == 0 and grid.get('ceiling', True):
                 tgt_train = _gold_train(t, spec)        # the ceiling: the target's own gold train set, this row only
                 todo.append((d/'ceiling', data + s + grid['teacher'] + ['--src-train', tgt_train], None))
-            rows = dict(grid['rows'], **(grid['extra'].get(t, {}) if k == 0 else {}))
+            rows = {r: grid['rows'][r] for r in spec['rows']} if 'rows' in spec else dict(grid['rows'])
+            rows.update(grid.get('extra', {}).get(t, {}) if k == 0 else {})
             for row, a in rows.items():
-                plots = ['--plots'] if (t, seed, row) in grid['plots'] else []
-                todo.append((d/row, data + s + grid['student'] + a + plots + ['--teacher-from', None], d/'teacher'))
+                plots = ['--plots'] if (t, seed, row) in grid.get('plots', ()) else []
+                todo.append((d/row, data + s + grid['student'] + spec.get('student', []) + a + plots + ['--teacher-from', None], d/'teacher'))
     return first + later
 
 

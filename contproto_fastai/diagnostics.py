@@ -8,11 +8,12 @@ import math
 import torch
 from fastai.callback.core import Callback
 from .data import gold_classes
-from .evaluate import predict_spans, score, prf
+from .evaluate import predict_spans, span_outputs, score, prf
 from .pseudo import pseudo_label_f1
 
 # %% auto #0
-__all__ = ['gold_span_classes', 'label_moves', 'vote_quality', 'span_pr', 'flippable', 'schedule_product', 'RefinementTrace']
+__all__ = ['gold_span_classes', 'label_moves', 'vote_quality', 'span_pr', 'agreement', 'flippable', 'schedule_product',
+           'RefinementTrace']
 
 # %% ../nbs/07a_diagnostics.ipynb #c005
 def gold_span_classes(examples, sentences, labels):
@@ -47,6 +48,18 @@ def span_pr(labels, gold):
     tp = int(((labels == gold) & (gold > 0)).sum())
     return prf(tp, int((labels > 0).sum()), int((gold > 0).sum()))
 
+def agreement(logits, labels, gold=None, sims=None):
+    """How far the model's argmax (`logits` `[n, C]`, eval mode) and, with `sims` `[n, C]` (similarity to each prototype),
+    the nearest prototype stand from the argmax `labels` `[n]`: `differs`, the spans where they disagree, and of those,
+    with `gold`, `toward_gold` (they name the gold class) and `from_gold` (the label was gold)."""
+    out = dict(spans=len(labels))
+    for k, s in (('model', logits), ('nearest', sims)):
+        if s is None: continue
+        pred = s.argmax(-1); d = pred != labels
+        out[k] = dict(differs=int(d.sum()))
+        if gold is not None: out[k].update(toward_gold=int((d & (pred == gold)).sum()), from_gold=int((d & (labels == gold)).sum()))
+    return out
+
 # %% ../nbs/07a_diagnostics.ipynb #c010
 def flippable(probs, K):
     """Per argmax class: the number of spans of soft labels `probs` `[n, C]`, and how many could change argmax within
@@ -68,10 +81,12 @@ class RefinementTrace(Callback):
     """Analysis only: after every epoch, the pseudo labels against the target gold tags (scores, moves fixed/broken),
     the margins and gate statistics, and the target test scores of the model; see above for the keys."""
     order = 53     # after the refiners' and `PseudoLabelF1`'s `after_train`
-    def __init__(self, examples, sentences, labels, max_span_len=4, test_examples=None, test_sentences=None, bs=32):
+    def __init__(self, examples, sentences, labels, max_span_len=4, test_examples=None, test_sentences=None, bs=32, heldout=None):
+        "`heldout`: `(examples, sentences, PseudoLabels)`, target sentences outside training and the teacher's labels of them."
         self.examples, self.sentences, self.labels, self.max_span_len, self.bs = examples, sentences, labels, max_span_len, bs
-        self.test_examples, self.test_sentences = test_examples, test_sentences
+        self.test_examples, self.test_sentences, self.heldout = test_examples, test_sentences, heldout
         self.gold = gold_span_classes(examples, sentences, labels)
+        self.heldout_gold = None if heldout is None else gold_span_classes(heldout[0], heldout[1], labels)
     @property
     def state(self): return self.learn.state
     def _scores(self, pl):
@@ -88,6 +103,18 @@ class RefinementTrace(Callback):
         if self.refiner is not None: start['flippable'] = flippable(st.pseudo_labels.probs, schedule_product(self.refiner, self.n_epoch, warm))
         st.extra['trace_start'] = start
     def before_train(self): self.before = self.state.pseudo_labels.probs.argmax(-1)
+    def _agreement(self):
+        "`agreement` of the model (eval mode) on the target train spans and, with `heldout`, on the held-out ones."
+        st, rep = self.state, self.state.rep
+        def one(examples, labels, gold, protos):
+            keys = ('logits', rep) if protos is not None else ('logits',)
+            o = span_outputs(self.learn.model, examples, self.bs, side='tgt', keys=keys)
+            logits = torch.cat([x['logits'] for x in o])
+            sims = None if protos is None else torch.cat([x[rep] for x in o]) @ protos.float().cpu().T
+            return agreement(logits, labels, gold, sims)
+        out = dict(train=one(self.examples, st.pseudo_labels.probs.argmax(-1), self.gold, st.prototypes))
+        if self.heldout is not None: out['heldout'] = one(self.heldout[0], self.heldout[2].probs.argmax(-1), self.heldout_gold, None)
+        return out
     def after_train(self):
         st = self.state
         now, e = self._scores(st.pseudo_labels)
@@ -106,5 +133,6 @@ class RefinementTrace(Callback):
             preds = predict_spans(self.learn.model, self.test_examples, len(self.test_sentences), bs=self.bs)
             r = score(self.test_sentences, preds, self.labels.classes, self.max_span_len)
             self.entry['test'] = {k: r[k] for k in ('precision', 'recall', 'f1')}
+        self.entry['agreement'] = self._agreement()
         self.state.extra.setdefault('trace', []).append(self.entry)   # before `Checkpoint` saves the epoch (after_epoch)
         del self.entry

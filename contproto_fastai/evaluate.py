@@ -12,7 +12,7 @@ from .corpus import spans_to_tags, tags_to_spans
 from .data import SpanDL
 
 # %% auto #0
-__all__ = ['decode_spans', 'span_probs', 'predict_spans', 'prf', 'score', 'SpanF1']
+__all__ = ['decode_spans', 'span_outputs', 'span_probs', 'predict_spans', 'prf', 'score', 'SpanF1']
 
 # %% ../nbs/03_evaluate.ipynb #c005
 def decode_spans(probs, word_idx, mask):
@@ -29,9 +29,9 @@ def decode_spans(probs, word_idx, mask):
 
 # %% ../nbs/03_evaluate.ipynb #c008
 @torch.no_grad()
-def span_probs(model, examples, bs=32, device=None, side='src', pbar=None):
-    """Softmax span probabilities per example (list of `[S_i, C]` tensors, on the CPU), in `examples` order.
-    `pbar` optionally wraps the batch iterator (e.g. a progress bar)."""
+def span_outputs(model, examples, bs=32, device=None, side='src', pbar=None, keys=('logits',)):
+    """The model's per-span outputs `keys` (`'logits'`, `'z'`, `'zeta'`) in eval mode, per example a dict of `[S_i, …]`
+    float tensors on the CPU, in `examples` order. `pbar` optionally wraps the batch iterator (e.g. a progress bar)."""
     was_training = model.training; model.eval()
     device = device or next(model.parameters()).device
     out = [None] * len(examples)
@@ -39,11 +39,15 @@ def span_probs(model, examples, bs=32, device=None, side='src', pbar=None):
     order = dl.order()
     for k, (x, _) in enumerate(pbar(dl) if pbar else dl):
         o = model(x)[side]
-        p = F.softmax(o['logits'].float(), -1).cpu()
+        v = {key: o[key].float().cpu() for key in keys}
         n = x[side]['span_mask'].sum(1).tolist()
-        for i, j in enumerate(order[k*bs:(k+1)*bs]): out[j] = p[i, :n[i]]
+        for i, j in enumerate(order[k*bs:(k+1)*bs]): out[j] = {key: t[i, :n[i]] for key, t in v.items()}
     model.train(was_training)
     return out
+
+def span_probs(model, examples, bs=32, device=None, side='src', pbar=None):
+    "Softmax span probabilities per example (list of `[S_i, C]` tensors, on the CPU), in `examples` order (`span_outputs`)."
+    return [F.softmax(o['logits'], -1) for o in span_outputs(model, examples, bs, device, side, pbar)]
 
 def predict_spans(model, examples, n_sentences, bs=32, device=None, probs=None, pbar=None):
     "Decoded entities `[(start, end, class, prob)]` for each of `n_sentences` sentences."

@@ -133,12 +133,12 @@ class BestEpoch(SaveModelCallback):
         self.best_state = None                    # the weights are in the model now; free the copy
 
 def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',),
-                 tokenizer=None, labels=None, max_len=128, select='span_f1', **kwargs):
+                 tokenizer=None, labels=None, max_len=128, select='span_f1', loss_func=None, **kwargs):
     """A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW (`lr`: one rate or `slice(encoder, heads)`, see
     `span_splitter`) and source span F1 as metric. Loss `terms` are
     logged as columns, plus the `term` of any callback in `cbs` that adds one (`SupConLoss`: `cont`, `ConsistencyReg`: `reg`).
     Each `fit` ends on the epoch with the best `select` value on the validation (source dev) set (`BestEpoch`; None:
-    the last epoch); a `SaveModelCallback` in `cbs` takes its place."""
+    the last epoch); a `SaveModelCallback` in `cbs` takes its place. `loss_func`: default `SelfTrainingLoss()`."""
     device = device or default_device()        # the GPU when there is one (fastai's choice), else the CPU
     dls = DataLoaders(train_dl, valid_dl, path=path, device=device)
     cbs = list(cbs or [])
@@ -146,7 +146,7 @@ def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None
     if select and not any(isinstance(c, SaveModelCallback) for c in cbs): cbs.append(BestEpoch(select))
     cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns(), NanGuard()] + cbs
     kwargs.setdefault('splitter', span_splitter)
-    learn = SpanLearner(dls, model.to(device), loss_func=SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
+    learn = SpanLearner(dls, model.to(device), loss_func=loss_func or SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
                         metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)
     learn.tokenizer, learn.labels, learn.max_len = tokenizer, labels, max_len
     return learn
@@ -155,12 +155,15 @@ def teacher_learner(model, src_train, src_dev, bs=16, seed=0, sortish=0, **kwarg
     "The teacher: source-only training (eq. 1). `sortish`: batches of similar lengths (see `SpanDL`)."
     return span_learner(model, SpanDL(src_train, bs, shuffle=True, seed=seed, sortish=sortish), SpanDL(src_dev, 2*bs), **kwargs)
 
-def student_learner(model, src_train, tgt_train, src_dev, state:ContProtoState, bs=16, tgt_bs=None, seed=0, cbs=None, sortish=0, **kwargs):
-    "The vanilla self-training student: eq. (3) over paired source/target batches, pseudo labels from `state`."
+def student_learner(model, src_train, tgt_train, src_dev, state:ContProtoState, bs=16, tgt_bs=None, seed=0, cbs=None, sortish=0,
+                    tgt_loss='soft_ce', tgt_weight=1., **kwargs):
+    """The vanilla self-training student: eq. (3) over paired source/target batches, pseudo labels from `state`;
+    `tgt_loss` and `tgt_weight` choose the target term (`SelfTrainingLoss`)."""
     if state.pseudo_labels is None or len(state.pseudo_labels) != len(tgt_train):
         raise ValueError("state.pseudo_labels must hold one entry per target example (run the teacher first)")
     learn = span_learner(model, PairedDL(src_train, tgt_train, bs, tgt_bs, seed=seed, sortish=sortish), SpanDL(src_dev, 2*bs),
-                         cbs=[SelfTraining(state)] + list(cbs or []), terms=('src', 'tgt'), **kwargs)
+                         cbs=[SelfTraining(state)] + list(cbs or []), terms=('src', 'tgt'),
+                         loss_func=SelfTrainingLoss(tgt_loss, tgt_weight), **kwargs)
     learn.state = state
     return learn
 

@@ -11,8 +11,9 @@ from .encoders import (DEFAULT_ENCODER, offline_minilm_path, resolve_model_name,
 _all_ = ['DEFAULT_ENCODER', 'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
 
 # %% auto #0
-__all__ = ['SpanNER', 'span_splitter', 'sentence_mean', 'span_ce', 'soft_ce', 'SelfTrainingLoss', 'DEFAULT_ENCODER',
-           'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
+__all__ = ['TARGET_LOSSES', 'SpanNER', 'span_splitter', 'sentence_mean', 'span_ce', 'soft_ce', 'double_softmax_ce',
+           'SelfTrainingLoss', 'DEFAULT_ENCODER', 'offline_minilm_path', 'resolve_model_name', 'load_encoder',
+           'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
 
 # %% ../nbs/01_model.ipynb #c007
 class SpanNER(nn.Module):
@@ -87,12 +88,25 @@ def soft_ce(logits, targets, mask):
     "Eq. (2): soft cross-entropy $-\\sum_c \\hat y^c \\log P^c$ against soft pseudo labels `targets` `[B,S,C]`."
     return sentence_mean(-(targets * F.log_softmax(logits, -1)).sum(-1), mask)
 
+def double_softmax_ce(logits, targets, mask):
+    """The authors' released target loss, not eq. (2): $-\\sum_c \\hat y^c \\log \\mathrm{softmax}(P)^c$, a log-softmax
+    taken of the probabilities $P$ (their classifier already ends in a softmax). Bounded: with $C$ classes it runs from
+    $\\log(e + C - 1) - 1$ (one-hot $P$ on the label) to $\\log C$ (uniform $P$), so it binds the student to its soft
+    labels far less than `soft_ce`."""
+    return sentence_mean(-(targets * F.log_softmax(F.softmax(logits, -1), -1)).sum(-1), mask)
+
+TARGET_LOSSES = dict(soft_ce=soft_ce, double_softmax=double_softmax_ce)
+
 class SelfTrainingLoss:
-    "Eq. (3): $L = L_{src} + L_{tgt}$, the latter only when `y` has `'tgt_pseudo'`. Last terms in `self.terms`."
-    def __init__(self): self.terms = {}
+    """Eq. (3): $L = L_{src} + w \\, L_{tgt}$, the latter only when `y` has `'tgt_pseudo'`; `tgt_loss`: `'soft_ce'`
+    (eq. 2) or `'double_softmax'` (the authors' code, `double_softmax_ce`), `tgt_weight` its weight $w$ (1 in the paper).
+    Last terms, unweighted, in `self.terms`."""
+    def __init__(self, tgt_loss='soft_ce', tgt_weight=1.):
+        if tgt_loss not in TARGET_LOSSES: raise ValueError(f"tgt_loss must be one of {', '.join(TARGET_LOSSES)}, not {tgt_loss!r}")
+        self.tgt_loss, self.tgt_weight, self.terms = tgt_loss, float(tgt_weight), {}
     def __call__(self, pred, y):
         terms = {}
         if 'src' in pred: terms['src'] = span_ce(pred['src']['logits'], y['src'], pred['src']['span_mask'])
-        if 'tgt_pseudo' in y: terms['tgt'] = soft_ce(pred['tgt']['logits'], y['tgt_pseudo'], pred['tgt']['span_mask'])
+        if 'tgt_pseudo' in y: terms['tgt'] = TARGET_LOSSES[self.tgt_loss](pred['tgt']['logits'], y['tgt_pseudo'], pred['tgt']['span_mask'])
         self.terms = {k: v.detach() for k, v in terms.items()}
-        return sum(terms.values())
+        return sum(v * (self.tgt_weight if k == 'tgt' else 1.) for k, v in terms.items())

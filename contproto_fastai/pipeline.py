@@ -19,8 +19,8 @@ from .config import FILES
 from .diagnostics import RefinementTrace
 
 # %% auto #0
-__all__ = ['SPLITS', 'CrossLingualTask', 'read_split', 'load_task', 'teacher_for', 'shared_state', 'pseudo_label',
-           'score_on_test', 'evaluate', 'student_for', 'pseudo_label_stats']
+__all__ = ['SPLITS', 'CrossLingualTask', 'read_split', 'heldout_split', 'load_task', 'teacher_for', 'shared_state',
+           'pseudo_label', 'score_on_test', 'evaluate', 'student_for', 'pseudo_label_stats']
 
 # %% ../nbs/08b_pipeline.ipynb #c005
 @dataclass
@@ -30,7 +30,8 @@ class CrossLingualTask:
     `Sentence.gold`, for analysis only) and labelled target `tgt_test`; `ex_*` are their encoded examples (`encode`)
     and `reports` what encoding did to each (`EncodeReport`). Source spans are at most `max_span_len` words wide,
     target spans at most `tgt_max_span_len` tokens (None: the same), e.g. wider for a language written one character
-    per token; spans wider than `max_span_len` share the model's widest width embedding."""
+    per token; spans wider than `max_span_len` share the model's widest width embedding. `tgt_heldout` (`ex_heldout`):
+    target train sentences outside `tgt_train`, never trained on (analysis only: `RefinementTrace`'s `heldout`)."""
     labels: LabelSet
     tokenizer: object
     src_train: list
@@ -45,6 +46,8 @@ class CrossLingualTask:
     max_len: int = 128
     reports: dict = field(default_factory=dict)
     tgt_max_span_len: int|None = None
+    tgt_heldout: list = field(default_factory=list)
+    ex_heldout: list = field(default_factory=list)
     @property
     def tgt_span_len(self): return self.tgt_max_span_len or self.max_span_len
     def __repr__(self):
@@ -58,16 +61,28 @@ def read_split(path, split, limit=None, seed=0, encoding='auto'):
     gold tags kept aside), a seeded random subset of `limit` sentences drawn with `seed + k` (k: the split's place)."""
     return subset(read_conll(path, encoding=encoding, labelled=split != 'tgt_train'), limit, seed + SPLITS.index(split))
 
+def heldout_split(path, limit, n, seed=0, encoding='auto'):
+    """The target train file's `read_split` subset of `limit` sentences and `n` others outside it (seeded with `seed + 10`):
+    sentences the student never trains on, for analysis. `ValueError` when the subset leaves fewer than `n`."""
+    sents = read_conll(path, encoding=encoding, labelled=False)
+    keep = subset(range(len(sents)), limit, seed + SPLITS.index('tgt_train'))
+    kept = set(keep)
+    rest = [s for i, s in enumerate(sents) if i not in kept]
+    if n and len(rest) < n: raise ValueError(f"{path}: {len(rest)} target train sentences outside the --tgt-limit subset, fewer than --tgt-heldout {n}")
+    return [sents[i] for i in keep], subset(rest, n, seed + 10) if n else []
+
 def load_task(src_train, src_dev, tgt_train, tgt_test, tokenizer, src_limit=None, dev_limit=None, tgt_limit=None,
-              test_limit=None, seed=0, max_span_len=4, max_len=128, encoding='auto', tgt_max_span_len=None):
+              test_limit=None, seed=0, max_span_len=4, max_len=128, encoding='auto', tgt_max_span_len=None, tgt_heldout=0):
     """Read the four CoNLL/WikiAnn files (the target train file as unlabelled), keep a seeded random subset of each
     (`*_limit` sentences; the k-th file's subset is drawn with `seed + k`, in file order), take the classes from the
     source train set (the dev and test sets must use no others) and encode everything for `tokenizer` (the target
-    sets with spans up to `tgt_max_span_len`, default `max_span_len`)."""
+    sets with spans up to `tgt_max_span_len`, default `max_span_len`). `tgt_heldout`: also keep that many target train
+    sentences outside the subset apart, never trained on (`heldout_split`; analysis only)."""
+    tgt, heldout = (heldout_split(tgt_train, tgt_limit, tgt_heldout, seed, encoding) if tgt_heldout else
+                    (read_split(tgt_train, 'tgt_train', tgt_limit, seed, encoding), []))
     sets = dict(src_train=read_split(src_train, 'src_train', src_limit, seed, encoding),
                 src_dev=read_split(src_dev, 'src_dev', dev_limit, seed, encoding),
-                tgt_train=read_split(tgt_train, 'tgt_train', tgt_limit, seed, encoding),
-                tgt_test=read_split(tgt_test, 'tgt_test', test_limit, seed, encoding))
+                tgt_train=tgt, tgt_test=read_split(tgt_test, 'tgt_test', test_limit, seed, encoding))
     labels = LabelSet.from_sentences(sets['src_train'])
     labels.check(sets['src_dev'], 'the source dev set'); labels.check(sets['tgt_test'], 'the target test set')
     ex, reports = {}, {}
@@ -75,7 +90,8 @@ def load_task(src_train, src_dev, tgt_train, tgt_test, tokenizer, src_limit=None
         ex[k], reports[k] = encode(sets[k], tokenizer, lab, max_span_len if k.startswith('src') else tgt_max_span_len or max_span_len, max_len)
     return CrossLingualTask(labels, tokenizer, **sets, ex_src=ex['src_train'], ex_dev=ex['src_dev'], ex_tgt=ex['tgt_train'],
                             ex_test=ex['tgt_test'], max_span_len=max_span_len, max_len=max_len, reports=reports,
-                            tgt_max_span_len=tgt_max_span_len)
+                            tgt_max_span_len=tgt_max_span_len, tgt_heldout=heldout,
+                            ex_heldout=encode(heldout, tokenizer, None, tgt_max_span_len or max_span_len, max_len)[0] if heldout else [])
 
 # %% ../nbs/08b_pipeline.ipynb #c009
 def _recipe(r): return r if isinstance(r, Recipe) else encoder_recipe(r)
@@ -119,14 +135,15 @@ def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
 # %% ../nbs/08b_pipeline.ipynb #c012
 def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=None, preset='contproto', init=None, dropout=0.2,
                 bs=16, seed=0, sortish=0, cbs=None, callback_kw=None, trace=True, trace_test=False, trace_test_limit=None,
-                src_limit=None, **kwargs):
+                src_limit=None, heldout_labels=None, **kwargs):
     """The student's learner: eq. (3) on paired source/target batches with the pseudo labels of `state`, plus the
     callbacks of `preset` (`'vanilla'`: none; `callback_kw` goes to `contproto_callbacks`), and, when gold target tags
     exist for analysis, `PseudoLabelF1` and (`trace`) `RefinementTrace`, which with `trace_test` also scores the
     target test set after every epoch (a fixed subset of `trace_test_limit` sentences, the same for every run of a
     target: seed 0). `src_limit`: the student trains on a seeded subset of that many of the task's source sentences
-    (an epoch is one pass over them; the teacher may have used more). `init`: a model whose weights the student starts
-    from. Train with
+    (an epoch is one pass over them; the teacher may have used more). `heldout_labels`: the teacher's `PseudoLabels` of
+    `task.ex_heldout`, which the trace then compares the student with. `init`: a model whose weights the student starts
+    from; other `kwargs` go to `student_learner` (`tgt_loss`, `tgt_weight`, `path`, …). Train with
     `learn.fit_one_cycle(epochs, learn.recipe.lr_max(), pct_start=learn.recipe.pct_start)`."""
     rc = _recipe(recipe)
     model = _span_model(task, encoder, rc, dropout)
@@ -142,7 +159,8 @@ def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=Non
         if trace_test:
             sents = subset(task.tgt_test, trace_test_limit, 0)
             test = (encode(sents, task.tokenizer, None, task.tgt_span_len, task.max_len)[0] if sents is not task.tgt_test else task.ex_test, sents)
-        extra.append(RefinementTrace(task.ex_tgt, task.tgt_train, task.labels, task.tgt_span_len, *test, bs=2*bs))
+        held = (task.ex_heldout, task.tgt_heldout, heldout_labels) if heldout_labels is not None else None
+        extra.append(RefinementTrace(task.ex_tgt, task.tgt_train, task.labels, task.tgt_span_len, *test, bs=2*bs, heldout=held))
     learn = student_learner(model, ex_src, task.ex_tgt, task.ex_dev, state, bs=bs, seed=seed, sortish=sortish, lr=rc.lr_max(),
                             cbs=extra + list(cbs or []), tokenizer=task.tokenizer, labels=task.labels, max_len=task.max_len, **kwargs)
     learn.recipe, learn.preset, learn.tgt_max_span_len = rc, preset, task.tgt_span_len

@@ -32,7 +32,9 @@ PRESETS = dict(
 #   first_margin 0: the margin buffer starts at zero, so the first refining epoch gates nothing (lines 65-66);
 #   SupCon target labels are the model's argmax (`PseudoPositive`, line 44) and every class, O included, updates the
 #   prototypes (`PrototypeEMA`, line 53): as in every preset here. Their defects (gold span weights on the target,
-#   double softmax, masked BOS; lines 24-26, 74-78) are not reproduced.
+#   masked BOS; lines 24-26, 74-78) are not reproduced; their double softmax on the target loss (line 76) is an option
+#   of every student, off by default also here: `--tgt-loss double_softmax` (`model.double_softmax_ce`). Their student
+#   starts from the pretrained encoder (`--student-init pretrained`, the default).
 PRESET_OPTIONS = dict(authors=dict(beta=(0.95, 0.8), any_class=True, margin_from='pseudo', first_margin=0.))
 REFINER_DEFAULTS = dict(beta=0.95, any_class=False, margin_from='pred', first_margin=None)    # the paper's reading
 

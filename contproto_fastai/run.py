@@ -16,7 +16,7 @@ from . import __version__
 from .config import RunConfig, FILES
 from .io import atomic_write_text
 from .results import Results
-from .pseudo import PseudoLabels, ContProtoState
+from .pseudo import PseudoLabels, ContProtoState, teacher_pseudo_labels
 from .data import encode, SpanDL
 from .predict import load_predictor
 from .contproto import margin_gate
@@ -224,7 +224,7 @@ class Run:
         self.encoder, tok = load_encoder(cfg.model, cfg.dropout)
         self.task = task = load_task(cfg.src_train, cfg.src_dev, cfg.tgt_train, cfg.tgt_test, tok, cfg.src_limit, cfg.dev_limit,
                                      cfg.tgt_limit, cfg.test_limit, cfg.seed, cfg.max_span_len, cfg.max_len, cfg.encoding,
-                                     cfg.tgt_max_span_len)
+                                     cfg.tgt_max_span_len, cfg.tgt_heldout)
         self.say(f"encoder {cfg.model}; recipe {rc}")
         self.say(f"labels {task.labels.classes}; sentences: src train {len(task.src_train)}, src dev {len(task.src_dev)}, tgt train {len(task.tgt_train)}, tgt test {len(task.tgt_test)}")
         for k, r in task.reports.items(): self.say(f"{k.replace('_', ' ')}: {r}")
@@ -298,13 +298,14 @@ class Run:
         "The student: vanilla self-training (eq. 3) plus the preset's ContProto callbacks (eq. 7) (steps 4-5)."
         cfg, task, res = self.cfg, self.task, self.res
         init = teacher if cfg.student_init == 'teacher' else None
+        heldout = teacher_pseudo_labels(teacher, task.ex_heldout, bs=2*cfg.bs) if task.ex_heldout else None   # analysis only
         del self.teacher_learn, self.encoder
         set_seed(cfg.seed + 100, reproducible=True)
         teacher_argmax = state.pseudo_labels.probs.argmax(-1).clone()
         slearn = student_for(task, load_encoder(cfg.model, cfg.dropout)[0], state, self.recipe, cfg.ablation, init, cfg.dropout,
                              cfg.bs, cfg.seed, cfg.sortish, cbs=self._dist_cbs(), path=self.out, device=self.device,
                              callback_kw=cfg.callback_kw(), trace_test=cfg.trace_test, trace_test_limit=cfg.trace_test_limit,
-                             src_limit=cfg.student_src_limit)
+                             src_limit=cfg.student_src_limit, heldout_labels=heldout, tgt_loss=cfg.tgt_loss, tgt_weight=cfg.tgt_weight)
         del init, teacher
         self._phase('student', 'running')
         res.student_history, carried = fit_resumable(slearn, cfg.epochs, self.lr, 'student', self.console, cfg.quiet,
