@@ -95,9 +95,10 @@ def run_one(runs, folder, args, dep, log=print):
     return out
 
 
-def run_grid(runs, workers=2, targets=None, results=None, grid=GRID):
-    "Run the grid's jobs on `workers` processes, each job once its teacher has finished; tables rewritten after each."
-    todo, running, failed = jobs(grid, targets), {}, []
+def run_grid(runs, workers=2, targets=None, results=None, grid=GRID, todo=None):
+    """Run the grid's jobs (`todo`: these of them, in this order) on `workers` processes, each job once its teacher has
+    finished; tables rewritten after each."""
+    todo, running, failed = list(todo) if todo is not None else jobs(grid, targets), {}, []
     log = lambda m: print(time.strftime('%H:%M:%S'), m, flush=True)
     with ThreadPoolExecutor(workers) as ex:
         while todo or running:
