@@ -162,7 +162,8 @@ def convert_e5(out, path=None):
     f = read_e5(path)
     sp = f['specials']
     cfg = BertConfig(**f['config'], hidden_act='gelu', pad_token_id=sp['pad'], bos_token_id=sp['bos'], eos_token_id=sp['eos'])
-    model = BertModel(cfg, add_pooling_layer=False)
+    with torch.random.fork_rng(devices=[]):     # its random init must not move the caller's seeded generator
+        model = BertModel(cfg, add_pooling_layer=False)
     missing, unexpected = model.load_state_dict(e5_state_dict(f['tensors'], cfg.num_hidden_layers), strict=False)
     missing = [k for k in missing if not k.endswith('position_ids')]
     if missing or unexpected: raise RuntimeError(f"e5 conversion: missing {missing}, unexpected {unexpected}")

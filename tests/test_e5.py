@@ -185,3 +185,23 @@ def test_pruned_file_through_load_encoder(tmp_path, monkeypatch, tok, e5_dir):
         assert torch.allclose(h_full, h_small, atol=1e-5)
     monkeypatch.setenv('CONTPROTO_E5_FILE', str(tmp_path/'missing.bin'))
     with pytest.raises(FileNotFoundError, match='CONTPROTO_E5_FILE'): load_encoder('e5-small')
+
+
+def test_conversion_leaves_the_seeded_generators_alone(tmp_path, monkeypatch, tok):
+    """The first load_encoder('e5-small') on an empty cache converts the file; a run seeded before it must draw the same
+    numbers afterwards as a run whose cache already held the folder (the conversion's random init used to move it)."""
+    import random
+    import numpy as np
+    from fastai.torch_core import set_seed
+    from contproto_fastai.e5 import prune_e5
+    from contproto_fastai.model import load_encoder
+    from contproto_fastai.data import Sentence
+    exs, _ = encode([Sentence('Angela Merkel besuchte Paris .'.split())], tok, None)
+    prune_e5({i for e in exs for i in e.input_ids}, tmp_path/'small.bin')
+    monkeypatch.setenv('CONTPROTO_E5_FILE', str(tmp_path/'small.bin')); monkeypatch.setenv('CONTPROTO_CACHE', str(tmp_path/'cache'))
+    draws = []
+    for _ in range(2):                               # empty cache (converts), then the converted folder
+        set_seed(0, reproducible=True)
+        enc, _ = load_encoder('e5-small')
+        draws.append((torch.rand(3).tolist(), random.random(), float(np.random.rand()), enc.embeddings.word_embeddings.weight.sum().item()))
+    assert draws[0] == draws[1]
