@@ -7,15 +7,17 @@ from __future__ import annotations
 import math
 import torch, torch.nn.functional as F
 from fastai.callback.core import Callback
+from dataclasses import dataclass
 from fastcore.basics import store_attr
+from fastai.callback.schedule import SchedLin
 from torch.utils.checkpoint import checkpoint
 from .pseudo import pseudo_label_f1
 from .distributed import is_dist, world_size, gather_cat, gather_objects, all_reduce_sum, rank as dist_rank
 
 # %% auto #0
-__all__ = ['NEEDS', 'REFINE_STATS', 'DoubleForward', 'needs', 'views', 'consistency_kl', 'ConsistencyReg', 'supcon_loss',
-           'PseudoPositive', 'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'margin_gate', 'refine_pseudo_labels',
-           'Warmup', 'MarginRefiner', 'PseudoLabelF1']
+__all__ = ['NEEDS', 'DoubleForward', 'needs', 'views', 'consistency_kl', 'ConsistencyReg', 'supcon_loss', 'PseudoPositive',
+           'SupConLoss', 'ema_prototypes', 'PrototypeEMA', 'margin_gate', 'refine_pseudo_labels', 'Warmup',
+           'RefineBatch', 'Refiner', 'MarginRefiner', 'PseudoLabelF1']
 
 # %% ../nbs/07_contproto.ipynb #c005
 def _real(out, key):
@@ -212,84 +214,119 @@ class Warmup(Callback):
     def after_epoch(self): self.seen = self.base + self.epoch + 1
     def after_fit(self): _state(self.learn).refine = True
 
-# per refining epoch, per class c (counted over the target spans of the epoch's batches): `nearest` spans whose closest
-# prototype is c; `differs` of those, the ones whose pseudo-label argmax is not c (a move could change their label);
-# `passed` of those, the ones the gate let move toward c; `held` all spans nearest to c that the gate held back;
-# `model_differs` spans whose pseudo-label argmax is c and the model's argmax is not
-REFINE_STATS = ('nearest', 'differs', 'passed', 'held', 'model_differs')
+@dataclass
+class RefineBatch:
+    """What refinement did to one training batch, per real target span (CPU tensors `[n]`): its row in the store
+    (`rows`), the argmax of its soft label `before` and `after`, the `model`'s argmax, its `nearest` prototype, whether
+    the vote `moved` its label and the class it was moved `toward` (-1: not moved). Observers (`RefinementTrace`)
+    count what they need from these; the refiners count nothing."""
+    rows: torch.Tensor
+    before: torch.Tensor
+    after: torch.Tensor
+    model: torch.Tensor
+    nearest: torch.Tensor
+    moved: torch.Tensor
+    toward: torch.Tensor
 
-class MarginRefiner(Callback):
-    """Refine target pseudo labels toward the closest prototype (eq. 9) behind class margins (eqs. 10–11); margins per
-    epoch. `margin_from`: the spans eq. 11 averages over, `'pred'` (the model's argmax, every class: the paper's words)
-    or `'pseudo'` (the current soft-label argmax, entity classes only: the authors' code). `first_margin`: None, the
-    first refining epoch uses the warm-up epoch's statistics; a number (the authors': 0), every class's margin until a
-    refining epoch has produced statistics."""
+class Refiner(Callback):
+    """Base of the pseudo-label refiners (`MarginRefiner`, `glode.GlodeRefiner`), as fastai's `MixHandler` serves its
+    mixes: it owns what every refiner does, and a subclass implements only its vote. In each epoch the refinement rate
+    `rate_now` (eq. 9's β, GLoDe's blend weight) follows `rate_at`; on each training batch with target spans it compares
+    their representations (`PrototypeEMA`'s `rep`) with the prototypes, lets the subclass `observe` the batch (every
+    epoch: the statistics its next epoch needs), and in refining epochs asks it to `vote` (new soft labels, which spans
+    moved, toward which class), writes them back to the store (every process's rows under data parallelism), puts them
+    in `learn.yb` so this batch's loss already sees them, and leaves one `RefineBatch` per process in `records` (and the
+epoch's totals in `counts`: spans, moved, flipped).
+    Subclasses give `rate` (a number, or `(start, end)`) and may implement `setup` (at `before_fit`) and `start_epoch`."""
     order = -11
+    def rate_at(self, epoch, n_epoch):
+        "The rate in `epoch` of `n_epoch`: constant, or fastai's `SchedLin(start, end)` at `epoch / n_epoch`."
+        start, end = (self.rate, self.rate) if isinstance(self.rate, (int, float)) else self.rate
+        return float(SchedLin(start, end)(epoch / max(1, n_epoch)))
+    def setup(self, st): pass
+    def start_epoch(self, st): pass
+    def observe(self, st, pred, y, mask, reps, sims): pass
+    def vote(self, st, old, reps, sims): raise NotImplementedError
+    def before_fit(self):
+        needs(self)
+        self.rep, self.records = self.learn.prototype_ema.rep, []        # compare spans where the prototypes live
+        self.setup(_state(self.learn))
+    def before_epoch(self):
+        self.rate_now = self.rate_at(self.epoch, self.n_epoch)
+        self.counts = dict(spans=0, moved=0, flipped=0)                   # this epoch's, over every process's records
+        self.start_epoch(_state(self.learn))
+    def get_state(self): return dict(counts=dict(self.counts))
+    def set_state(self, d): self.counts = dict(d['counts'])
+    def after_pred(self):
+        st, self.records = _state(self.learn), []
+        if not self.training or 'tgt' not in self.learn.pred or st.prototypes is None: return
+        pred, y = self.learn.pred, self.yb[0]
+        with torch.no_grad():
+            t, old = pred['tgt'], y['tgt_pseudo']
+            mask, reps = t['span_mask'], t[self.rep].float()
+            _check_finite(reps[mask], f"target span representations '{self.rep}' (pseudo labels left unchanged)", self)
+            sims = (reps @ st.prototypes.to(reps.device).T)[mask]              # [n, C]: φ_γ · ζ of the real spans
+            reps = reps[mask]
+            self.observe(st, pred, y, mask, reps, sims)
+            if not st.refine: return
+            new, moved, toward = self.vote(st, old[mask], reps, sims)
+            full = old.clone(); full[mask] = new
+            rows, valid = st.pseudo_labels._rows(y['tgt'], mask.shape[1])
+            before = old[mask].argmax(-1).cpu()
+            model = t['logits'][mask].argmax(-1).cpu() if 'logits' in t else torch.full_like(before, -1)   # -1: no classifier output
+            rec = RefineBatch(rows[valid & mask.cpu()], before, new.argmax(-1).cpu(), model, sims.argmax(-1).cpu(), moved.cpu(), toward.cpu())
+            st.pseudo_labels.update(y['tgt'], full, mask)
+            if is_dist():                   # every process writes the other processes' refined rows too
+                for r, (i, f, m, b) in enumerate(gather_objects((y['tgt'].cpu(), full.cpu(), mask.cpu(), rec))):
+                    if r != dist_rank(): st.pseudo_labels.update(i, f, m)
+                    self.records.append(b)
+            else: self.records = [rec]
+            for b in self.records:
+                self.counts['spans'] += len(b.rows); self.counts['moved'] += int(b.moved.sum()); self.counts['flipped'] += int((b.after != b.before).sum())
+            self.learn.yb = ({**y, 'tgt_pseudo': full},)                        # this batch's loss already sees them
+
+class MarginRefiner(Refiner):
+    """Refine target pseudo labels toward the closest prototype (eq. 9) behind class margins (eqs. 10–11); margins per
+    epoch. `beta`: eq. 9's rate, or `(start, end)` over the fit. `margin_from`: the spans eq. 11 averages over, `'pred'`
+    (the model's argmax, every class: the paper's words) or `'pseudo'` (the current soft-label argmax, entity classes
+    only: the authors' code). `first_margin`: None, the first refining epoch uses the warm-up epoch's statistics; a
+    number (the authors': 0), every class's margin until a refining epoch has produced statistics."""
     def __init__(self, beta=0.95, fixed_margin=None, any_class=False, margin_from='pred', first_margin=None):
         if margin_from not in ('pred', 'pseudo'): raise ValueError(f"margin_from must be 'pred' or 'pseudo', not {margin_from!r}")
         store_attr()
+    @property
+    def rate(self): return self.beta
     def beta_at(self, epoch, n_epoch):
-        "β in `epoch` of `n_epoch`: constant, or linear from `beta[0]` toward `beta[1]`."
-        if isinstance(self.beta, (int, float)): return float(self.beta)
-        start, end = self.beta
-        return start + (end - start) * epoch / max(1, n_epoch)
-    def before_fit(self):
-        needs(self)
-        st, self.rep = _state(self.learn), self.learn.prototype_ema.rep    # compare spans where the prototypes live
+        "β in `epoch` of `n_epoch` (eq. 9): `rate_at`."
+        return self.rate_at(epoch, n_epoch)
+    def setup(self, st):
         C = st.pseudo_labels.n_classes
         if st.margins is None:      # no statistics yet: nothing moves to an entity (or the authors' starting margin)
             st.margins = torch.full((C,), math.inf if self.first_margin is None else float(self.first_margin))
         if self.fixed_margin is not None: st.margins = torch.full((C,), float(self.fixed_margin))
-    def before_epoch(self):
-        st = _state(self.learn)
-        C, self.beta_now = st.pseudo_labels.n_classes, self.beta_at(self.epoch, self.n_epoch)
-        if st.refine: st.extra.setdefault('beta', []).append(self.beta_now)
+    def start_epoch(self, st):
+        C = st.pseudo_labels.n_classes
+        if st.refine: st.extra.setdefault('beta', []).append(self.rate_now)
         self.sum, self.count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
-        self.no_margin, self.stats = 0, {k: torch.zeros(C, dtype=torch.long) for k in REFINE_STATS}
-        self.pushed = torch.full((len(st.pseudo_labels.probs),), -1, dtype=torch.long)   # per span: the class it was moved toward
-    def _margin_stats(self, sims, pred, pseudo, mask):
+        self.no_margin = 0
+    def observe(self, st, pred, y, mask, reps, sims):
         "Accumulate eq. 11's per-class similarity sums over this batch's spans (`margin_from` decides their class)."
-        c = (pred['logits'] if self.margin_from == 'pred' else pseudo).argmax(-1)[mask]
-        s = sims[mask].gather(-1, c[:, None])[:, 0]
+        if not (st.refine or self.first_margin is None): return
+        c = (pred['tgt']['logits'][mask] if self.margin_from == 'pred' else y['tgt_pseudo'][mask]).argmax(-1)
+        s = sims.gather(-1, c[:, None])[:, 0]
         if self.margin_from == 'pseudo': c, s = c[c > 0], s[c > 0]          # the authors leave O out
         self.sum.index_add_(0, c.cpu(), s.double().cpu())
         self.count.index_add_(0, c.cpu(), torch.ones(len(c), dtype=torch.float64))
-    def after_pred(self):
-        st = _state(self.learn)
-        if not self.training or 'tgt' not in self.learn.pred or st.prototypes is None: return
-        pred, y = self.learn.pred['tgt'], self.yb[0]
-        with torch.no_grad():
-            reps, mask = pred[self.rep].float(), pred['span_mask']
-            _check_finite(reps[mask], f"target span representations '{self.rep}' (pseudo labels left unchanged)", self)
-            sims = reps @ st.prototypes.to(reps.device).T                       # [B, S, C]: φ_γ · ζ
-            old = y['tgt_pseudo']
-            if st.refine or self.first_margin is None: self._margin_stats(sims, pred, old, mask)
-            if not st.refine: return
-            margins, sims, C = st.margins.to(reps.device), sims[mask], old.shape[-1]
-            c_star = sims.argmax(-1)
-            self.no_margin += int(((c_star > 0) & torch.isinf(margins[c_star])).sum())
-            new, moved = refine_pseudo_labels(old[mask], sims, margins, self.beta_now, self.any_class)
-            pa, pm = old[mask].argmax(-1), pred['logits'][mask].argmax(-1)
-            for k, sel, by in (('nearest', None, c_star), ('differs', c_star != pa, c_star), ('passed', (c_star != pa) & moved, c_star),
-                               ('held', ~moved, c_star), ('model_differs', pm != pa, pa)):
-                self.stats[k] += torch.bincount((by if sel is None else by[sel]).cpu(), minlength=C)
-            full = old.clone(); full[mask] = new
-            st.pseudo_labels.update(y['tgt'], full, mask)
-            self._record_pushes(y['tgt'], mask, torch.where(moved, c_star, -1))
-            if is_dist():                   # every process writes the other processes' refined rows too
-                for r, (i, f, m, p) in enumerate(gather_objects((y['tgt'].cpu(), full.cpu(), mask.cpu(), torch.where(moved, c_star, -1).cpu()))):
-                    if r != dist_rank(): st.pseudo_labels.update(i, f, m); self._record_pushes(i, m, p)
-            self.learn.yb = ({**y, 'tgt_pseudo': full},)                        # this batch's loss already sees them
-    def _record_pushes(self, idx, mask, push):
-        "Remember, per span row, the class this epoch moved it toward (-1: held back); for the analysis of `RefinementTrace`."
-        rows, valid = _state(self.learn).pseudo_labels._rows(idx, mask.shape[1])
-        self.pushed[rows[valid & mask.cpu()]] = push.cpu()
-    def get_state(self): return dict(sum=self.sum.clone(), count=self.count.clone(), no_margin=self.no_margin,
-                                     stats={k: v.clone() for k, v in self.stats.items()}, pushed=self.pushed.clone())
+    def vote(self, st, old, reps, sims):
+        "Eqs. (9)–(10): toward the nearest prototype, behind the margins (`refine_pseudo_labels`)."
+        margins = st.margins.to(sims.device)
+        c_star = sims.argmax(-1)
+        self.no_margin += int(((c_star > 0) & torch.isinf(margins[c_star])).sum())
+        new, moved = refine_pseudo_labels(old, sims, margins, self.rate_now, self.any_class)
+        return new, moved, torch.where(moved, c_star, -1)
+    def get_state(self): return dict(super().get_state(), sum=self.sum.clone(), count=self.count.clone(), no_margin=self.no_margin)
     def set_state(self, d):
-        self.sum, self.count, self.no_margin = d['sum'].clone(), d['count'].clone(), d.get('no_margin', 0)
-        if 'stats' in d: self.stats = {k: v.clone() for k, v in d['stats'].items()}
-        if 'pushed' in d: self.pushed = d['pushed'].clone()
+        super().set_state(d); self.sum, self.count, self.no_margin = d['sum'].clone(), d['count'].clone(), d['no_margin']
     def after_train(self):
         """Eq. (11): this epoch's mean similarity per class becomes next epoch's margin (a class with no spans keeps
         its margin: ∞ until it has statistics, or `first_margin`)."""
@@ -299,14 +336,12 @@ class MarginRefiner(Callback):
             have = self.count > 0
             st.margins = torch.where(have, (self.sum / self.count.clamp(min=1)).float(), st.margins)
         st.extra.setdefault('margins', []).append([None if math.isinf(m) else m for m in st.margins.tolist()])
-        if st.refine:
-            st.extra.setdefault('no_margin', []).append(int(all_reduce_sum(torch.tensor(float(self.no_margin))).item()))
-            st.extra.setdefault('refine_stats', []).append({k: [int(x) for x in all_reduce_sum(v.double()).tolist()]
-                                                            for k, v in self.stats.items()})
+        if st.refine: st.extra.setdefault('no_margin', []).append(int(all_reduce_sum(torch.tensor(float(self.no_margin))).item()))
     def columns(self):
         st = _state(self.learn)
         return [f"r_{c}" for c in (st.classes or range(st.pseudo_labels.n_classes))]
     def column_values(self): return _state(self.learn).margins.tolist()
+
 
 # %% ../nbs/07_contproto.ipynb #c024
 class PseudoLabelF1(Callback):

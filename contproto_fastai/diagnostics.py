@@ -10,10 +10,11 @@ from fastai.callback.core import Callback
 from .data import gold_classes
 from .evaluate import predict_spans, span_outputs, score, prf
 from .pseudo import pseudo_label_f1
+from .contproto import Refiner
 
 # %% auto #0
-__all__ = ['gold_span_classes', 'label_moves', 'vote_quality', 'span_pr', 'agreement', 'flippable', 'schedule_product',
-           'RefinementTrace']
+__all__ = ['REFINE_STATS', 'gold_span_classes', 'label_moves', 'vote_quality', 'span_pr', 'agreement', 'flippable',
+           'schedule_product', 'refine_counts', 'RefinementTrace']
 
 # %% ../nbs/07a_diagnostics.ipynb #c005
 def gold_span_classes(examples, sentences, labels):
@@ -71,12 +72,24 @@ def flippable(probs, K):
     return dict(K=K, bound=bound, spans=torch.bincount(cls, minlength=C).tolist(), flippable=torch.bincount(cls[can], minlength=C).tolist())
 
 def schedule_product(cb, n_epoch, warmup):
-    """K = the product of the refinement rates of `cb` over the refining epochs: `MarginRefiner.beta_at` (eq. 9) or
-    `GlodeRefiner.weight_at` (the weight of the old label in GLoDe's blend)."""
-    rate = getattr(cb, 'beta_at', None) or cb.weight_at
-    return math.prod(rate(e, n_epoch) for e in range(warmup, n_epoch))
+    """K = the product of the refinement rates of the refiner `cb` over the refining epochs (`Refiner.rate_at`:
+    `MarginRefiner`'s β of eq. 9, or the weight of the old label in GLoDe's blend)."""
+    return math.prod(cb.rate_at(e, n_epoch) for e in range(warmup, n_epoch))
 
 # %% ../nbs/07a_diagnostics.ipynb #c013
+# per refining epoch, per class c (counted over the target spans of the epoch's batches): `nearest` spans whose closest
+# prototype is c; `differs` of those, the ones whose pseudo-label argmax is not c (a move could change their label);
+# `passed` of those, the ones the vote moved (toward c for `MarginRefiner`); `held` all spans nearest to c that the vote
+# left alone; `model_differs` spans whose pseudo-label argmax is c and the model's argmax is not
+REFINE_STATS = ('nearest', 'differs', 'passed', 'held', 'model_differs')
+
+def refine_counts(rec, C):
+    "`REFINE_STATS` of one `RefineBatch` `rec`, per class (`[C]` long tensors)."
+    d = rec.nearest != rec.before
+    return {k: torch.bincount(by[sel] if sel is not None else by, minlength=C) for k, sel, by in
+            (('nearest', None, rec.nearest), ('differs', d, rec.nearest), ('passed', d & rec.moved, rec.nearest),
+             ('held', ~rec.moved, rec.nearest), ('model_differs', rec.model != rec.before, rec.before))}
+
 class RefinementTrace(Callback):
     """Analysis only: after every epoch, the pseudo labels against the target gold tags (scores, moves fixed/broken),
     the margins and gate statistics, and the target test scores of the model; see above for the keys."""
@@ -96,13 +109,24 @@ class RefinementTrace(Callback):
                          span=None if self.gold is None else span_pr(now, self.gold))
     def before_fit(self):
         st = self.state
-        self.refiner = next((cb for cb in self.learn.cbs if hasattr(cb, 'beta_at') or hasattr(cb, 'weight_at')), None)
+        self.refiner = next((cb for cb in self.learn.cbs if isinstance(cb, Refiner)), None)
         if 'trace_start' in st.extra: return                     # a resumed run: recorded before the interruption
         now, start = self._scores(st.pseudo_labels)
         warm = next((cb.epochs for cb in self.learn.cbs if type(cb).__name__ == 'Warmup'), 0)
         if self.refiner is not None: start['flippable'] = flippable(st.pseudo_labels.probs, schedule_product(self.refiner, self.n_epoch, warm))
         st.extra['trace_start'] = start
-    def before_train(self): self.before = self.state.pseudo_labels.probs.argmax(-1)
+    def before_train(self):
+        pl = self.state.pseudo_labels
+        self.before = pl.probs.argmax(-1)
+        self.stats = {k: torch.zeros(pl.n_classes, dtype=torch.long) for k in REFINE_STATS}
+        self.pushed = torch.full((len(pl.probs),), -1, dtype=torch.long)     # per span: the class this epoch moved it toward
+    def after_pred(self):
+        "Count the refiner's records of this batch (every process's)."
+        for rec in (getattr(self.refiner, 'records', None) or () if self.training else ()):
+            for k, v in refine_counts(rec, len(self.stats['nearest'])).items(): self.stats[k] += v
+            self.pushed[rec.rows] = rec.toward
+    def get_state(self): return dict(stats={k: v.clone() for k, v in self.stats.items()}, pushed=self.pushed.clone())
+    def set_state(self, d): self.stats, self.pushed = {k: v.clone() for k, v in d['stats'].items()}, d['pushed'].clone()
     def _agreement(self):
         "`agreement` of the model (eval mode) on the target train spans and, with `heldout`, on the held-out ones."
         st, rep = self.state, self.state.rep
@@ -120,11 +144,10 @@ class RefinementTrace(Callback):
         now, e = self._scores(st.pseudo_labels)
         e.update(epoch=self.epoch, refined=bool(st.refine and self.refiner is not None), moves=label_moves(self.before, now, self.gold))
         if st.margins is not None: e['margins'] = [None if math.isinf(m) else m for m in st.margins.tolist()]
-        rs = st.extra.get('refine_stats')
-        if st.refine and rs: e['refine_stats'] = rs[-1]
+        if st.refine and self.refiner is not None:
+            e['refine_stats'] = {k: v.tolist() for k, v in self.stats.items()}
+            if self.gold is not None: e['votes'] = vote_quality(self.pushed, self.before, self.gold)
         if st.extra.get('glode'): e['glode'] = st.extra['glode'][-1]          # GLoDe's own record of the epoch
-        pushed = getattr(self.refiner, 'pushed', None)
-        if st.refine and pushed is not None and self.gold is not None: e['votes'] = vote_quality(pushed, self.before, self.gold)
         if st.prototypes is not None: e['prototype_cosine'] = (st.prototypes @ st.prototypes.T).tolist()
         self.entry = e
     def after_validate(self):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from fastai.callback.core import Callback
-from .contproto import needs, _state, _real, _check_finite
+from .contproto import Refiner, _state, _real, _check_finite
 from .distributed import is_dist, gather_objects, all_reduce_sum, rank as dist_rank
 
 # %% auto #0
@@ -84,40 +84,35 @@ def keep_for_memory(labels, o_keep, generator=None):
 # %% ../nbs/07b_glode.ipynb #c021
 def _listed(t): return [None if math.isinf(v) else v for v in t.tolist()]
 
-class GlodeRefiner(Callback):
+class GlodeRefiner(Refiner):
     """GLoDe's denoising (Ding et al., IJCAI 2024) in place of `MarginRefiner`: move target pseudo labels toward the
     classes that a global vote (prototypes behind class thresholds) and a local vote (counts among the `k` nearest spans
     of the last epoch's memory, behind `local_factor` × class thresholds) let count, with blend weight `weight`
-    (constant, or linear from `weight[0]` toward `weight[1]` over the epochs). The memory keeps every entity span and a
-    share `o_keep` of the `O` spans (seeded by `seed`); memory and thresholds are rebuilt after every training epoch."""
-    order = -11
+    (constant, or linear from `weight[0]` toward `weight[1]` over the epochs: `Refiner.rate_at`). The memory keeps every
+    entity span and a share `o_keep` of the `O` spans (seeded by `seed`); memory and thresholds are rebuilt after every
+    training epoch."""
     def __init__(self, weight=(0.95, 0.8), k=300, o_keep=0.03, local_factor=0.9, seed=0):
         self.weight, self.k, self.o_keep, self.local_factor, self.seed = weight, k, o_keep, local_factor, seed
-
+    @property
+    def rate(self): return self.weight
     def weight_at(self, epoch, n_epoch):
-        "The blend weight in `epoch` of `n_epoch`: constant, or linear from `weight[0]` toward `weight[1]` (as `MarginRefiner.beta_at`)."
-        if isinstance(self.weight, (int, float)): return float(self.weight)
-        start, end = self.weight
-        return start + (end - start) * epoch / max(1, n_epoch)
+        "The blend weight in `epoch` of `n_epoch`: `rate_at`."
+        return self.rate_at(epoch, n_epoch)
 
-    def before_fit(self):
-        needs(self)
+    def setup(self, st):
         if any(type(c).__name__ == 'MarginRefiner' for c in self.learn.cbs):
             raise ValueError("GlodeRefiner replaces MarginRefiner: both would refine the same pseudo labels (keep one of them)")
-        if self.learn.prototype_ema.rep != 'zeta':
+        if self.rep != 'zeta':
             raise ValueError("GlodeRefiner compares projections ζ with the prototypes: it needs PrototypeEMA(rep='zeta')")
-        st = _state(self.learn)
         if st.margins is None: st.margins = torch.full((st.pseudo_labels.n_classes,), math.inf)   # no statistics yet
         self._mem_of = self._mem = None
         self._device = torch.device('cpu')                              # where the spans come from (the model's device)
 
-    def before_epoch(self):
-        C = _state(self.learn).pseudo_labels.n_classes
-        self.weight_now = self.weight_at(self.epoch, self.n_epoch)
+    def start_epoch(self, st):
+        C = st.pseudo_labels.n_classes
         zero = lambda: torch.zeros(C, dtype=torch.float64)
         self._glob, self._loc = [zero(), zero()], [zero(), zero()]     # (sums, counts) of the two thresholds
         self._reps, self._labs, self._tgt = [], [], []                 # this epoch's memory, in batch order
-        self._n = dict(spans=0, moved=0, flipped=0, no_vote=0)
         # O spans are drawn from a generator of the callback's own, seeded by (seed, epoch, process): the training RNG
         # is left alone, and a resumed epoch draws what the uninterrupted one drew
         self._gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7_919 + dist_rank() * 104_729)
@@ -142,36 +137,25 @@ class GlodeRefiner(Callback):
     def _add(acc, values, labels):
         s, n = own_class_sums(values, labels); acc[0] += s; acc[1] += n
 
-    def after_pred(self):
-        st = _state(self.learn)
-        if not self.training or 'tgt' not in self.learn.pred or st.prototypes is None: return
-        pred, y, x, C = self.learn.pred, self.yb[0], self.xb[0], st.pseudo_labels.n_classes
-        with torch.no_grad():
-            if 'src' in pred:                                     # source spans join the memory with their gold labels
-                zs = _real(pred['src'], 'zeta').float()
-                _check_finite(zs, "source span projections 'zeta' (memory left unchanged)", self)
-                self._collect(zs, y['src'][x['src']['span_mask']], False)
-            mask, old = pred['tgt']['span_mask'], y['tgt_pseudo']
-            zt, lt = pred['tgt']['zeta'][mask].float(), old[mask].argmax(-1)      # current label ℓ = argmax ŷ
-            _check_finite(zt, "target span projections 'zeta' (pseudo labels left unchanged)", self)
-            self._collect(zt, lt, True); self._device = zt.device
-            sims = zt @ st.prototypes.to(zt.device).T                             # [n, C]: φ_c · ζ
-            self._add(self._glob, sims, lt)
-            mem = self._memory(st, zt.device)
-            counts = None if mem is None else knn_class_counts(zt, *mem, C, self.k)
-            if counts is not None: self._add(self._loc, counts, lt)
-            if not st.refine: return
-            g = global_vote(sims, st.margins)
-            l = torch.zeros_like(g) if counts is None else local_vote(counts, st.extra['glode_memory']['thresholds_local'], self.local_factor)
-            new, moved = blend(old[mask], g, l, self.weight_now)
-            self._n['spans'] += len(new); self._n['moved'] += int(moved.sum()); self._n['no_vote'] += int((~moved).sum())
-            self._n['flipped'] += int((new.argmax(-1) != lt).sum())
-            full = old.clone(); full[mask] = new
-            st.pseudo_labels.update(y['tgt'], full, mask)
-            if is_dist():                   # every process writes the other processes' refined rows too
-                for r, (i, f, m) in enumerate(gather_objects((y['tgt'].cpu(), full.cpu(), mask.cpu()))):
-                    if r != dist_rank(): st.pseudo_labels.update(i, f, m)
-            self.learn.yb = ({**y, 'tgt_pseudo': full},)                            # this batch's loss already sees them
+    def observe(self, st, pred, y, mask, reps, sims):
+        "This batch's spans into the epoch's memory, its statistics into the thresholds'; its neighbour counts for `vote`."
+        if 'src' in pred:                                         # source spans join the memory with their gold labels
+            zs = _real(pred['src'], 'zeta').float()
+            _check_finite(zs, "source span projections 'zeta' (memory left unchanged)", self)
+            self._collect(zs, y['src'][pred['src']['span_mask']], False)
+        lt = y['tgt_pseudo'][mask].argmax(-1)                     # current label ℓ = argmax ŷ
+        self._collect(reps, lt, True); self._device = reps.device
+        self._add(self._glob, sims, lt)
+        mem = self._memory(st, reps.device)
+        self._counts = None if mem is None else knn_class_counts(reps, *mem, st.pseudo_labels.n_classes, self.k)
+        if self._counts is not None: self._add(self._loc, self._counts, lt)
+
+    def vote(self, st, old, reps, sims):
+        "The global and the local vote, blended into the soft labels (`blend`); toward: the class the votes favour most."
+        g = global_vote(sims, st.margins)
+        l = torch.zeros_like(g) if self._counts is None else local_vote(self._counts, st.extra['glode_memory']['thresholds_local'], self.local_factor)
+        new, moved = blend(old, g, l, self.rate_now)
+        return new, moved, torch.where(moved, (g + l).argmax(-1), -1)
 
     def _epoch_memory(self):
         "This epoch's memory so far `(reps, labels, target)` (None before the first span)."
@@ -181,13 +165,14 @@ class GlodeRefiner(Callback):
     def get_state(self):
         mem = self._epoch_memory()
         if mem is not None: self._reps, self._labs, self._tgt = [mem[0]], [mem[1]], [mem[2]]    # keep one piece
-        return dict(glob=[t.clone() for t in self._glob], loc=[t.clone() for t in self._loc], memory=mem,
-                    counters=dict(self._n), generator=self._gen.get_state())
+        return dict(super().get_state(), glob=[t.clone() for t in self._glob], loc=[t.clone() for t in self._loc], memory=mem,
+                    generator=self._gen.get_state())
     def set_state(self, d):
+        super().set_state(d)
         self._glob, self._loc = [t.clone() for t in d['glob']], [t.clone() for t in d['loc']]
         mem = d['memory']
         self._reps, self._labs, self._tgt = ([], [], []) if mem is None else ([mem[0]], [mem[1]], [mem[2]])
-        self._n = dict(d['counters']); self._gen.set_state(d['generator'])
+        self._gen.set_state(d['generator'])
 
     def after_train(self):
         """Every process: add up the epoch's statistics, build the memory from all processes' spans, and set the
@@ -206,10 +191,10 @@ class GlodeRefiner(Callback):
             l_sum, l_cnt = own_class_sums(knn_class_counts(q, reps.to(self._device), labs, C, self.k), labs[tgt])
         previous = torch.full((C,), math.inf) if prev is None else prev['thresholds_local']
         st.extra['glode_memory'] = dict(reps=reps, labels=labs, target=tgt, thresholds_local=class_means(l_sum, l_cnt, previous))
-        n = self._reduce(torch.tensor([float(self._n[k]) for k in ('spans', 'moved', 'flipped', 'no_vote')], dtype=torch.float64))
+        n = self.counts                                               # the base's totals over every process's records
         st.extra.setdefault('glode', []).append(dict(
-            epoch=self.epoch, refined=bool(st.refine), weight=self.weight_now if st.refine else None,
-            **{k: int(v) for k, v in zip(('spans', 'moved', 'flipped', 'no_vote'), n.tolist())},
+            epoch=self.epoch, refined=bool(st.refine), weight=self.rate_now if st.refine else None,
+            spans=n['spans'], moved=n['moved'], flipped=n['flipped'], no_vote=n['spans'] - n['moved'],
             memory=len(labs), memory_per_class=torch.bincount(labs, minlength=C).tolist(), memory_target=int(tgt.sum()),
             thresholds_global=_listed(st.margins), thresholds_local=_listed(st.extra['glode_memory']['thresholds_local']),
             local_bootstrap=bootstrap))
