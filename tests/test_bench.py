@@ -319,3 +319,42 @@ def test_schedule_gpu_seeds_and_repeat(repo_root):
     assert '| contproto − vanilla | -2.00 | +3.00 | +4.00 | +4.00 |' in rmd, rmd
     ans = sch.answer(dict(xx=by_seed), grid)
     assert ans['xx']['gpu_seeds'] == [2] and 'Seeds run on a GPU (' in sch.answer_table(ans) and '): xx 2;' in sch.answer_table(ans)
+
+
+def test_factors_tables_on_hand_built_runs(repo_root, tmp_path):
+    """bench/factors.py: the tidy records and their pivots on hand-built runs of two seeds whose numbers all differ:
+    both metrics' rise over the refining epochs, pairs only where both rows finished, the held-out share, Fig. 3 twice."""
+    import json
+    from contproto_fastai.results import Results
+    fac = _load(repo_root, 'factors')
+    def run(folder, kept, pseudo, span, differs, held):
+        "A finished student: entity F1 and span F1 of the labels (teacher's, then after each epoch), model ≠ label counts."
+        tr = [dict(epoch=i, refined=i > 0, pseudo=dict(f1=p), span=dict(f1=s, precision=s, recall=s), test=dict(f1=kept),
+                   moves={k: dict(n=i) for k in ('entity_to_o', 'o_to_entity', 'entity_to_entity')},
+                   agreement=dict(train=dict(spans=100, model=dict(differs=differs, toward_gold=1, from_gold=0),
+                                             nearest=dict(differs=7, toward_gold=2, from_gold=3)),
+                                  heldout=dict(spans=50, model=dict(differs=held, toward_gold=0, from_gold=1))))
+              for i, (p, s) in enumerate(zip(pseudo[1:], span[1:]))]
+        folder.mkdir(parents=True)
+        Results(config={}, status='finished', student=dict(f1=kept), kept_epoch=2, trace=tr, student_history=[dict(span_f1=.9)] * len(tr),
+                trace_start=dict(pseudo=dict(f1=pseudo[0]), span=dict(f1=span[0], precision=0, recall=0)),
+                cpu_times=dict(student=120.)).save(folder)
+    d = tmp_path/'runs'/'en-de'
+    run(d/'seed0'/'contproto_pre', .60, [.5, .5, .52, .55], [.4, .4, .45, .50], 10, 20)
+    run(d/'seed0'/'no_proto_pre', .58, [.5, .5, .5, .5], [.4, .4, .4, .4], 2, 25)
+    run(d/'seed1'/'contproto_pre', .62, [.6, .6, .61, .62], [.5, .5, .5, .54], 12, 30)     # seed 1: no no_proto_pre
+    rr, ee = fac.tidy(tmp_path/'runs')
+    assert len(rr) == 3 and len(ee) == 3 * 4
+    assert fac._rise(ee, 'de', 0, 'contproto_pre', 'span_f1') == pytest.approx(.10)          # after warm-up .40 → end .50
+    assert fac._rise(ee, 'de', 1, 'contproto_pre', 'pseudo_f1') == pytest.approx(.02)
+    md = fac.tables(rr, ee, commit='abc1234')['de']
+    assert 'commit abc1234' in md
+    row = next(l for l in md.splitlines() if l.startswith('| contproto_pre | 2 |'))
+    assert '| 61.00 ± 1.41 |' in row and '| 3.50 ± 2.12 |' in row and '| 7.00 ± 4.24 |' in row   # kept F1; rises 5, 2 and 10, 4
+    pair = next(l for l in md.splitlines() if l.startswith('| contproto_pre − no_proto_pre |'))
+    assert pair.split('|')[2].strip() == '1' and '| 2.00 | 2.00 | 5.00 | 10.00 |' in pair      # seed 0 only
+    assert '| 2.00% | 50.00% |' in next(l for l in md.splitlines() if l.startswith('| no_proto_pre |'))   # 2 of 100, 25 of 50
+    fac.write_tables(tmp_path/'runs', tmp_path/'out')
+    assert (tmp_path/'out'/'factors_en-de_fig3.png').exists() and (tmp_path/'out'/'factors_en-de_fig3_span.png').exists()
+    js = json.loads((tmp_path/'out'/'factors.json').read_text())
+    assert {r['row'] for r in js['runs']} == {'contproto_pre', 'no_proto_pre'}
