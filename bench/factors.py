@@ -180,6 +180,12 @@ def write_tables(runs, results, grid=GRID, command='python bench/factors.py run'
     from contproto_fastai.plots import plot_pseudo_f1
     results = Path(results); results.mkdir(parents=True, exist_ok=True)
     rr, ee = tidy(runs, grid)
+    old = results/'factors.json'          # runs recorded there whose folders are gone (another machine, a lost disk) stay
+    if old.exists():
+        prev, have = json.loads(old.read_text()), {(r['target'], r['seed'], r['row']) for r in rr}
+        key = lambda r: (r['target'], r['seed'], r['row'])
+        rr += [r for r in prev['runs'] if key(r) not in have]; ee += [r for r in prev['epochs'] if key(r) not in have]
+        commit = commit or prev.get('commit')
     for t, md in tables(rr, ee, command, grid, commit).items():
         (results/f'factors_en-{t}.md').write_text(md)
         for key, name, what in (('pseudo_f1', 'fig3', 'entity F1, decoded'), ('span_f1', 'fig3_span', "span F1, undecoded: the paper's Fig. 3 metric")):

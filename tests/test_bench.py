@@ -358,3 +358,8 @@ def test_factors_tables_on_hand_built_runs(repo_root, tmp_path):
     assert (tmp_path/'out'/'factors_en-de_fig3.png').exists() and (tmp_path/'out'/'factors_en-de_fig3_span.png').exists()
     js = json.loads((tmp_path/'out'/'factors.json').read_text())
     assert {r['row'] for r in js['runs']} == {'contproto_pre', 'no_proto_pre'}
+    import shutil
+    shutil.rmtree(d/'seed1')                                   # a run folder lost: its records stay in factors.json
+    fac.write_tables(tmp_path/'runs', tmp_path/'out')
+    js = json.loads((tmp_path/'out'/'factors.json').read_text())
+    assert sorted((r['seed'], r['row']) for r in js['runs']) == [(0, 'contproto_pre'), (0, 'no_proto_pre'), (1, 'contproto_pre')]
