@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from functools import partial
 import torch
-from fastai.learner import Learner, CancelEpochException
+from fastai.learner import Learner, CancelEpochException, Recorder, ValueMetric
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
 from fastai.callback.tracker import SaveModelCallback
@@ -43,16 +43,17 @@ class SelfTraining(Callback):
 
 # %% ../nbs/05_learner.ipynb #c007
 class ExtraColumns(Callback):
-    """Columns of the recorder's table supplied by other callbacks: any callback with `columns()` (names, fixed at
-    `before_fit`) and `column_values()` (one value each, read after every epoch's validation)."""
-    order = 51   # after `Recorder` (50) has set its columns and appended the validation metrics
+    """Columns of the recorder's table supplied by other callbacks, as fastai `ValueMetric`s: for the length of a fit,
+    every callback with `columns()` (names, fixed at `before_fit`) and `column_values()` (one value each, read when the
+    recorder reads its metrics, after every epoch's validation) adds one metric per column to `learn.metrics`."""
+    order = Recorder.order - 1      # the metrics are in place when `Recorder.before_fit` names its columns
     def before_fit(self):
-        self.providers = [cb for cb in self.learn.cbs if hasattr(cb, 'column_values')]
-        mn = self.recorder.metric_names
-        at = len(mn) - 1 if mn and mn[-1] == 'time' else len(mn)
-        self.recorder.metric_names = mn[:at] + [n for cb in self.providers for n in cb.columns()] + mn[at:]
-    def after_validate(self):
-        for cb in self.providers: self.recorder.log += list(cb.column_values())
+        self.learn.metrics = [m for m in self.learn.metrics if not getattr(m, 'column_of', None)]   # a fit that raised left them
+        added = [ValueMetric(partial(lambda cb, i: cb.column_values()[i], cb, i), n)
+                 for cb in self.learn.cbs if hasattr(cb, 'column_values') for i, n in enumerate(cb.columns())]
+        for m in added: m.column_of = True
+        self.learn.metrics = list(self.learn.metrics) + added
+    def after_fit(self): self.learn.metrics = [m for m in self.learn.metrics if not getattr(m, 'column_of', None)]
 
 class LossTerms(Callback):
     "Each loss term in `learn.loss_func.terms` (epoch mean over training batches), as `<term>_loss` columns."
