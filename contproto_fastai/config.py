@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from .encoders import DEFAULT_ENCODER, recipe
 from .checkpoint import CHECKPOINT_SIZES
-from .presets import PRESETS
+from .presets import PRESETS, default as preset_default
 from .corpus import check_encoding
 from .io import atomic_write_text
 
@@ -97,15 +97,15 @@ class RunConfig:
     tgt_limit: int|None = opt(None, "... target train sentences", check=optional(at_least(1)))
     test_limit: int|None = opt(None, "... target test sentences", check=optional(at_least(1)))
     ablation: str = opt('contproto', "student recipe (paper Table 3): contproto, no_proto, no_proto_no_cl, no_reg, fixed_margin, proto_no_cl, vanilla; authors (their released script); glode (GLoDe's denoising)", tuple(PRESETS))
-    alpha: float = opt(0.99, "prototype moving-average rate (eq. 8)", check=in_range(0, 1))
+    alpha: float = opt(preset_default('alpha'), "prototype moving-average rate (eq. 8)", check=in_range(0, 1))
     beta: float|str|None = opt(None, "pseudo-label moving-average rate (eq. 9), or 'start,end' linear over the epochs; default: the preset's (0.95; authors: 0.95,0.8)", check=_beta_check)
     gate: str = opt('auto', "margin gate (eq. 10): 'class' (per class, the paper), 'any' (any entity class, the authors') or 'auto' (the preset's)", ('auto', 'class', 'any'))
     margin_from: str = opt('auto', "margins (eq. 11) average spans by 'pred' (model argmax, the paper), 'pseudo' (soft-label argmax, O left out: authors) or 'auto'", ('auto', 'pred', 'pseudo'))
     first_margin: float|None = opt(None, "every margin in the first refining epoch (authors: 0); default: the preset's (contproto: the warm-up epoch's statistics)", check=optional(in_range(-1, 1)))
-    temperature: float = opt(0.07, "SupCon temperature (eq. 4)", check=in_range(0, 100, lo_open=True))
-    o_keep: float = opt(1., "SupCon keeps each O span with this probability (authors' cl_downsample; 1 = all, as the paper)", check=in_range(0, 1, lo_open=True))
+    temperature: float = opt(preset_default('temperature'), "SupCon temperature (eq. 4)", check=in_range(0, 100, lo_open=True))
+    o_keep: float = opt(preset_default('o_keep'), "SupCon keeps each O span with this probability (authors' cl_downsample; 1 = all, as the paper)", check=in_range(0, 1, lo_open=True))
     max_spans: int|None = opt(None, "SupCon contrasts at most this many spans per batch, sampled (bounds memory; default: all)", check=optional(at_least(2)))
-    warmup: int = opt(1, "epochs without pseudo-label updates", check=at_least(0))
+    warmup: int = opt(preset_default('warmup'), "epochs without pseudo-label updates", check=at_least(0))
     tgt_loss: str = opt('soft_ce', "student's target loss: 'soft_ce' (eq. 2) or 'double_softmax' (the authors' released code: a log-softmax of probabilities, which binds the student far less to its labels)", ('soft_ce', 'double_softmax'))
     tgt_weight: float = opt(1., "weight of the student's target loss (eq. 3: 1)", check=in_range(0, 100, lo_open=True))
     tgt_heldout: int = opt(0, "analysis only: keep this many more target train sentences (outside --tgt-limit's subset) out of training; the trace compares the student with the teacher's labels on them every epoch", check=at_least(0))

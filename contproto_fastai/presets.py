@@ -7,49 +7,74 @@ from __future__ import annotations
 from .contproto import (DoubleForward, ConsistencyReg, SupConLoss, PseudoPositive, PrototypeEMA, MarginRefiner,
                                         Warmup)
 from .glode import GlodeRefiner
+import inspect
+from dataclasses import dataclass, field
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRESET_OPTIONS', 'REFINER_DEFAULTS', 'contproto_callbacks']
+__all__ = ['CALLBACKS', 'OPTIONS', 'PRESETS', 'default', 'Preset', 'contproto_callbacks']
 
 # %% ../nbs/07c_presets.ipynb #c005
+# every callback a preset can hold, by name
+CALLBACKS = dict(DoubleForward=DoubleForward, ConsistencyReg=ConsistencyReg, SupConLoss=SupConLoss, PseudoPositive=PseudoPositive,
+                 PrototypeEMA=PrototypeEMA, MarginRefiner=MarginRefiner, GlodeRefiner=GlodeRefiner, Warmup=Warmup)
+# the options a preset takes (`contproto-fit`'s names) and the callback argument each sets; `beta` sets GlodeRefiner's
+# `weight` when the preset refines with GLoDe
+OPTIONS = dict(alpha=('PrototypeEMA', 'alpha'), temperature=('SupConLoss', 'temperature'), cont_weight=('SupConLoss', 'weight'),
+               max_spans=('SupConLoss', 'max_spans'), o_keep=('SupConLoss', 'o_keep'), reg_weight=('ConsistencyReg', 'weight'),
+               warmup=('Warmup', 'epochs'), beta=('MarginRefiner', 'beta'), any_class=('MarginRefiner', 'any_class'),
+               margin_from=('MarginRefiner', 'margin_from'), first_margin=('MarginRefiner', 'first_margin'))
+
+def default(option):
+    "The default of preset option `option`: the one its callback's constructor gives (defaults are written there, once)."
+    cb, arg = OPTIONS[option]
+    return inspect.signature(CALLBACKS[cb]).parameters[arg].default
+
+@dataclass(frozen=True)
+class Preset:
+    """A student recipe: the callbacks it is made of (names of `CALLBACKS`, in order) and the arguments it gives them
+    other than their defaults (`{callback: {argument: value}}`). Calling it returns configured callbacks; it iterates
+    over, and tests membership of, its callback names."""
+    callbacks: tuple
+    options: dict = field(default_factory=dict)
+    def __iter__(self): return iter(self.callbacks)
+    def __contains__(self, name): return name in self.callbacks
+    def __len__(self): return len(self.callbacks)
+    def __call__(self, **kw):
+        "New callbacks; `kw`: `OPTIONS` (None or absent: the preset's value, else the callback's default)."
+        per = {n: dict(self.options.get(n, {})) for n in self.callbacks}
+        for k, v in kw.items():
+            if k not in OPTIONS: raise TypeError(f"unknown preset option {k!r}; choose from {', '.join(OPTIONS)}")
+            cb, arg = ('GlodeRefiner', 'weight') if k == 'beta' and 'GlodeRefiner' in self else OPTIONS[k]
+            if v is not None and cb in per: per[cb][arg] = v
+        return [CALLBACKS[n](**per[n]) for n in self.callbacks]
+
+_CP = ('DoubleForward', 'ConsistencyReg', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'MarginRefiner', 'Warmup')
 PRESETS = dict(
-    contproto      = ['DoubleForward', 'ConsistencyReg', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
-    no_proto       = ['DoubleForward', 'ConsistencyReg', 'SupConLoss', 'PseudoPositive'],
-    no_proto_no_cl = ['DoubleForward', 'ConsistencyReg'],
-    no_reg         = ['DoubleForward', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
-    fixed_margin   = ['DoubleForward', 'ConsistencyReg', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
-    proto_no_cl    = ['DoubleForward', 'ConsistencyReg', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
-    vanilla        = [],
-    authors        = ['DoubleForward', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'MarginRefiner', 'Warmup'],
-    glode          = ['DoubleForward', 'ConsistencyReg', 'SupConLoss', 'PseudoPositive', 'PrototypeEMA', 'GlodeRefiner', 'Warmup'],
+    contproto      = Preset(_CP),
+    no_proto       = Preset(_CP[:4]),
+    no_proto_no_cl = Preset(_CP[:2]),
+    no_reg         = Preset(_CP[:1] + _CP[2:]),
+    fixed_margin   = Preset(_CP, dict(MarginRefiner=dict(fixed_margin=1.0))),          # the paper's r = 1.0
+    proto_no_cl    = Preset(('DoubleForward', 'ConsistencyReg', 'PrototypeEMA', 'MarginRefiner', 'Warmup'), dict(PrototypeEMA=dict(rep='z'))),
+    vanilla        = Preset(()),
+    # What the `authors` preset sets differently, with the lines of ../shared/paper/reference-implementation.md it follows:
+    #   no ConsistencyReg: their R-Drop weight `rdrop_weight` is 0 in the released script (lines 72, 79-80);
+    #   beta (0.95, 0.8): refinement momentum linear in epoch from 0.95 toward 0.8, `conf_ema_range` (line 62);
+    #   any_class: a span may move if any entity class clears its margin; O's margin is never used (lines 64-68);
+    #   margin_from 'pseudo': margins average the similarity of spans by their soft-label argmax, O left out (lines 64-65);
+    #   first_margin 0: the margin buffer starts at zero, so the first refining epoch gates nothing (lines 65-66);
+    #   SupCon target labels are the model's argmax (`PseudoPositive`, line 44) and every class, O included, updates the
+    #   prototypes (`PrototypeEMA`, line 53): as in every preset here. Their defects (gold span weights on the target,
+    #   masked BOS; lines 24-26, 74-78) are not reproduced; their double softmax on the target loss (line 76) is an option
+    #   of every student, off by default also here: `--tgt-loss double_softmax` (`model.double_softmax_ce`). Their student
+    #   starts from the pretrained encoder (`--student-init pretrained`, the default).
+    authors        = Preset(_CP[:1] + _CP[2:], dict(MarginRefiner=dict(beta=(0.95, 0.8), any_class=True, margin_from='pseudo', first_margin=0.))),
+    glode          = Preset(_CP[:5] + ('GlodeRefiner', 'Warmup')),
 )
 
-# What the `authors` preset sets differently, with the lines of ../shared/paper/reference-implementation.md it follows:
-#   no ConsistencyReg: their R-Drop weight `rdrop_weight` is 0 in the released script (lines 72, 79-80);
-#   beta (0.95, 0.8): refinement momentum linear in epoch from 0.95 toward 0.8, `conf_ema_range` (line 62);
-#   any_class: a span may move if any entity class clears its margin; O's margin is never used (lines 64-68);
-#   margin_from 'pseudo': margins average the similarity of spans by their soft-label argmax, O left out (lines 64-65);
-#   first_margin 0: the margin buffer starts at zero, so the first refining epoch gates nothing (lines 65-66);
-#   SupCon target labels are the model's argmax (`PseudoPositive`, line 44) and every class, O included, updates the
-#   prototypes (`PrototypeEMA`, line 53): as in every preset here. Their defects (gold span weights on the target,
-#   masked BOS; lines 24-26, 74-78) are not reproduced; their double softmax on the target loss (line 76) is an option
-#   of every student, off by default also here: `--tgt-loss double_softmax` (`model.double_softmax_ce`). Their student
-#   starts from the pretrained encoder (`--student-init pretrained`, the default).
-PRESET_OPTIONS = dict(authors=dict(beta=(0.95, 0.8), any_class=True, margin_from='pseudo', first_margin=0.))
-REFINER_DEFAULTS = dict(beta=0.95, any_class=False, margin_from='pred', first_margin=None)    # the paper's reading
-
-def contproto_callbacks(preset='contproto', alpha=0.99, beta=None, temperature=0.07, warmup=1, fixed_margin=1.0,
-                        reg_weight=1., cont_weight=1., max_spans=None, o_keep=1., any_class=None, margin_from=None, first_margin=None):
-    """The callbacks of a Table 3 row, or of the authors' released recipe (`'authors'`): a self-contained list (the
-    *proto w/o cl* row's prototypes use `z`, the others' `zeta`). The refiner's options `beta`, `any_class`,
-    `margin_from` and `first_margin` (see `MarginRefiner`) default to the preset's (`PRESET_OPTIONS`), else to
-    `REFINER_DEFAULTS`; `glode` takes `beta` as the weight of its blend (default 0.95 → 0.8)."""
+def contproto_callbacks(preset='contproto', **options):
+    """The callbacks of a Table 3 row, of the authors' released recipe (`'authors'`) or of GLoDe (`'glode'`):
+    `PRESETS[preset](**options)`, a self-contained list. `options` (`OPTIONS`: alpha, temperature, beta, warmup, …)
+    default to the preset's values, else to the callbacks' own defaults; `glode` takes `beta` as the weight of its blend."""
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    given = dict(beta=beta, any_class=any_class, margin_from=margin_from, first_margin=first_margin)
-    ro = {k: given[k] if given[k] is not None else PRESET_OPTIONS.get(preset, {}).get(k, d) for k, d in REFINER_DEFAULTS.items()}
-    make = dict(DoubleForward=lambda: DoubleForward(), ConsistencyReg=lambda: ConsistencyReg(reg_weight),
-                SupConLoss=lambda: SupConLoss(temperature, cont_weight, max_spans, o_keep=o_keep), PseudoPositive=lambda: PseudoPositive(),
-                PrototypeEMA=lambda: PrototypeEMA(alpha, 'z' if preset == 'proto_no_cl' else 'zeta'), Warmup=lambda: Warmup(warmup),
-                MarginRefiner=lambda: MarginRefiner(fixed_margin=fixed_margin if preset == 'fixed_margin' else None, **ro),
-                GlodeRefiner=lambda: GlodeRefiner(**({} if beta is None else dict(weight=beta))))
-    return [make[n]() for n in PRESETS[preset]]
+    return PRESETS[preset](**options)
