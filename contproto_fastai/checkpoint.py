@@ -11,7 +11,8 @@ from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback, SaveModelCallback
 from fastai.torch_core import rank_distrib, get_model
 from fastcore.xtras import join_path_file
-from .io import atomic_save
+from fastcore.foundation import L
+from .io import ReadError, atomic_save, to_plain
 
 # %% auto #0
 __all__ = ['CHECKPOINT_SIZES', 'AtomicSaveModelCallback', 'load_weights', 'Checkpoint']
@@ -30,23 +31,29 @@ class AtomicSaveModelCallback(SaveModelCallback):
 
 # %% ../nbs/03a_checkpoint.ipynb #c008
 def _rng_states():
-    st = dict(torch=torch.get_rng_state(), python=_random.getstate(), numpy=np.random.get_state())
+    st = dict(torch=torch.get_rng_state(), python=_random.getstate(), numpy=to_plain(np.random.get_state()))   # the key as a tensor
     if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
     return st
 
 def _set_rng_states(st):
-    torch.set_rng_state(st['torch']); _random.setstate(st['python']); np.random.set_state(st['numpy'])
+    name, key, *rest = st['numpy']
+    torch.set_rng_state(st['torch']); _random.setstate(st['python']); np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 CHECKPOINT_SIZES = ('full', 'trainable', 'weights')
 
 def load_weights(model, sd, path):
-    "Load the weights `sd` of a checkpoint at `path` into `model`; frozen weights may be missing (`size='trainable'`), nothing else."
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    """Load the weights `sd` of a checkpoint at `path` into `model`; frozen weights may be missing (`size='trainable'`),
+    nothing else. Weights that do not fit are a `ReadError` naming `path`."""
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ReadError(path, "holds no model weights (a dict of tensors)")
+    try: missing, unexpected = model.load_state_dict(sd, strict=False)
+    except RuntimeError as e:    # a shape that differs
+        raise ReadError(path, f"the checkpoint does not fit this model ({' '.join(str(e).split())[:300]})", "use the same model options") from None
     lacking = set(missing) - {n for n, p in model.named_parameters() if not p.requires_grad}
     if unexpected or lacking:
-        raise ValueError(f"{path}: the checkpoint does not fit this model (missing trainable weights {sorted(lacking)[:5]}, "
-                         f"unexpected {sorted(unexpected)[:5]}): use the same model options")
+        raise ReadError(path, f"the checkpoint does not fit this model (missing trainable weights {sorted(lacking)[:5]}, "
+                              f"unexpected {sorted(unexpected)[:5]})", "use the same model options")
 
 class Checkpoint(Callback):
     """Save a resumable checkpoint to `path` every `every` training batches (0: epochs only) and after every epoch.
@@ -77,7 +84,7 @@ class Checkpoint(Callback):
         if rank_distrib(): return          # one writer: process 0 (all processes hold the same state)
         L_ = self.learn
         tr = [cb for cb in L_.cbs if isinstance(cb, TrackerCallback)]
-        atomic_save(dict(model=self.model_state(), opt=None if self.size == 'weights' else L_.opt.state_dict(),
+        atomic_save(to_plain(dict(model=self.model_state(), opt=None if self.size == 'weights' else L_.opt.state_dict(),
                          epoch=epoch, batches=batches, n_epoch=L_.n_epoch, rng=_rng_states(), loader=L_.dls.train.state_dict(),
                          state=L_.state.state_dict() if getattr(L_, 'state', None) is not None else None,
                          callbacks={self._cb_key(cb): cb.get_state() for cb in self._stateful()},
@@ -85,7 +92,7 @@ class Checkpoint(Callback):
                          recorder=dict(values=L_.recorder.values, losses=L_.recorder.losses, lrs=L_.recorder.lrs,
                                        iters=L_.recorder.iters),
                          smooth_loss=dict(count=L_.recorder.smooth_loss.count, val=L_.recorder.smooth_loss.val),
-                         elapsed=self.elapsed()), self.path)
+                         elapsed=self.elapsed())), self.path)     # plain data only: `load_file` reads it without running code
     def after_batch(self):
         if self.training and self.every and (self.iter + 1) % self.every == 0 and self.iter + 1 < self.n_iter:
             self.save(self.epoch, self.iter + 1)
@@ -107,14 +114,14 @@ class Checkpoint(Callback):
         L_ = self.learn
         if ck['n_epoch'] != L_.n_epoch: raise ValueError(f"checkpoint is from a {ck['n_epoch']}-epoch fit; call fit with the same arguments")
         self._load_model(ck['model'])
-        if ck['opt'] is not None: L_.opt.load_state_dict(ck['opt'])
+        if ck['opt'] is not None: L_.opt.load_state_dict(dict(ck['opt'], hypers=L(ck['opt']['hypers'])))   # saved as a list
         L_.dls.train.load_state_dict(ck['loader'])
         if ck['state'] is not None: self._load_state(ck['state'])
         if ck['batches']:   # per-epoch callback statistics only matter inside an interrupted epoch
             for cb in self._stateful():
                 if self._cb_key(cb) in ck['callbacks']: cb.set_state(ck['callbacks'][self._cb_key(cb)])
         for cb, best in zip([cb for cb in L_.cbs if isinstance(cb, TrackerCallback)], ck['trackers']): cb.best = best
-        for k, v in ck['recorder'].items(): setattr(L_.recorder, k, v)
+        for k, v in ck['recorder'].items(): setattr(L_.recorder, k, [L(r) for r in v] if k == 'values' else v)
         L_.recorder.smooth_loss.count, L_.recorder.smooth_loss.val = ck['smooth_loss']['count'], ck['smooth_loss']['val']
         n_iter = len(L_.dls.train)
         L_.train_iter = ck['epoch'] * n_iter + ck['batches']

@@ -6,19 +6,20 @@
 from __future__ import annotations
 import logging, os, sys
 from pathlib import Path
+import torch
 from fastcore.script import anno_parser, call_parse, store_true
 from rich.console import Console
 from rich.table import Table
 from .config import ConfigError, arg_parser, config_from_args
-from .corpus import read_conll, read_lines, check_encoding, DataFormatError
-from .io import WriteError, atomic_write_text
+from .corpus import read_conll, read_lines, check_encoding, conll_layout, DataFormatError
+from .io import ReadError, WriteError, atomic_write_text
 from .run import Run, RunFolderError
 from .distributed import rank
 from .predict import load_predictor, tag_lines, to_conll
 from .deploy import ENGINES, write_html
 
 # %% auto #0
-__all__ = ['results_table', 'main', 'predict', 'predict_main']
+__all__ = ['results_table', 'main', 'OptionError', 'check_outputs', 'check_device', 'one_line', 'predict', 'predict_main']
 
 # %% ../nbs/09_cli.ipynb #c009
 def results_table(res):
@@ -38,29 +39,78 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')
     p = arg_parser()
     ns = p.parse_args(sys.argv[1:] if argv is None else argv)
+    run = None
     try:
         run = Run.resume(ns.resume) if ns.resume else Run(config_from_args(ns))
         res = run.fit()
     except ConfigError as e: p.error(str(e))
-    except (DataFormatError, FileNotFoundError, WriteError, RunFolderError, PermissionError) as e:
+    except (DataFormatError, ReadError, RunFolderError, OSError) as e:
         if os.environ.get('CONTPROTO_DEBUG'): raise          # the traceback, for a bug report
-        raise SystemExit(f"contproto-fit: {e}") from None
+        raise SystemExit(f"contproto-fit: {one_line(e)}") from None
+    except KeyboardInterrupt:
+        _interrupted("contproto-fit: interrupted" + (f"; continue with --resume {run.out}" if run is not None else ''))
     if rank() != 0: return
     con = Console()
     if not con.is_terminal: con = Console(width=160)     # a log file: wide enough that no row name is cut
     con.print(results_table(res))
     con.print(f"results: {run.out/'results.json'}  (wall time {res['times']['total']:.0f}s)")
 
+# %% ../nbs/09_cli.ipynb #c012b
+class OptionError(ValueError):
+    "An option the script cannot use: an output that would overwrite the input, the other output or the model; a device this machine lacks."
+
+def _same(a, b):
+    "Whether paths `a` and `b` name one file: the same inode where both exist, else the same resolved path."
+    try:
+        if os.path.exists(a) and os.path.exists(b): return os.path.samefile(a, b)
+    except OSError: pass
+    return Path(a).resolve() == Path(b).resolve()
+
+def check_outputs(model_dir, input, out=None, html=None):
+    "Raise `OptionError` if `out` or `html` is the input, the other output, the model folder or a file inside it."
+    for opt, f in (('--out', out), ('--html', html)):
+        if not f: continue
+        if _same(f, input): raise OptionError(f"{opt} {f} is the input file: writing it would destroy the input; choose another output file")
+        if any(_same(d, model_dir) for d in [Path(f), *Path(f).resolve().parents]):
+            raise OptionError(f"{opt} {f} is inside the model folder {model_dir}: writing it would damage the model; choose another output file")
+    if out and html and _same(out, html):
+        raise OptionError(f"--out and --html both name {out}: one would overwrite the other; give the page another name")
+
+def check_device(device):
+    "`device` if this machine has it (None: the default), else an `OptionError` saying what it has."
+    if device is None: return None
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise OptionError(f"--device {device!r}: not a device name (cpu, cuda, cuda:1, ...)") from None
+    if d.type == 'cuda':
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not n: raise OptionError(f"--device {device}: this machine has no CUDA GPU (or this torch has no CUDA support); use --device cpu")
+        if d.index is not None and d.index >= n: raise OptionError(f"--device {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n-1}")
+    elif d.type != 'cpu': raise OptionError(f"--device {device}: only cpu and cuda devices are supported")
+    return device
+
+def one_line(e):
+    "The one-line message of error `e`: an `OSError` with a file name as `FILE: reason`, any other as its text."
+    if isinstance(e, OSError) and not isinstance(e, WriteError) and getattr(e, 'filename', None) and e.strerror:
+        return f"{e.filename}: {e.strerror[0].lower() + e.strerror[1:]}"
+    return ' '.join(str(e).split())
+
+def _interrupted(msg):
+    "Ctrl-C: `msg` on standard error and exit status 130 (128 + SIGINT), as a shell reports it; no traceback."
+    print(msg, file=sys.stderr); raise SystemExit(130)
+
 # %% ../nbs/09_cli.ipynb #c013
 def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto', device=None, engine='torch', html=None):
     "Tag `input` with the predictor in `model_dir` run by `engine`; CoNLL text to `out` (or stdout), a page of the entities to `html`."
-    pred = load_predictor(model_dir, device=device, engine=engine)
+    check_outputs(model_dir, input, out, html)
+    pred = load_predictor(model_dir, device=check_device(device), engine=engine)
     texts = offsets = None
     if conll:
         sents = [s.tokens for s in read_conll(input, encoding=encoding, labelled=False)]
         tags = pred.tag(sents, bs=bs)
     else:                                   # one output sentence per input line, blank lines included
         texts = read_lines(input, encoding)
+        if k := conll_layout(texts):          # tagging a CoNLL file as raw text would tag its tags
+            raise DataFormatError(input, k, "this looks like a CoNLL file (token and tag columns, or -DOCSTART-), not raw text: pass --conll to tag its first column")
         sents, tags, offsets = tag_lines(pred, texts, bs=bs)
     txt = to_conll(sents, tags)
     if out: atomic_write_text(txt, out)
@@ -82,10 +132,12 @@ def predict(
 ):
     "Tag a text file with a trained ContProto model, writing CoNLL (token<TAB>BIO2 tag)."
     if engine not in ENGINES: raise SystemExit(f"contproto-predict: --engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if bs < 1: raise SystemExit(f"contproto-predict: --bs must be at least 1 (sentences per batch), not {bs}")
     try: check_encoding(encoding)
     except ValueError as e: raise SystemExit(f"contproto-predict: --encoding: {e}") from None
     try: _predict(model_dir, input, out, conll, bs, encoding, device, engine, html)
-    except (DataFormatError, FileNotFoundError, WriteError) as e: raise SystemExit(f"contproto-predict: {e}") from None
+    except (DataFormatError, OptionError, ReadError, OSError) as e: raise SystemExit(f"contproto-predict: {one_line(e)}") from None
+    except KeyboardInterrupt: _interrupted('contproto-predict: interrupted; no output file was written or changed')
 
 def predict_main(argv=None):
     "Entry point of the `contproto-predict` console script (options may be written with dashes or underscores)."

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['logger', 'DataFormatError', 'Sentence', 'split_lines', 'check_encoding', 'read_lines', 'read_conll', 'read_wikiann',
-           'from_hf', 'subset', 'tags_to_spans', 'spans_to_tags', 'LabelSet']
+__all__ = ['logger', 'DataFormatError', 'Sentence', 'split_lines', 'check_encoding', 'read_lines', 'conll_layout', 'read_conll',
+           'read_wikiann', 'from_hf', 'subset', 'tags_to_spans', 'spans_to_tags', 'LabelSet']
 
 # %% ../nbs/00_corpus.ipynb #c005
 logger = logging.getLogger('contproto_fastai')
@@ -60,6 +60,7 @@ def _line_col(text):
     lines = _EOL.split(text)
     return len(lines), len(lines[-1]) + 1
 
+_BOMS = ((codecs.BOM_UTF32_LE, 'utf-32'), (codecs.BOM_UTF32_BE, 'utf-32'), (codecs.BOM_UTF16_LE, 'utf-16'), (codecs.BOM_UTF16_BE, 'utf-16'))
 _UTF8_SEQ = re.compile(rb'[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xef][\x80-\xbf]{2}|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf4][\x80-\xbf]{3}')
 
 def _decode_bytes(raw:bytes, path, encoding='auto'):
@@ -68,6 +69,8 @@ def _decode_bytes(raw:bytes, path, encoding='auto'):
     with no UTF-8 sequence at all (an 8-bit file such as CoNLL-2002's) is read as Latin-1, with a warning; a UTF-8
     file with a stray byte is an error."""
     codec, errors = check_encoding(encoding)
+    bom = next((c for b, c in _BOMS if raw.startswith(b)), None)
+    if encoding == 'auto' and bom: codec = bom               # a UTF-16/32 byte-order mark says the encoding
     shown = 'UTF-8' if codec == 'utf-8-sig' else codec
     try: text = raw.decode(codec, errors)
     except UnicodeDecodeError as e:
@@ -81,11 +84,30 @@ def _decode_bytes(raw:bytes, path, encoding='auto'):
     if errors == 'replace' and '\ufffd' in text: logger.warning(f"{path}: {text.count(chr(0xfffd))} characters read as U+FFFD (bytes not valid {shown})")
     return text, ('utf-8' if shown == 'UTF-8' else codec)
 
+def _file_bytes(path, what):
+    "The bytes of file `path`: a `FileNotFoundError` if it is missing, a `DataFormatError` if it is a folder."
+    if path.is_dir(): raise DataFormatError(path, 0, f"is a folder, not a {what} file")
+    if not path.exists(): raise FileNotFoundError(f"{path}: no such {what} file")
+    return path.read_bytes()
+
 def read_lines(path, encoding='auto'):
     "The lines of the text file `path` (`split_lines`), decoded as `read_conll` does: one raw sentence per line for tagging."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such text file")
-    return split_lines(_decode_bytes(path.read_bytes(), path, encoding)[0])
+    return split_lines(_decode_bytes(_file_bytes(path, 'text'), path, encoding)[0])
+
+def conll_layout(lines, n=5):
+    """1-based number of the line that shows `lines` are a CoNLL file rather than raw text, else 0: a `-DOCSTART-` line,
+    or `n` first non-blank lines (all there are, if fewer) of 2 to 4 columns whose last one is a tag."""
+    seen = []
+    for i, l in enumerate(lines, 1):
+        l = l.strip(' \t\x0b\x0c')
+        if not l: continue
+        cols = l.split('\t') if '\t' in l else l.split()
+        if cols[0] == '-DOCSTART-': return i
+        if not (2 <= len(cols) <= 4 or '\t' in l) or not _TAG_RE.match(cols[-1]): return 0
+        seen.append(i)
+        if len(seen) == n: break
+    return seen[0] if seen else 0
 
 # %% ../nbs/00_corpus.ipynb #c007
 _SPACES, _COLS = ' \t\x0b\x0c', re.compile('[ \t\x0b\x0c]+')     # ASCII blanks: other spaces belong to tokens
@@ -96,8 +118,7 @@ def read_conll(path, encoding='auto', labelled=True, strip_lang_prefix=False, se
     (CoNLL-2002) and `token POS chunk tag` (CoNLL-2003). With `labelled=False` the tags go to `Sentence.gold`, and a
     file of tokens alone (one column: text to tag) is accepted. `encoding`: see `check_encoding`."""
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such data file")
-    text, _ = _decode_bytes(path.read_bytes(), path, encoding)
+    text, _ = _decode_bytes(_file_bytes(path, 'data'), path, encoding)
     sents, toks, tags, start, ncols = [], [], [], 0, None
     def flush():
         if toks:

@@ -222,9 +222,9 @@ def entities_html(docs, colors=None, use_spacy=None, title='Entities'):
     return page.replace('<title>displaCy</title>', f'<meta charset="utf-8"><title>{html.escape(title)}</title>', 1)
 
 def write_html(path, sents, tags, texts=None, offsets=None, use_spacy=None, title='Entities'):
-    "Write the page of `entities_html(displacy_docs(sents, tags, texts, offsets))` to `path`."
-    Path(path).write_text(entities_html(displacy_docs(sents, tags, texts, offsets), use_spacy=use_spacy, title=title), encoding='utf-8')
-    return Path(path)
+    "Write the page of `entities_html(displacy_docs(sents, tags, texts, offsets))` to `path`, atomically (`atomic_write_text`)."
+    from contproto_fastai.io import atomic_write_text
+    return atomic_write_text(entities_html(displacy_docs(sents, tags, texts, offsets), use_spacy=use_spacy, title=title), path)
 
 # %% ../nbs/08c_deploy.ipynb #c023
 ENCODERS = {

@@ -4,13 +4,15 @@
 
 # %% ../nbs/00b_io.ipynb #c002
 from __future__ import annotations
-import errno, glob, os, re
+import errno, glob, os, pickle, re, zipfile
 from contextlib import contextmanager
 from pathlib import Path
-import torch
+import numpy as np, torch
+from fastcore.foundation import L
 
 # %% auto #0
-__all__ = ['WriteError', 'atomic_writer', 'atomic_save', 'atomic_write_bytes', 'atomic_write_text', 'file_mode']
+__all__ = ['WriteError', 'atomic_writer', 'atomic_save', 'atomic_write_bytes', 'atomic_write_text', 'file_mode', 'ReadError',
+           'to_plain', 'load_file']
 
 # %% ../nbs/00b_io.ipynb #c005
 _REASONS = {errno.ENOSPC: ("no space left on device", "free space on that disk or write elsewhere, then run again"),
@@ -86,8 +88,10 @@ def atomic_writer(path):
         os.fsync(fd); os.close(fd); fd = None
         os.replace(tmp, path)
     except BaseException as e:
-        if fd is not None: os.close(fd)
-        tmp.unlink(missing_ok=True)
+        try:
+            if fd is not None: os.close(fd)
+            tmp.unlink(missing_ok=True)
+        except OSError: pass      # a read-only file system refuses even removing a file that is not there (EROFS)
         err = _write_error(path, e, w.error if w else None) if isinstance(e, Exception) else None
         if err is None: raise
         raise err from e
@@ -116,3 +120,31 @@ def file_mode():
     except OSError: pass
     m = os.umask(0o022); os.umask(m)       # no /proc: read it by setting it (not thread-safe, hence only the fallback)
     return 0o666 & ~m
+
+# %% ../nbs/00b_io.ipynb #c013b
+class ReadError(ValueError):
+    "A run-folder file that cannot be read: the message names it, says why and what to do."
+    def __init__(self, path, why, todo="it was not written by this version of contproto_fastai, or it is damaged: start the run again"):
+        self.path = str(path); super().__init__(f"{path}: {why}; {todo}")
+
+def to_plain(x):
+    "`x` with fastcore `L`s as lists, numpy arrays as tensors and numpy numbers as Python numbers (what `load_file` reads back)."
+    if isinstance(x, torch.Tensor): return x
+    if isinstance(x, dict): return {k: to_plain(v) for k, v in x.items()}
+    if isinstance(x, (list, L)): return [to_plain(v) for v in x]
+    if isinstance(x, tuple): return tuple(to_plain(v) for v in x)
+    if isinstance(x, np.ndarray): return torch.from_numpy(x.astype(np.int64) if x.dtype == np.uint32 else np.ascontiguousarray(x))
+    if isinstance(x, np.generic): return x.item()
+    return x
+
+_GLOBAL = re.compile(r'GLOBAL (\S+)')            # torch's wording names the refused object
+
+def load_file(path):
+    "`torch.load` of the run-folder file `path` on the CPU, data only (`weights_only=True`): a `ReadError` for any file that is not."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: missing")
+    try: return torch.load(path, weights_only=True, map_location='cpu')
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError) as e:
+        g = _GLOBAL.search(str(e))
+        if g: raise ReadError(path, f"refused to load it: it holds a Python object ({g.group(1)}), not only tensors and plain data") from None
+        raise ReadError(path, "not a readable torch file (not written by torch.save, cut off, or holding code)") from None

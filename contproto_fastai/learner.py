@@ -86,6 +86,7 @@ class NanGuard(Callback):
 from pathlib import Path
 from fastai.callback.tracker import TrackerCallback
 from .checkpoint import Checkpoint   # noqa: F401  (part of this module's API too)
+from .io import load_file
 
 class SpanLearner(Learner):
     """A fastai `Learner` for span NER: `fit` can start in the middle of a run (`resume`), and with a tokenizer and label
@@ -104,8 +105,8 @@ class SpanLearner(Learner):
         path = Path(path)
         return self.predictor().export(path if path.is_absolute() else Path(self.path)/path)
     def resume(self, path):
-        "Continue from the checkpoint at `path` in the next `fit`/`fit_one_cycle` (call it with the original arguments)."
-        self._resume = torch.load(path, weights_only=False, map_location='cpu')
+        "Continue from the checkpoint at `path` in the next `fit`/`fit_one_cycle` (call it with the original arguments); data only (`load_file`)."
+        self._resume = load_file(path)
         return self
     def _do_fit(self):
         ck = getattr(self, '_resume', None)

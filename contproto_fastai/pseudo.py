@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import torch
 from .evaluate import span_probs, predict_spans, score
-from .io import atomic_save
+from .io import atomic_save, load_file, to_plain
 
 # %% auto #0
 __all__ = ['PseudoLabels', 'ContProtoState', 'teacher_pseudo_labels', 'pseudo_label_f1']
@@ -57,7 +57,7 @@ class PseudoLabels:
     def from_state_dict(cls, d): return cls(d['probs'], d['offsets'])
     def save(self, path): atomic_save(self.state_dict(), path)
     @classmethod
-    def load(cls, path): return cls.from_state_dict(torch.load(path, weights_only=True))
+    def load(cls, path): return cls.from_state_dict(load_file(path))
     def __repr__(self): return f"PseudoLabels({len(self)} examples, {len(self.probs)} spans, {self.n_classes} classes)"
 
 # %% ../nbs/04_pseudo.ipynb #c008
@@ -86,9 +86,9 @@ class ContProtoState:
     def load_state_dict(self, d):
         "Set every field from `d` (a `state_dict()`), in place: callbacks holding this object see the restored state."
         vars(self).update(vars(type(self).from_state_dict(d)))
-    def save(self, path): atomic_save(self.state_dict(), path)
+    def save(self, path): atomic_save(to_plain(self.state_dict()), path)          # plain data: `load_file` reads it without running code
     @classmethod
-    def load(cls, path): return cls.from_state_dict(torch.load(path, weights_only=False))
+    def load(cls, path): return cls.from_state_dict(load_file(path))
 
 # %% ../nbs/04_pseudo.ipynb #c011
 def teacher_pseudo_labels(model, examples, bs=32, device=None, pbar=None):

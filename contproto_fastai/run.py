@@ -9,12 +9,11 @@ from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
-from fastai.learner import load_model
 from rich.progress import track as rich_track
 from rich.console import Console
 from . import __version__
 from .config import RunConfig, FILES
-from .io import atomic_write_text
+from .io import ReadError, atomic_write_text, load_file
 from .results import Results
 from .pseudo import PseudoLabels, ContProtoState, teacher_pseudo_labels
 from .data import encode, SpanDL
@@ -263,7 +262,8 @@ class Run:
     def _reuse_teacher(self, teacher, td, own):
         "Load the teacher of the run in `td` (this run's own, when `own`: finished before an interruption) and its pseudo labels."
         task, res = self.task, self.res
-        load_model(td/'models'/'teacher.pth', teacher, None, with_opt=False, device='cpu')
+        f = td/'models'/'teacher.pth'; sd = load_file(f)                 # data only: a run folder may come from anyone
+        load_weights(teacher, sd['model'] if isinstance(sd, dict) and set(sd) == {'model', 'opt'} else sd, f)
         prev = Results.read(td) or Results(config={})
         pc = prev.config
         if not own and (td/'fingerprint.json').exists():
@@ -376,7 +376,9 @@ def refinement_report(out, teacher_dir):
         d[f'span_recall_{k}'] = _rate((gold > 0) & (y == gold), gold > 0)
     if state.prototypes is not None and (out/'student_ckpt.pt').exists():
         m = pred.model                        # the last step's weights (a 'trainable' checkpoint leaves frozen ones out)
-        load_weights(m, torch.load(out/'student_ckpt.pt', weights_only=False, map_location='cpu')['model'], out/'student_ckpt.pt')
+        ck = load_file(out/'student_ckpt.pt')
+        if not isinstance(ck, dict) or 'model' not in ck: raise ReadError(out/'student_ckpt.pt', "not a checkpoint (no model weights)")
+        load_weights(m, ck['model'], out/'student_ckpt.pt')
         reps, arg = [], []
         with torch.no_grad():
             for x, _ in SpanDL(exs, 32, side='src'):
