@@ -192,7 +192,32 @@ def write_tables(runs, results, grid=GRID, command='python bench/factors.py run'
             curves = {row: [[x[key] for x in sorted(_vals(ee, target=t, seed=s, row=row), key=lambda x: x['epoch'])] for s in sorted({x['seed'] for x in _vals(ee, target=t, row=row)})]
                       for row in grid['rows'] if _vals(ee, target=t, row=row)}
             plot_pseudo_f1(curves, results/f'factors_en-{t}_{name}.png', title=f'Pseudo labels, en → {t}: {what}', ylabel=key.replace('_', ' '))
-    (results/'factors.json').write_text(json.dumps(dict(command=command, commit=commit, runs=rr, epochs=ee), indent=0))
+    (results/'factors.json').write_text(json.dumps(dict(command=command, commit=commit, summary=summary(rr, ee, grid), runs=rr, epochs=ee), indent=0))
+
+
+def summary(rr, ee, grid=GRID):
+    """What README and the results chapter quote (means over seeds, in points): per target and row its n, kept and
+    last test F1, both metrics' rise over the refining epochs and the held-out / train model ≠ label shares after the
+    last epoch; per pair of `PAIRS` (key 'a-b') the paired differences of those over the seeds where both finished."""
+    pts = lambda xs: (lambda v: 100 * sum(v) / len(v) if v else None)([x for x in xs if x is not None])
+    out = {}
+    for t in grid['targets']:
+        runs_t = _vals(rr, target=t)
+        if not runs_t: continue
+        per = lambda row, s: dict(kept=_vals(runs_t, row=row, seed=s)[0]['kept'], last=_at(ee, t, s, row, -1).get('test_f1'),
+                                  rise_entity=_rise(ee, t, s, row, 'pseudo_f1'), rise_span=_rise(ee, t, s, row, 'span_f1'),
+                                  heldout_differs=_share(_at(ee, t, s, row, -1), 'heldout_model_differs', 'heldout_spans'),
+                                  train_differs=_share(_at(ee, t, s, row, -1), 'model_differs', 'train_spans'))
+        seeds = lambda row: sorted({r['seed'] for r in _vals(runs_t, row=row)})
+        rows = {row: dict(n=len(seeds(row)), **{k: pts(per(row, s)[k] for s in seeds(row)) for k in per(row, seeds(row)[0])})
+                for row in grid['rows'] if seeds(row)}
+        pairs = {}
+        for a, b in PAIRS:
+            both = sorted(set(seeds(a)) & set(seeds(b)))
+            if both: pairs[f'{a}-{b}'] = dict(n=len(both), **{k: pts(None if per(a, s)[k] is None or per(b, s)[k] is None else per(a, s)[k] - per(b, s)[k]
+                                                                       for s in both) for k in ('kept', 'last', 'rise_entity', 'rise_span')})
+        out[t] = dict(rows=rows, pairs=pairs)
+    return out
 
 
 def main(argv=None):
