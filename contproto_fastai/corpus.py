@@ -10,7 +10,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['logger', 'DataFormatError', 'Sentence', 'split_lines', 'check_encoding', 'read_lines', 'conll_layout', 'read_conll',
-           'read_wikiann', 'from_hf', 'subset', 'tags_to_spans', 'spans_to_tags', 'LabelSet']
+           'read_wikiann', 'from_hf', 'looks_like_conll', 'text_format', 'subset', 'tags_to_spans', 'spans_to_tags',
+           'LabelSet']
 
 # %% ../nbs/00_corpus.ipynb #c005
 logger = logging.getLogger('contproto_fastai')
@@ -169,6 +170,23 @@ def from_hf(split, label_names=None, labelled=True, name='hf'):
         sents.append(s)
     if not sents: raise DataFormatError(name, 0, "no sentences")
     return sents
+
+# %% ../nbs/00_corpus.ipynb #c008s
+def looks_like_conll(lines):
+    """Whether the lines of a file are a CoNLL column file by the rule above: every non-blank line a `-DOCSTART-` line,
+    or 2+ columns ending in a tag. No lines at all: True (`read_conll` then says the file has no sentences)."""
+    for raw in lines:
+        line = raw.strip(_SPACES)
+        if not line: continue
+        cols = line.split('\t') if '\t' in line else _COLS.split(line)
+        if cols[0] == '-DOCSTART-': continue
+        if len(cols) < 2 or not _TAG_RE.match(cols[-1]): return False
+    return True
+
+def text_format(path, encoding='auto'):
+    "`'conll'` or `'raw'`: the format of the text file `path` (decoded as `read_conll` does), by `looks_like_conll`."
+    return 'conll' if looks_like_conll(read_lines(path, encoding)) else 'raw'
+
 
 # %% ../nbs/00_corpus.ipynb #c008b
 def subset(xs, n, seed):

@@ -255,6 +255,19 @@ def _scores_table(r, labels):
     rows.append(f"| **micro** | {r['precision']:.4f} | {r['recall']:.4f} | **{r['f1']:.4f}** | {r.get('support', '')} |")
     return '\n'.join(rows)
 
+def _no_gold(results, key, labels):
+    "The card's scores section for a run without a target test set: target F1 unknown; source dev scores, pseudo labels."
+    out = ['## Scores', '', "**Target F1 unknown**: no labelled target test set was given (the target text was unlabelled), "
+           "so how well this model tags the target language has not been measured.", '']
+    dev = results.get(f'{key}_dev')
+    if dev: out += [f"Entity-level, seqeval strict BIO2, of the exported {key} on the source dev set:", '', _scores_table(dev, labels), '']
+    for k, pl in (results.get('pseudo_labels') or {}).items():
+        conf = f"{pl['mean_confidence']:.3f}" if pl.get('mean_confidence') is not None else '-'
+        out += [f"Pseudo labels ({k}) on the {pl['sentences']} target train sentences: " +
+                ', '.join(f"{t} {n}" for t, n in pl['entities'].items()) + f" entities, mean confidence {conf}.", '']
+    if results.get('pseudo_label_stats'): out += [f"Refinement changed {results['pseudo_label_stats']['changed_spans']} of {results['pseudo_label_stats']['spans']} span labels.", '']
+    return out
+
 def model_card(predictor_dir, results:dict) -> str:
     """The text of `README.md` for the predictor folder `predictor_dir` (Hugging Face model-card form: YAML header,
     then training, data, scores per class, encoder, usage) from a run's `results` (`results.json`)."""
@@ -272,7 +285,7 @@ def model_card(predictor_dir, results:dict) -> str:
     name = f"contproto-{src or 'src'}-{tgt or 'tgt'}"
     here = str(path) if not path.is_absolute() else path.name        # how the usage examples name the folder
     ds = _dataset(cfg.get('tgt_test'))
-    test_name = f"{tgt or 'target'} test ({Path(cfg.get('tgt_test', 'test.txt')).name})"
+    test_name = f"{tgt or 'target'} test ({Path(cfg.get('tgt_test') or 'test.txt').name})"
     meta = dict(language=[l for l in dict.fromkeys([src, tgt]) if l] or None, license=enc['license'], library_name='contproto_fastai',
                 pipeline_tag='token-classification',
                 tags=['token-classification', 'ner', 'named-entity-recognition', 'span-ner', 'cross-lingual', 'contproto', 'onnx', 'spacy'],
@@ -289,6 +302,7 @@ def model_card(predictor_dir, results:dict) -> str:
     lang = lambda l: f' ({l})' if l else ''
     for k, role, lab in (('src_train', f'source train{lang(src)}', 'yes'), ('src_dev', 'source dev (checkpoint selection)', 'yes (selection)'),
                          ('tgt_train', f'target train{lang(tgt)}', 'no: unlabelled text'), ('tgt_test', 'target test (scores below)', 'no: scoring only')):
+        if k == 'tgt_test' and not cfg.get(k): data_rows.append("| target test | none | 0 | target F1 unknown |"); continue
         lk = {'src_train': 'src', 'src_dev': 'dev', 'tgt_train': 'tgt', 'tgt_test': 'test'}[k]
         n = sizes.get(k, f"all{f' (limit {lim(lk)})' if lim(lk) else ''}")
         data_rows.append(f"| {role} | `{cfg.get(k, '?')}` | {n} | {lab} |")
@@ -298,8 +312,9 @@ def model_card(predictor_dir, results:dict) -> str:
            f"classifier over {', '.join(labels)} and O) trained with [contproto_fastai](https://github.com/contproto-fastai/contproto_fastai): "
            f"a teacher on labelled {src or 'source'} data, then {method} on unlabelled {tgt or 'target'} text "
            f"(ContProto: Zhou et al., ACL 2023). Spans up to {pc.get('tgt_max_span_len') or pc.get('max_span_len')} words are tagged.", '',
-           f"## Scores on the target test set ({test_name})", '',
-           f"Entity-level, seqeval strict BIO2, of the exported {key}:", '', _scores_table(r, labels) if r else '(not scored)', '']
+           *([f"## Scores on the target test set ({test_name})", '',
+              f"Entity-level, seqeval strict BIO2, of the exported {key}:", '', _scores_table(r, labels) if r else '(not scored)', '']
+             if cfg.get('tgt_test') else _no_gold(results, key, labels))]
     if key == 'student' and results.get('teacher'):
         t = results['teacher']
         out += [f"The teacher alone (zero-shot): F1 {t['f1']:.4f} (P {t['precision']:.4f}, R {t['recall']:.4f}).", '']

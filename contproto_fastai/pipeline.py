@@ -6,8 +6,10 @@
 from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
-from .corpus import read_conll, LabelSet, subset
+from pathlib import Path
+from .corpus import read_conll, read_lines, text_format, Sentence, DataFormatError, LabelSet, subset
 from .data import encode
+from .predict import simple_tokenize
 from .model import SpanNER
 from .encoders import Recipe, recipe as encoder_recipe
 from .evaluate import predict_spans, score
@@ -19,8 +21,9 @@ from .config import FILES
 from .diagnostics import RefinementTrace
 
 # %% auto #0
-__all__ = ['SPLITS', 'CrossLingualTask', 'read_split', 'heldout_split', 'load_task', 'teacher_for', 'shared_state',
-           'pseudo_label', 'score_on_test', 'evaluate', 'student_for', 'pseudo_label_stats']
+__all__ = ['SPLITS', 'TGT_FORMATS', 'CrossLingualTask', 'read_raw', 'read_target', 'read_split', 'heldout_split', 'load_task',
+           'teacher_for', 'shared_state', 'pseudo_label', 'score_on_test', 'score_on_dev', 'pseudo_label_summary',
+           'evaluate', 'student_for', 'pseudo_label_stats']
 
 # %% ../nbs/08b_pipeline.ipynb #c005
 @dataclass
@@ -56,15 +59,41 @@ class CrossLingualTask:
 
 SPLITS = FILES          # a run's four files, in the order their subsets are seeded
 
-def read_split(path, split, limit=None, seed=0, encoding='auto'):
-    """The sentences of one of a run's four files (`split` in `SPLITS`): the target train file read as unlabelled (its
-    gold tags kept aside), a seeded random subset of `limit` sentences drawn with `seed + k` (k: the split's place)."""
-    return subset(read_conll(path, encoding=encoding, labelled=split != 'tgt_train'), limit, seed + SPLITS.index(split))
+TGT_FORMATS = ('auto', 'conll', 'raw')
 
-def heldout_split(path, limit, n, seed=0, encoding='auto'):
+def read_raw(path, encoding='auto'):
+    """Unlabelled sentences of a raw text file, one per line, split into words by `simple_tokenize` (as `contproto-predict`
+    splits raw lines: one token per CJK character); lines with no word are skipped, `Sentence.gold` is None."""
+    sents = [Sentence(toks, None, str(path), i) for i, l in enumerate(read_lines(path, encoding), 1) if (toks := simple_tokenize(l)[0])]
+    if not sents: raise DataFormatError(path, 0, "no sentences in file (empty, or only blank lines)")
+    return sents
+
+def read_target(path, fmt='auto', encoding='auto'):
+    """The unlabelled target train sentences of `path`: a CoNLL file (its gold tags kept aside in `Sentence.gold`), a raw
+    text file (`read_raw`), or a folder of `.txt` files of either kind, read in name order. `fmt`: `'conll'`, `'raw'`,
+    or `'auto'` (each file by `text_format`)."""
+    if fmt not in TGT_FORMATS: raise ValueError(f"fmt must be one of {', '.join(TGT_FORMATS)}, not {fmt!r}")
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.glob('*.txt') if f.is_file())
+        if not files: raise FileNotFoundError(f"{p}: a folder with no .txt file")
+        return [s for f in files for s in read_target(f, fmt, encoding)]
+    if not p.exists(): raise FileNotFoundError(f"{p}: no such data file")
+    if (text_format(p, encoding) if fmt == 'auto' else fmt) == 'raw': return read_raw(p, encoding)
+    return read_conll(p, encoding=encoding, labelled=False)
+
+def read_split(path, split, limit=None, seed=0, encoding='auto', tgt_format='auto'):
+    """The sentences of one of a run's four files (`split` in `SPLITS`): the target train file read as unlabelled by
+    `read_target` (CoNLL, its gold tags kept aside, or raw text), a seeded random subset of `limit` sentences drawn with
+    `seed + k` (k: the split's place). No file (`path` None): no sentences."""
+    if path is None: return []
+    sents = read_target(path, tgt_format, encoding) if split == 'tgt_train' else read_conll(path, encoding=encoding)
+    return subset(sents, limit, seed + SPLITS.index(split))
+
+def heldout_split(path, limit, n, seed=0, encoding='auto', tgt_format='auto'):
     """The target train file's `read_split` subset of `limit` sentences and `n` others outside it (seeded with `seed + 10`):
     sentences the student never trains on, for analysis. `ValueError` when the subset leaves fewer than `n`."""
-    sents = read_conll(path, encoding=encoding, labelled=False)
+    sents = read_target(path, tgt_format, encoding)
     keep = subset(range(len(sents)), limit, seed + SPLITS.index('tgt_train'))
     kept = set(keep)
     rest = [s for i, s in enumerate(sents) if i not in kept]
@@ -72,14 +101,16 @@ def heldout_split(path, limit, n, seed=0, encoding='auto'):
     return [sents[i] for i in keep], subset(rest, n, seed + 10) if n else []
 
 def load_task(src_train, src_dev, tgt_train, tgt_test, tokenizer, src_limit=None, dev_limit=None, tgt_limit=None,
-              test_limit=None, seed=0, max_span_len=4, max_len=128, encoding='auto', tgt_max_span_len=None, tgt_heldout=0):
-    """Read the four CoNLL/WikiAnn files (the target train file as unlabelled), keep a seeded random subset of each
+              test_limit=None, seed=0, max_span_len=4, max_len=128, encoding='auto', tgt_max_span_len=None, tgt_heldout=0,
+              tgt_format='auto'):
+    """Read the four CoNLL/WikiAnn files (the target train file as unlabelled, or raw text: `read_target` with
+    `tgt_format`; `tgt_test` may be None, no target test set), keep a seeded random subset of each
     (`*_limit` sentences; the k-th file's subset is drawn with `seed + k`, in file order), take the classes from the
     source train set (the dev and test sets must use no others) and encode everything for `tokenizer` (the target
     sets with spans up to `tgt_max_span_len`, default `max_span_len`). `tgt_heldout`: also keep that many target train
     sentences outside the subset apart, never trained on (`heldout_split`; analysis only)."""
-    tgt, heldout = (heldout_split(tgt_train, tgt_limit, tgt_heldout, seed, encoding) if tgt_heldout else
-                    (read_split(tgt_train, 'tgt_train', tgt_limit, seed, encoding), []))
+    tgt, heldout = (heldout_split(tgt_train, tgt_limit, tgt_heldout, seed, encoding, tgt_format) if tgt_heldout else
+                    (read_split(tgt_train, 'tgt_train', tgt_limit, seed, encoding, tgt_format), []))
     sets = dict(src_train=read_split(src_train, 'src_train', src_limit, seed, encoding),
                 src_dev=read_split(src_dev, 'src_dev', dev_limit, seed, encoding),
                 tgt_train=tgt, tgt_test=read_split(tgt_test, 'tgt_test', test_limit, seed, encoding))
@@ -122,9 +153,24 @@ def pseudo_label(model, task:CrossLingualTask, bs=32, pbar=None):
     return shared_state(teacher_pseudo_labels(model, task.ex_tgt, bs=bs, pbar=pbar), task)
 
 def score_on_test(model, task:CrossLingualTask, bs=32, pbar=None):
-    "Entity-level precision, recall, F1 (seqeval, strict, micro; per type in `per_type`) of `model` on the target test set."
+    """Entity-level precision, recall, F1 (seqeval, strict, micro; per type in `per_type`) of `model` on the target test
+    set; None without one (target F1 unknown)."""
+    if not task.tgt_test: return None
     preds = predict_spans(model, task.ex_test, len(task.tgt_test), bs=bs, pbar=pbar)
     return score(task.tgt_test, preds, task.labels.classes, task.tgt_span_len)
+
+def score_on_dev(model, task:CrossLingualTask, bs=32, pbar=None):
+    "`score_on_test`'s scores of `model` on the labelled source dev set: what a run without target gold can report."
+    preds = predict_spans(model, task.ex_dev, len(task.src_dev), bs=bs, pbar=pbar)
+    return score(task.src_dev, preds, task.labels.classes, task.max_span_len)
+
+def pseudo_label_summary(pseudo_labels, task:CrossLingualTask):
+    """What the pseudo labels say about the target train text, gold or not: the entities they decode to per class
+    (non-overlapping, as `predict` decodes) and their mean probability (`mean_confidence`; None without any entity)."""
+    preds = predict_spans(None, task.ex_tgt, len(task.tgt_train), probs=[pseudo_labels[i] for i in range(len(task.ex_tgt))])
+    ents = [(task.labels[c], float(p)) for sent in preds for _, _, c, p in sent]
+    return dict(sentences=len(task.tgt_train), entities={t: sum(c == t for c, _ in ents) for t in task.labels.classes[1:]},
+                mean_confidence=sum(p for _, p in ents) / len(ents) if ents else None)
 
 # %% ../nbs/08b_pipeline.ipynb #c009b
 def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
@@ -156,7 +202,7 @@ def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=Non
     if 'pseudo_f1' in state.extra: extra.append(PseudoLabelF1(task.ex_tgt, task.tgt_train, task.labels.classes, task.tgt_span_len))
     if 'pseudo_f1' in state.extra and trace:
         test = (None, None)
-        if trace_test:
+        if trace_test and task.tgt_test:
             sents = subset(task.tgt_test, trace_test_limit, 0)
             test = (encode(sents, task.tokenizer, None, task.tgt_span_len, task.max_len)[0] if sents is not task.tgt_test else task.ex_test, sents)
         held = (task.ex_heldout, task.tgt_heldout, heldout_labels) if heldout_labels is not None else None
@@ -167,11 +213,11 @@ def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=Non
     return learn
 
 def pseudo_label_stats(state, teacher_argmax):
-    """What refinement did to the target pseudo labels, and how far apart the prototypes ended: the share of spans whose
-    argmax label changed since the teacher, the share labelled as an entity before and after, and the prototypes'
+    """What refinement did to the target pseudo labels, and how far apart the prototypes ended: the share (and number,
+    `changed_spans`) of spans whose argmax label changed since the teacher, the share labelled as an entity before and after, and the prototypes'
     cosine matrix (eq. 8; `None` without `PrototypeEMA`)."""
     now = state.pseudo_labels.probs.argmax(-1)
     protos = state.prototypes
-    return dict(spans=len(now), changed=float((now != teacher_argmax).float().mean()),
+    return dict(spans=len(now), changed=float((now != teacher_argmax).float().mean()), changed_spans=int((now != teacher_argmax).sum()),
                 entity_before=float((teacher_argmax != 0).float().mean()), entity_after=float((now != 0).float().mean()),
                 prototype_cosine=None if protos is None else (protos @ protos.T).tolist())

@@ -28,7 +28,8 @@ class Results:
     processes: int = 1                            # torchrun processes
     recipe: dict|None = None                      # the training recipe (`Recipe`) and its peak learning rates
     teacher_history: list|None = None             # per teacher epoch: losses and source dev span F1
-    teacher: dict|None = None                     # the teacher's (zero-shot) target test scores
+    teacher: dict|None = None                     # the teacher's (zero-shot) target test scores (None: no target test set)
+    teacher_dev: dict|None = None                 # the teacher's source dev scores (known with no target gold)
     pseudo_label_f1: float|None = None            # the teacher's pseudo labels against target gold (analysis only)
     target_spans: dict|None = None                # target span limit, span count, share of test entities it covers
     student_history: list|None = None             # per student epoch: losses, source dev span F1, pseudo-label F1
@@ -40,7 +41,9 @@ class Results:
     trace: list|None = None                       # `RefinementTrace`: per student epoch
     kept_epoch: int|None = None                   # the student epoch whose weights were kept (best source dev span F1)
     pseudo_label_stats: dict|None = None          # what refinement changed (`pipeline.pseudo_label_stats`)
-    student: dict|None = None                     # the student's target test scores
+    student: dict|None = None                     # the student's target test scores (None: no target test set)
+    student_dev: dict|None = None                 # the student's source dev scores
+    pseudo_labels: dict|None = None               # `pipeline.pseudo_label_summary` of the teacher's and the refined labels
     times: dict|None = None                       # wall seconds per phase and in total
     cpu_times: dict|None = None                   # CPU seconds per phase and in total
     times_unknown: list|None = None               # phases whose seconds were lost to an interruption

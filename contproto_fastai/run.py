@@ -22,7 +22,8 @@ from .contproto import margin_gate
 from .encoders import load_encoder
 from .learner import RichProgress, BestEpoch
 from .checkpoint import Checkpoint, AtomicSaveModelCallback, load_weights
-from .pipeline import read_split, load_task, teacher_for, pseudo_label, shared_state, student_for, score_on_test, pseudo_label_stats
+from .pipeline import (read_split, load_task, teacher_for, pseudo_label, shared_state, student_for, score_on_test,
+                                       score_on_dev, pseudo_label_stats, pseudo_label_summary)
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .deploy import write_model_card
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
@@ -111,7 +112,7 @@ def file_digest(path):
 def fingerprint(cfg:RunConfig):
     "What decides a run's result: options, data files (size, SHA-256), encoder, library version (`fingerprint.json`)."
     return dict(config={k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IN_FINGERPRINT},
-                data={k: file_digest(getattr(cfg, k)) for k in FILES if Path(getattr(cfg, k)).is_file()},
+                data={k: file_digest(getattr(cfg, k)) for k in FILES if getattr(cfg, k) and Path(getattr(cfg, k)).is_file()},
                 encoder=cfg.model, version=__version__)
 
 def fingerprint_diff(old, new, keys=None):
@@ -126,7 +127,7 @@ def fingerprint_diff(old, new, keys=None):
         if keys is None and old.get(k) != new.get(k): out.append(f"{k}: {old.get(k)} then, {new.get(k)} now")
     return out
 
-TEACHER_KEYS = ('model', 'tgt_train', 'tgt_limit', 'seed', 'max_len', 'encoding')          # what the pseudo labels depend on
+TEACHER_KEYS = ('model', 'tgt_train', 'tgt_format', 'tgt_limit', 'seed', 'max_len', 'encoding')          # what the pseudo labels depend on
 TEST_KEYS = ('tgt_test', 'test_limit', 'seed', 'max_span_len', 'tgt_max_span_len', 'max_len', 'encoding')   # what the teacher's score does
 
 class RunLock:
@@ -223,9 +224,10 @@ class Run:
         self.encoder, tok = load_encoder(cfg.model, cfg.dropout)
         self.task = task = load_task(cfg.src_train, cfg.src_dev, cfg.tgt_train, cfg.tgt_test, tok, cfg.src_limit, cfg.dev_limit,
                                      cfg.tgt_limit, cfg.test_limit, cfg.seed, cfg.max_span_len, cfg.max_len, cfg.encoding,
-                                     cfg.tgt_max_span_len, cfg.tgt_heldout)
+                                     cfg.tgt_max_span_len, cfg.tgt_heldout, cfg.tgt_format)
         self.say(f"encoder {cfg.model}; recipe {rc}")
-        self.say(f"labels {task.labels.classes}; sentences: src train {len(task.src_train)}, src dev {len(task.src_dev)}, tgt train {len(task.tgt_train)}, tgt test {len(task.tgt_test)}")
+        self.say(f"labels {task.labels.classes}; sentences: src train {len(task.src_train)}, src dev {len(task.src_dev)}, tgt train {len(task.tgt_train)}, "
+                 + (f"tgt test {len(task.tgt_test)}" if task.tgt_test else "no tgt test (target F1 unknown)"))
         for k, r in task.reports.items(): self.say(f"{k.replace('_', ' ')}: {r}")
         self.clock.lap('data'); self._phase('data')
 
@@ -251,11 +253,14 @@ class Run:
             if self.primary: state.pseudo_labels.save(self.out/'pseudo_labels.pt')
             self.clock.lap('pseudo_labels'); self._phase('pseudo_labels')
             self.save()                     # a later run can pick the teacher up (--teacher-from)
-        self.say(f"teacher (zero-shot) target test F1 {res.teacher['f1']:.4f}")
+        res.teacher_dev = score_on_dev(learn.model, task, bs=2*cfg.bs)
+        self.say(f"teacher (zero-shot) target test F1 {res.teacher['f1']:.4f}" if res.teacher else
+                 f"teacher source dev F1 {res.teacher_dev['f1']:.4f}; target F1 unknown (no --tgt-test)")
         res.pseudo_label_f1 = state.extra.get('pseudo_f1', [None])[0]
+        res.pseudo_labels = dict(teacher=pseudo_label_summary(state.pseudo_labels, task))
         ents = [b - a + 1 for s in task.tgt_test for a, b, _ in (s.spans or [])]   # analysis: what the target span limit reaches
         res.target_spans = dict(max_span_len=task.tgt_span_len, train_spans=sum(len(e.word_spans) for e in task.ex_tgt),
-                                test_entities_covered=sum(w <= task.tgt_span_len for w in ents) / max(1, len(ents)))
+                                test_entities_covered=sum(w <= task.tgt_span_len for w in ents) / len(ents) if ents else None)
         self.teacher_learn = learn
         return learn.model, state
 
@@ -320,7 +325,9 @@ class Run:
         dev = [h.get('span_f1') for h in res.student_history]
         res.kept_epoch = dev.index(max(dev)) if dev and None not in dev else None    # the epoch SaveModelCallback kept
         res.pseudo_label_stats = pseudo_label_stats(state, teacher_argmax)
+        res.pseudo_labels = dict(res.pseudo_labels or {}, refined=pseudo_label_summary(state.pseudo_labels, task))
         res.student = self._evaluate(slearn.model, 'student')
+        res.student_dev = score_on_dev(slearn.model, task, bs=2*cfg.bs)
         self._phase('student')
         if self.primary and cfg.plots: self._plots(slearn.model)
         self._finish(slearn.model, task, slearn)
@@ -335,6 +342,7 @@ class Run:
             learn.export('model')                      # relative to learn.path, i.e. `out` (out/'model' would be out/out/model)
             write_model_card(self.out/'model', res, task)   # README.md: the model card
             if self.cfg.epochs: self.say(f"predictor exported to {self.out/'model'} (contproto-predict {self.out/'model'} FILE)")
+            if not task.tgt_test: self.say("target F1 unknown: no labelled target test set (--tgt-test); results.json has source dev scores and pseudo-label statistics")
         self.save()
 
     def _plots(self, model):
@@ -343,8 +351,8 @@ class Run:
         curve = self.res.pseudo_label_f1_curve
         if curve and curve[0] is not None:
             plot_pseudo_f1({f'{Path(cfg.tgt_train).parent.name or "target"} ({cfg.ablation})': curve}, self.out/'pseudo_f1.png')
-        groups = {'source': span_representations(model, task.ex_dev[:500], task.src_dev, labels),
-                  'target': span_representations(model, task.ex_test[:500], task.tgt_test, labels)}
+        groups = {'source': span_representations(model, task.ex_dev[:500], task.src_dev, labels)}
+        if task.tgt_test: groups['target'] = span_representations(model, task.ex_test[:500], task.tgt_test, labels)
         plot_tsne(groups, labels.classes, self.out/'tsne.png')
         self.say(f"plots: {self.out/'pseudo_f1.png'}, {self.out/'tsne.png'}")
 
@@ -360,7 +368,7 @@ def refinement_report(out, teacher_dir):
     out = Path(out); cache = out/'diagnostics.json'
     if cache.exists(): return json.loads(cache.read_text())
     cfg, pred = RunConfig(**Results.read(out)['config']), load_predictor(out/'model')
-    sents = [dataclasses.replace(s, tags=s.gold) for s in read_split(cfg.tgt_train, 'tgt_train', cfg.tgt_limit, cfg.seed, cfg.encoding)]   # as the run drew them; gold for analysis
+    sents = [dataclasses.replace(s, tags=s.gold) for s in read_split(cfg.tgt_train, 'tgt_train', cfg.tgt_limit, cfg.seed, cfg.encoding, cfg.tgt_format)]   # as the run drew them; gold for analysis
     exs, _ = encode(sents, pred.tokenizer, pred.labels, cfg.tgt_max_span_len or cfg.max_span_len, cfg.max_len)
     gold = torch.tensor([l for e in exs for l in e.labels])
     before = PseudoLabels.load(Path(teacher_dir)/'pseudo_labels.pt').probs.argmax(-1)

@@ -255,3 +255,32 @@ def test_cli_target_span_limit_and_trace(toy, script, tmp_path):
     assert res['kept_epoch'] in (0, 1)
     assert tr[res['kept_epoch']]['test']['f1'] == pytest.approx(res['student']['f1'])
     assert set(res['trace_start']) >= {'pseudo', 'span', 'flippable'}
+
+
+def test_raw_target_text_without_test_set(toy, tmp_path, capsys):
+    """The practitioner's path: a CoNLL source file, raw target sentences (one per line, no gold) and no target test set:
+    the run trains teacher and student, reports source dev scores and pseudo-label statistics, says target F1 is
+    unknown, and exports a model that tags raw text."""
+    from contproto_fastai.cli import main, predict_main
+    from contproto_fastai.predict import load_predictor, simple_tokenize
+    raw = tmp_path/'raw_de.txt'
+    raw.write_text(''.join(' '.join(s.tokens) + '\n' for s in read_conll(toy['tgt_train'], labelled=False)), encoding='utf-8')
+    out = tmp_path/'run'
+    main(argv=['--src-train', toy['src_train'], '--src-dev', toy['src_dev'], '--tgt-train', str(raw), '--model', toy['model'],
+               '--epochs', '1', '--teacher-epochs', '3', '--lr', '3e-3', '--dropout', '0.1', '--student-init', 'teacher',
+               '--out', str(out), '--quiet'])
+    printed = capsys.readouterr().out
+    res = Results.read(out)
+    assert res.status == 'finished' and res.teacher is None and res.student is None and res.pseudo_label_f1 is None
+    assert res.teacher_dev['f1'] > 0.5 and res.student_dev['f1'] > 0.5 and res.trace is None
+    assert res.pseudo_labels['teacher']['sentences'] == 100 and sum(res.pseudo_labels['teacher']['entities'].values()) > 0
+    assert 0 < res.pseudo_labels['refined']['mean_confidence'] <= 1 and res.pseudo_label_stats['changed_spans'] >= 0
+    assert res.config['tgt_test'] is None and res.target_spans['test_entities_covered'] is None
+    assert 'target F1 unknown' in printed and 'Source dev set' in printed and 'pseudo labels (teacher)' in printed
+    assert 'Target F1 unknown' in (out/'model'/'README.md').read_text()
+    lines = ['Maria Schmidt arbeitet bei Airbus.', '', 'Anna besuchte gestern Oslo.']
+    (tmp_path/'new.txt').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    predict_main([str(out/'model'), str(tmp_path/'new.txt'), '--out', str(tmp_path/'tagged.txt')])
+    sents = read_conll(tmp_path/'tagged.txt')
+    assert [s.tokens for s in sents] == [simple_tokenize(l)[0] for l in lines if l]
+    assert (0, 1, 'PER') in sents[0].spans and sents[0].tags == load_predictor(out/'model').tag([sents[0].tokens])[0]
