@@ -58,7 +58,9 @@ def api_page(module, notebook):
             moved.append(f'[`{name}`]({home.split(".")[-1]}.md)' if home.startswith('contproto_fastai.') else f'`{name}`')
             continue
         kind = 'class' if inspect.isclass(obj) else 'function' if callable(obj) else 'value'
-        lines += [f'## `{name}`', '', '```python', f"{'class ' if kind == 'class' else ''}{name}{_sig(obj) if kind != 'value' else ' = ' + repr(obj)[:200]}", '```', '']
+        if kind == 'value':     # a repr need not be Python (`<class …>`) and may be cut: shown as plain text
+            r = repr(obj); lines += [f'## `{name}`', '', '```text', f"{name} = {r if len(r) <= 200 else r[:200] + ' …'}", '```', '']
+        else: lines += [f'## `{name}`', '', '```python', f"{'class ' if kind == 'class' else ''}{name}{_sig(obj)}", '```', '']
         if kind != 'value': lines += [(inspect.getdoc(obj) or '').strip(), '']
         if kind == 'class':
             for m, f in vars(obj).items():
