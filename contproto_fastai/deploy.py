@@ -4,7 +4,7 @@
 
 # %% ../nbs/08c_deploy.ipynb #c002
 from __future__ import annotations
-import contextlib, hashlib, html, io, json, logging, os, re, warnings
+import contextlib, fcntl, hashlib, html, io, json, logging, os, re, tempfile, time, uuid, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import importlib.util
@@ -13,6 +13,7 @@ from .corpus import Sentence, LabelSet, tags_to_spans
 from .data import SpanDL, collate, encode
 from .predict import SpanPredictor, load_predictor
 from .config import fit_command
+from .e5 import cache_dir
 
 # %% auto #0
 __all__ = ['ENGINES', 'ONNX_INPUTS', 'logger', 'KEEP_FP32', 'ENT_COLORS', 'ENCODERS', 'SpanProbs', 'onnx_file',
@@ -33,8 +34,19 @@ class SpanProbs(nn.Module):
         return F.softmax(self.model.classifier(z), -1)
 
 def onnx_file(model_dir, quantize=False):
-    "Where the ONNX model of the predictor folder `model_dir` lives: `model.onnx`, or `model.int8.onnx` when `quantize`."
-    return Path(model_dir)/('model.int8.onnx' if quantize else 'model.onnx')
+    """Where the ONNX model of the predictor folder `model_dir` lives: `model.onnx`, or `model.int8.onnx` when
+    `quantize`, in the folder when it holds the file or can be written, else in the cache (`e5.cache_dir()/onnx/`, under
+    the heads' fingerprint): a read-only model folder works too."""
+    name = 'model.int8.onnx' if quantize else 'model.onnx'
+    f = Path(model_dir)/name
+    if f.exists() or _writable(model_dir): return f
+    return cache_dir()/'onnx'/heads_fingerprint(model_dir)/name
+
+def _writable(d):
+    "Can a file be created in folder `d`? (Tried, not guessed from the mode: root ignores it, a read-only mount does not.)"
+    try:
+        with tempfile.TemporaryFile(dir=d): return True
+    except OSError: return False
 
 def heads_fingerprint(model_dir):
     "16 hex digits of the SHA-256 of the folder's `heads.pt`, stored in the ONNX files: one made from other weights is stale."
@@ -48,11 +60,21 @@ def _example_batch(pred):
     return tuple(b[k] for k in ONNX_INPUTS)
 
 def _atomic(path, write):
-    "Call `write(tmp)` on a temporary name beside `path`, then move it into place (no half-written model is ever found)."
-    tmp = path.with_name(path.name + '.part')
+    """Call `write(tmp)` on a temporary name beside `path` of this process alone, then move it into place (no
+    half-written model is ever found under `path`, and two processes never write the same file)."""
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part')
     try: write(tmp); os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
     return path
+
+@contextlib.contextmanager
+def _export_lock(path):
+    "Hold an exclusive `flock` on `path.lock` (beside `path`): one process exports at a time, the others wait and reuse its file."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + '.lock'), 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def _export_fp32(pred, path, fingerprint):
     m = SpanProbs(pred.model.cpu().eval()).eval()
@@ -109,12 +131,14 @@ def export_onnx(model_dir, quantize=False, force=False, **quant_kw):
     """Write `model.onnx` into the predictor folder `model_dir` (the whole span model in fp32, dynamic batch, sequence
     length and span count) and, with `quantize`, `model.int8.onnx` from it (`quantize_onnx(**quant_kw)`). Files there
     already are kept unless `force`. Returns the path of the file asked for."""
-    path = Path(model_dir)
-    fp32 = onnx_file(path)
-    if force or not fp32.exists(): _export_fp32(load_predictor(path, device='cpu'), fp32, heads_fingerprint(path))
+    path, t0 = Path(model_dir), time.time()
+    fp32, int8 = onnx_file(path), onnx_file(path, quantize=True)
+    fresh = lambda f: f.exists() and (not force or f.stat().st_mtime >= t0)     # with force: written since this call began
+    with _export_lock(fp32):            # a second process waits for the first one's file instead of exporting beside it
+        if not fresh(fp32): _export_fp32(load_predictor(path, device='cpu'), fp32, heads_fingerprint(path))
     if not quantize: return fp32
-    int8 = onnx_file(path, quantize=True)
-    if force or not int8.exists(): quantize_onnx(fp32, int8, **quant_kw)
+    with _export_lock(int8):
+        if not fresh(int8): quantize_onnx(fp32, int8, **quant_kw)
     return int8
 
 # %% ../nbs/08c_deploy.ipynb #c011
@@ -218,6 +242,9 @@ def entities_html(docs, colors=None, use_spacy=None, title='Entities'):
         use_spacy = importlib.util.find_spec('spacy') is not None
     if not use_spacy: return _plain_html(docs, colors, title)
     from spacy import displacy  # optional extra [spacy]
+    # displaCy escapes the text but writes labels as given: escape them (a label from a model folder is untrusted)
+    docs = [dict(d, ents=[dict(e, label=html.escape(e['label'])) for e in d['ents']]) for d in docs]
+    colors = {html.escape(k): v for k, v in colors.items()}
     page = displacy.render(docs, style='ent', manual=True, page=True, jupyter=False, options=dict(colors=colors))
     return page.replace('<title>displaCy</title>', f'<meta charset="utf-8"><title>{html.escape(title)}</title>', 1)
 

@@ -115,6 +115,8 @@ def load_task(src_train, src_dev, tgt_train, tgt_test, tokenizer, src_limit=None
                 src_dev=read_split(src_dev, 'src_dev', dev_limit, seed, encoding),
                 tgt_train=tgt, tgt_test=read_split(tgt_test, 'tgt_test', test_limit, seed, encoding))
     labels = LabelSet.from_sentences(sets['src_train'])
+    if len(labels) < 2: raise DataFormatError(src_train, None, f"no entity in the {len(sets['src_train'])} source train sentences read (every tag is O): "
+                                                             "the teacher would learn nothing; check the tag column of the file")
     labels.check(sets['src_dev'], 'the source dev set'); labels.check(sets['tgt_test'], 'the target test set')
     ex, reports = {}, {}
     for k, lab in (('src_train', labels), ('src_dev', labels), ('tgt_train', None), ('tgt_test', None)):

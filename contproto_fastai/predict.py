@@ -18,7 +18,7 @@ from .encoders import load_encoder
 from .evaluate import predict_spans, span_probs
 
 # %% auto #0
-__all__ = ['FORMATS', 'simple_tokenize', 'labels_digest', 'SpanPredictor', 'ModelFolderError', 'check_model_folder',
+__all__ = ['FORMATS', 'simple_tokenize', 'labels_digest', 'SpanPredictor', 'ModelFolderError', 'positions', 'check_model_folder',
            'load_predictor', 'load_learner', 'tag_lines', 'to_conll']
 
 # %% ../nbs/04a_predict.ipynb #c005
@@ -132,6 +132,8 @@ def _json(f, what):
     try: return json.loads(Path(f).read_text(encoding='utf-8'))
     except (ValueError, OSError) as e: raise ModelFolderError(f, f"unreadable {what} ({str(e).splitlines()[0]}): {_AGAIN}") from None
 
+_LABEL = re.compile(r'[^\s<>&"\'`]+')      # an entity type's name: no white space, no markup (it reaches HTML pages)
+
 def _check_labels(f, cfg):
     "The label list of `contproto.json` (`f`): names, `O` first, no repeats, and, from format 2, the exported order."
     labels = cfg.get('labels')
@@ -139,9 +141,19 @@ def _check_labels(f, cfg):
         raise ModelFolderError(f, f"'labels' must be a list of class names, not {labels!r}: {_AGAIN}")
     if labels[0] != 'O' or len(set(labels)) != len(labels):
         raise ModelFolderError(f, f"labels {labels} are not a label list as export writes it ('O' first, then each entity type once): {_AGAIN}")
+    bad = [l for l in labels if not _LABEL.fullmatch(l)]
+    if bad: raise ModelFolderError(f, f"label {bad[0]!r} is not an entity type name (white space, quotes or markup such as <>&): {_AGAIN}")
     if cfg['format'] >= 2 and cfg.get('labels_sha256') != labels_digest(labels):
         raise ModelFolderError(f, f"labels {labels} are not the list exported (labels_sha256 differs): their order maps the classifier's "
                                   "rows to entity types, so restore the exported order or export the model again")
+
+def positions(encoder_config:dict):
+    "Longest input (in subword tokens, special tokens included) the encoder's position embeddings allow; None if unknown."
+    n = encoder_config.get('max_position_embeddings')
+    if type(n) is not int: return None
+    if encoder_config.get('model_type') in ('roberta', 'xlm-roberta', 'camembert', 'xlm-roberta-xl'):   # positions start after the padding index
+        n -= (encoder_config.get('pad_token_id') or 1) + 1
+    return n
 
 def check_model_folder(path):
     """The settings (`contproto.json`) of the predictor folder `path`, once every file is found readable, the format
@@ -154,15 +166,20 @@ def check_model_folder(path):
     if cfg.get('format') not in FORMATS:
         raise ModelFolderError(f, f"format {cfg.get('format')!r} is not one this version of contproto_fastai reads "
                                   f"({', '.join(map(str, FORMATS))}): load it with the version that exported it, or export it again")
-    for k in ('max_len', 'max_span_len'):
-        if not isinstance(cfg.get(k), int) or cfg[k] < 1: raise ModelFolderError(f, f"{k!r} must be a positive integer, not {cfg.get(k)!r}: {_AGAIN}")
+    for k in ('max_len', 'max_span_len', 'tgt_max_span_len'):
+        if k == 'tgt_max_span_len' and cfg.get(k) is None: continue          # optional: the model's width buckets
+        if type(cfg.get(k)) is not int or cfg[k] < 1: raise ModelFolderError(f, f"{k!r} must be a positive integer, not {cfg.get(k)!r}: {_AGAIN}")
     _check_labels(f, cfg)
     for g, what in ((path/'heads.pt', 'the span heads'), (enc/'config.json', "the encoder's configuration"),
                     (enc/'tokenizer.json', 'the tokenizer'), (enc/'tokenizer_config.json', "the tokenizer's settings")):
         if not g.is_file(): raise ModelFolderError(g, f"missing ({what}): {_AGAIN}")
     if not any((enc/w).is_file() for w in _WEIGHTS): raise ModelFolderError(enc/'model.safetensors', f"missing (the encoder's weights): {_AGAIN}")
-    if 'model_type' not in (_json(enc/'config.json', 'encoder configuration') or {}):
+    ecfg = _json(enc/'config.json', 'encoder configuration')
+    if not isinstance(ecfg, dict) or 'model_type' not in ecfg:
         raise ModelFolderError(enc/'config.json', f"not a model configuration (no model_type): {_AGAIN}")
+    n = positions(ecfg)
+    if n and cfg['max_len'] > n:
+        raise ModelFolderError(f, f"'max_len' {cfg['max_len']} exceeds the encoder's {n} positions (encoder/config.json): set it to {n} or less")
     _json(enc/'tokenizer.json', 'tokenizer')
     if (enc/'model.safetensors').is_file():
         try:

@@ -130,6 +130,12 @@ def fingerprint_diff(old, new, keys=None):
 TEACHER_KEYS = ('model', 'tgt_train', 'tgt_format', 'tgt_limit', 'seed', 'max_len', 'encoding')          # what the pseudo labels depend on
 TEST_KEYS = ('tgt_test', 'test_limit', 'seed', 'max_span_len', 'tgt_max_span_len', 'max_len', 'encoding')   # what the teacher's score does
 
+def _never_trained(folder):
+    "Does `folder` hold only a run that failed before its data loaded (as versions before this one left it)?"
+    try: r = json.loads((Path(folder)/'results.json').read_text())
+    except (OSError, ValueError): return False
+    return isinstance(r, dict) and r.get('status') == 'failed' and 'data' not in (r.get('phases') or {})
+
 class RunLock:
     "An exclusive lock on a run folder while this process writes it (`flock` on `FOLDER/.lock`; the system releases it when the process ends)."
     def __init__(self, folder): self.path = Path(folder)/'.lock'
@@ -186,31 +192,42 @@ class Run:
         with RunLock(self.out) if self.primary else contextlib.nullcontext(): return self._fit()
 
     def _check_folder(self):
-        "A new run needs a folder without a run; a resumed one, data and options as they were (`fingerprint.json`)."
+        """A new run needs a folder without a run (one that failed before training does not count); a resumed one, data
+        and options as they were (`fingerprint.json`)."""
         if not self.primary: return                         # process 0 checks and writes the folder
-        fp, f = self.fingerprint, self.out/'fingerprint.json'
+        f = self.out/'fingerprint.json'
         if not self.resuming:
-            if (self.out/'config.json').exists():
+            if (self.out/'config.json').exists() and not _never_trained(self.out):
                 raise RunFolderError(f"{self.out} already holds a run (config.json): continue it with --resume {self.out}, or choose another --out")
         elif f.exists():
-            diff = fingerprint_diff(json.loads(f.read_text()), fp)
-            if diff: raise RunFolderError(f"{self.out}: cannot resume, the run was started with other data or options: " + '; '.join(diff))
+            diff = fingerprint_diff(json.loads(f.read_text()), self.fingerprint)
+            if diff: raise RunFolderError(f"{self.out}: cannot resume, the run was started with other data or options: " + '; '.join(diff)
+                                          + ('; it failed before training, so run the corrected command without --resume' if _never_trained(self.out) else ''))
+
+    def _claim(self):
+        "Write `config.json` and `fingerprint.json`: from now on the folder holds this run (only once its data has loaded)."
+        if not self.primary: return
+        f = self.out/'fingerprint.json'
+        if not self.resuming: (self.out/'results.json').unlink(missing_ok=True)   # of a run that never trained
         self.cfg.save(self.out/'config.json')
-        if not f.exists(): atomic_write_text(json.dumps(fp, indent=2), f)
+        if not self.resuming or not f.exists(): atomic_write_text(json.dumps(self.fingerprint, indent=2), f)
 
     def _fit(self):
         cfg = self.cfg
         self._check_folder()
         set_seed(cfg.seed, reproducible=True)
         self.clock, self.res = RunClock(), Results(config=dataclasses.asdict(cfg), processes=world_size())
+        claimed = self.resuming
         try:
-            self._data()
+            self._data()                    # bad data fails here, before the folder is claimed: the corrected command just runs
+            self._claim(); claimed = True
             teacher, state = self._teacher()
             if not cfg.epochs: self._finish(teacher, self.task)          # teacher only: a zero-shot row or a ceiling
             else: self._student(teacher, state)
         except Exception as e:
-            self.res.status, self.res.error = 'failed', f"{type(e).__name__}: {e}"
-            self.save()
+            if claimed:
+                self.res.status, self.res.error = 'failed', f"{type(e).__name__}: {e}"
+                self.save()
             raise
         return self.res
 

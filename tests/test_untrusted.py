@@ -227,3 +227,117 @@ def test_utf16_input_is_read_as_utf16(model, tmp_path, capsys):
     inp = tmp_path/'u16.txt'; inp.write_bytes('Anna lebt in Paris .\n'.encode('utf-16'))
     predict_main([str(model), str(inp), '--out', str(tmp_path/'o.txt')])
     assert [l.split('\t')[0] for l in (tmp_path/'o.txt').read_text().split('\n') if l] == ['Anna', 'lebt', 'in', 'Paris', '.']
+
+
+# ---------------------------------------------------------------- 9: a model folder's settings are checked when loaded
+def _edited(model, tmp_path, **cfg):
+    "A copy of the model folder with `cfg` written over its contproto.json (labels_sha256 kept in step with the labels)."
+    from contproto_fastai.predict import labels_digest
+    d = tmp_path/'m'; shutil.copytree(model, d)
+    c = json.loads((d/'contproto.json').read_text()); c.update(cfg)
+    c['labels_sha256'] = labels_digest(c['labels'])
+    (d/'contproto.json').write_text(json.dumps(c))
+    return d
+
+
+@pytest.mark.parametrize('cfg, says', [(dict(max_len=True), "'max_len' must be a positive integer, not True"),
+                                      (dict(tgt_max_span_len='4'), "'tgt_max_span_len' must be a positive integer, not '4'"),
+                                      (dict(max_len=600), "'max_len' 600 exceeds the encoder's"),
+                                      (dict(labels=['O', 'LOC', '<img/src=x/onerror=alert(1)>']), 'is not an entity type name')])
+def test_model_folder_settings_are_checked(model, tmp_path, cfg, says):
+    d = _edited(model, tmp_path, **cfg)         # the tiny encoder has 128 positions
+    inp = tmp_path/'in.txt'; inp.write_text('Anna lebt in Paris .\n')
+    msg = _predict_fails(d, inp)
+    assert str(d/'contproto.json') in msg and says in msg, msg
+
+
+def test_positions_of_roberta_start_after_padding():
+    from contproto_fastai.predict import positions
+    assert positions(dict(model_type='xlm-roberta', max_position_embeddings=514, pad_token_id=1)) == 512
+    assert positions(dict(model_type='bert', max_position_embeddings=512)) == 512
+    assert positions(dict(model_type='bert')) is None
+
+
+# ---------------------------------------------------------------- 5: no script from a model folder reaches the page
+def test_displacy_page_escapes_labels(tmp_path):
+    pytest.importorskip('spacy')
+    from contproto_fastai.deploy import entities_html, displacy_docs
+    evil = '<img/src=x/onerror=alert(document.domain)>'
+    page = entities_html(displacy_docs([['Anna', 'lebt']], [[f'B-{evil}', 'O']]), use_spacy=True)
+    assert evil not in page and '&lt;img/src=x/onerror=alert(document.domain)&gt;' in page
+    assert entities_html(displacy_docs([['Anna']], [['B-PER']]), use_spacy=True).count('PER') >= 1
+
+
+# ---------------------------------------------------------------- 4: ONNX files: one writer at a time, read-only folders work
+def test_atomic_writes_of_two_processes_do_not_collide(tmp_path):
+    "Two writers of the same file at once (threads here, as two processes would): each on its own temporary name, both succeed, the file is whole."
+    import threading, time
+    from contproto_fastai.deploy import _atomic
+    f, errors, started = tmp_path/'model.onnx', [], threading.Barrier(2)
+    def write(p, b):
+        with open(p, 'wb') as h:
+            h.write(b[:4]); started.wait(); time.sleep(0.05); h.write(b[4:])
+    def one(b):
+        try: _atomic(f, lambda p: write(p, b))
+        except Exception as e: errors.append(e)
+    ts = [threading.Thread(target=one, args=(bytes([k]) * 100,)) for k in (1, 2)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    assert not errors, errors
+    assert f.read_bytes() in (bytes([1]) * 100, bytes([2]) * 100) and not list(tmp_path.glob('*.part'))
+
+
+def test_export_lock_serialises_exports(tmp_path):
+    import threading, time
+    from contproto_fastai.deploy import _export_lock
+    f, inside, most = tmp_path/'model.onnx', [0], [0]
+    def one():
+        with _export_lock(f):
+            inside[0] += 1; most[0] = max(most[0], inside[0]); time.sleep(0.05); inside[0] -= 1
+    ts = [threading.Thread(target=one) for _ in range(3)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    assert most[0] == 1
+
+
+def test_onnx_of_a_read_only_folder_goes_to_the_cache(model, tmp_path, monkeypatch):
+    import contproto_fastai.deploy as D
+    monkeypatch.setenv('CONTPROTO_CACHE', str(tmp_path/'cache'))
+    monkeypatch.setattr(D, '_writable', lambda d: False)        # as a read-only mount (root ignores a folder's mode)
+    f = D.onnx_file(model)
+    assert f == tmp_path/'cache'/'onnx'/D.heads_fingerprint(model)/'model.onnx'
+    monkeypatch.setattr(D, '_writable', lambda d: True)
+    assert D.onnx_file(model) == model/'model.onnx'
+
+
+# ---------------------------------------------------------------- 10: a run that never trained does not claim its folder
+def test_data_error_leaves_the_folder_free(toy, tmp_path):
+    from contproto_fastai.cli import main
+    bad = tmp_path/'dev.txt'; bad.write_text(Path(toy['src_dev']).read_text().replace('\tO\n', '\tOOPS\n', 1))
+    out = tmp_path/'run'
+    args = ['--model', toy['model'], '--epochs', '0', '--teacher-epochs', '1', '--out', out, '--quiet']
+    msg = _fit_fails([*_files_args(dict(toy, src_dev=bad)), *args])
+    assert f'{bad}:' in msg and 'OOPS' in msg
+    assert not any((out/f).exists() for f in ('config.json', 'fingerprint.json', 'results.json'))
+    main(argv=[str(a) for a in [*_files_args(toy), *args]])        # the corrected command runs in the same folder
+    assert json.loads((out/'results.json').read_text())['status'] == 'finished'
+
+
+def test_folder_of_an_older_failed_data_step_is_reused(toy, tmp_path):
+    "A folder left by a version that claimed it before reading the data: config, fingerprint, results 'failed', no data phase."
+    from contproto_fastai.cli import main
+    out = tmp_path/'run'; out.mkdir()
+    (out/'config.json').write_text(json.dumps(dict(src_train='x')))
+    (out/'fingerprint.json').write_text(json.dumps(dict(data={})))
+    (out/'results.json').write_text(json.dumps(dict(version=1, status='failed', phases={}, error='DataFormatError: x')))
+    main(argv=[str(a) for a in [*_files_args(toy), '--model', toy['model'], '--epochs', '0', '--teacher-epochs', '1', '--out', out, '--quiet']])
+    assert json.loads((out/'results.json').read_text())['status'] == 'finished'
+
+
+def test_all_o_source_is_refused_before_training(toy, tmp_path):
+    src = tmp_path/'train.txt'
+    src.write_text('\n'.join(l.split('\t')[0] + '\tO' if l.strip() else l for l in Path(toy['src_train']).read_text().split('\n')))
+    out = tmp_path/'run'
+    msg = _fit_fails([*_files_args(dict(toy, src_train=src)), '--model', toy['model'], '--out', out, '--quiet'])
+    assert msg.startswith(f'contproto-fit: {src}: no entity in the') and 'every tag is O' in msg
+    assert not (out/'config.json').exists()
