@@ -4,22 +4,24 @@
 
 # %% ../nbs/09_cli.ipynb #c002
 from __future__ import annotations
-import logging, os, sys
+import contextlib, logging, os, sys
 from pathlib import Path
 import torch
 from fastcore.script import anno_parser, call_parse, store_true
 from rich.console import Console
 from rich.table import Table
+from rich.progress import Progress
 from .config import ConfigError, arg_parser, config_from_args
 from .corpus import read_conll, read_lines, check_encoding, conll_layout, DataFormatError
-from .io import ReadError, WriteError, atomic_write_text
+from .io import ReadError, WriteError, atomic_write_text, atomic_writer
 from .run import Run, RunFolderError
 from .distributed import rank
 from .predict import load_predictor, tag_lines, to_conll
-from .deploy import ENGINES, write_html
+from .deploy import ENGINES, displacy_docs, entities_html
 
 # %% auto #0
-__all__ = ['results_table', 'main', 'OptionError', 'check_outputs', 'check_device', 'one_line', 'predict', 'predict_main']
+__all__ = ['CHUNK', 'results_table', 'main', 'OptionError', 'check_outputs', 'check_device', 'one_line', 'predict',
+           'predict_main']
 
 # %% ../nbs/09_cli.ipynb #c009
 def results_table(res):
@@ -107,24 +109,45 @@ def _interrupted(msg):
     print(msg, file=sys.stderr); raise SystemExit(130)
 
 # %% ../nbs/09_cli.ipynb #c013
-def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto', device=None, engine='torch', html=None):
-    "Tag `input` with the predictor in `model_dir` run by `engine`; CoNLL text to `out` (or stdout), a page of the entities to `html`."
+CHUNK = 1024      # sentences tagged at a time: the encoded batches and span probabilities of one chunk only are held
+
+class _Stdout:
+    "`atomic_writer`'s `write(bytes)` onto standard output, flushed as it goes."
+    def write(self, b): sys.stdout.write(b.decode('utf-8')); sys.stdout.flush()
+
+def _progress(n, what):
+    "A function `advance(k)` over `n` sentences: a rich bar on standard error when it is a terminal, else nothing."
+    con = Console(stderr=True)
+    if not con.is_terminal: return contextlib.nullcontext(lambda k: None)
+    @contextlib.contextmanager
+    def bar():
+        with Progress(*Progress.get_default_columns(), console=con, transient=True) as p:
+            t = p.add_task(what, total=n); yield lambda k: p.advance(t, k)
+    return bar()
+
+def _predict(model_dir, input, out=None, conll=False, bs=32, encoding='auto', device=None, engine='torch', html=None, chunk=CHUNK):
+    """Tag `input` with the predictor in `model_dir` run by `engine`; CoNLL text to `out` (or stdout), a page of the
+    entities to `html`. Tagged `chunk` sentences at a time and written as it goes (`out` atomically, at the end), so
+    memory stays flat in the number of lines. Returns the number of sentences and of entities."""
     check_outputs(model_dir, input, out, html)
     pred = load_predictor(model_dir, device=check_device(device), engine=engine)
-    texts = offsets = None
-    if conll:
-        sents = [s.tokens for s in read_conll(input, encoding=encoding, labelled=False)]
-        tags = pred.tag(sents, bs=bs)
+    if conll: items = [s.tokens for s in read_conll(input, encoding=encoding, labelled=False)]
     else:                                   # one output sentence per input line, blank lines included
-        texts = read_lines(input, encoding)
-        if k := conll_layout(texts):          # tagging a CoNLL file as raw text would tag its tags
+        items = read_lines(input, encoding)
+        if k := conll_layout(items):          # tagging a CoNLL file as raw text would tag its tags
             raise DataFormatError(input, k, "this looks like a CoNLL file (token and tag columns, or -DOCSTART-), not raw text: pass --conll to tag its first column")
-        sents, tags, offsets = tag_lines(pred, texts, bs=bs)
-    txt = to_conll(sents, tags)
-    if out: atomic_write_text(txt, out)
-    else: sys.stdout.write(txt)
-    if html: write_html(html, sents, tags, texts, offsets, title=f'{Path(input).name}: entities')
-    return sents, tags
+    docs, n_ents = [], 0
+    with (atomic_writer(out) if out else contextlib.nullcontext(_Stdout())) as w, _progress(len(items), f'tagging {Path(input).name}') as advance:
+        for i in range(0, len(items), chunk):
+            part, texts, offsets = items[i:i + chunk], None, None
+            if conll: sents, tags = part, pred.tag(part, bs=bs)
+            else: texts = part; sents, tags, offsets = tag_lines(pred, part, bs=bs)
+            w.write(to_conll(sents, tags).encode('utf-8'))
+            n_ents += sum(t.startswith('B-') for ts in tags for t in ts)
+            if html: docs += displacy_docs(sents, tags, texts, offsets)
+            advance(len(part))
+    if html: atomic_write_text(entities_html(docs, title=f'{Path(input).name}: entities'), html)
+    return len(items), n_ents
 
 @call_parse
 def predict(

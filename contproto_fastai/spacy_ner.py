@@ -6,24 +6,58 @@
 __all__ = ['ALIGNMENT_MODES', 'ContProtoNER', 'make_contproto_ner']
 
 # %% ../nbs/08d_spacy.ipynb #c002
+import json, os, shutil
+from pathlib import Path
 from typing import Optional
+import torch
 from spacy.language import Language
 from spacy.tokens import Span
 from spacy.util import minibatch
-from .predict import load_predictor
+from .predict import load_predictor, check_model_folder
 
 # %% ../nbs/08d_spacy.ipynb #c005
 ALIGNMENT_MODES = ('expand', 'contract', 'strict')
 if not Span.has_extension('contproto_prob'): Span.set_extension('contproto_prob', default=None)
 
 class ContProtoNER:
-    "A spaCy pipeline component: sets `doc.ents` from a `SpanPredictor` (any engine), aligned to spaCy's tokens by character offsets."
-    def __init__(self, nlp, name, predictor, batch_size=32, alignment_mode='expand'):
+    """A spaCy pipeline component: sets `doc.ents` from a `SpanPredictor` (any engine), aligned to spaCy's tokens by
+    character offsets. Given a folder `model` instead of a `predictor`, it loads it on first use (so that
+    `spacy.load` reads the copy `nlp.to_disk` saved, `from_disk`, not the folder the pipeline was first built from)."""
+    def __init__(self, nlp, name, predictor=None, batch_size=32, alignment_mode='expand', model=None, engine='torch', device=None):
         if alignment_mode not in ALIGNMENT_MODES: raise ValueError(f"alignment_mode must be one of {ALIGNMENT_MODES}, not {alignment_mode!r}")
-        self.name, self.predictor, self.batch_size, self.alignment_mode = name, predictor, batch_size, alignment_mode
+        if predictor is None and not model: raise ValueError("ContProtoNER needs a predictor or the folder of one (model)")
+        self.name, self._predictor, self.batch_size, self.alignment_mode = name, predictor, batch_size, alignment_mode
+        self.model, self.engine, self.device, self._pid = model, engine, device, os.getpid()
 
     @property
-    def labels(self): return tuple(self.predictor.labels.classes[1:])
+    def predictor(self):
+        "The `SpanPredictor`, loaded from `model` on first use."
+        if self._predictor is None: self._predictor = load_predictor(self.model, device=self.device, engine=self.engine)
+        return self._predictor
+
+    def _forked(self):
+        """In a process forked from the one that built the component (`nlp.pipe(..., n_process=2)`), run torch on one
+        thread: the intra-op thread pool does not survive a fork (the child waits on it forever)."""
+        if os.getpid() != self._pid: torch.set_num_threads(1); self._pid = os.getpid()
+
+    def to_disk(self, path, exclude=()):
+        "Save the model into `path` (`nlp.to_disk` gives each component a folder), so the saved pipeline carries it."
+        path, src = Path(path), self.model or getattr(self.predictor, 'path', None)
+        if src: shutil.copytree(src, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns('*.lock', '*.part', '*.tmp', '.lock'))
+        else: self.predictor.export(path)
+
+    def from_disk(self, path, exclude=()):
+        "Load the model `to_disk` saved in `path` (what `spacy.load` calls)."
+        self.model, self._predictor = str(path), None
+        self.predictor                          # load now: a damaged copy fails here, naming its file
+        return self
+
+    @property
+    def labels(self):
+        "The entity types (read from the folder's `contproto.json` until the model is loaded; none while it is not found)."
+        if self._predictor is not None: return tuple(self.predictor.labels.classes[1:])
+        try: return tuple(json.loads((Path(self.model)/'contproto.json').read_text(encoding='utf-8'))['labels'][1:])
+        except (OSError, ValueError, KeyError, TypeError): return ()
 
     def set_ents(self, doc, ents):
         "Set `doc.ents` from the predictor's entities of `doc.text` (character offsets): aligned, overlaps resolved by probability."
@@ -37,18 +71,22 @@ class ContProtoNER:
         return doc
 
     def __call__(self, doc):
+        self._forked()
         return self.set_ents(doc, self.predictor.predict([doc.text], bs=self.batch_size)[0])
 
     def pipe(self, stream, batch_size=128):
         "Tag the documents of `stream`, `batch_size` at a time (one predictor call each)."
+        self._forked()
         for docs in minibatch(stream, size=batch_size):
             for doc, ents in zip(docs, self.predictor.predict([d.text for d in docs], bs=self.batch_size)):
                 yield self.set_ents(doc, ents)
 
 def make_contproto_ner(nlp:Language, name:str, model:Optional[str], engine:str, batch_size:int, alignment_mode:str, device:Optional[str]):
-    "The `contproto_ner` factory: the predictor folder `model` (written by `contproto-fit` or `SpanPredictor.export`) run by `engine`."
+    """The `contproto_ner` factory: the predictor folder `model` (written by `contproto-fit` or `SpanPredictor.export`)
+    run by `engine`, checked now when it exists (`check_model_folder`) and loaded on first use."""
     if not model: raise ValueError("contproto_ner needs the predictor folder: nlp.add_pipe('contproto_ner', config={'model': 'runs/en-de/model'})")
-    return ContProtoNER(nlp, name, load_predictor(model, device=device, engine=engine), batch_size, alignment_mode)
+    if Path(model).exists(): check_model_folder(model)      # absent: `spacy.load` of a moved pipeline, whose from_disk gives the copy
+    return ContProtoNER(nlp, name, None, batch_size, alignment_mode, model=model, engine=engine, device=device)
 
 if __name__ != '__main__':      # the module registers the factory (through the entry point, or when imported); a notebook running this cell does not
     Language.factory('contproto_ner', default_config=dict(model=None, engine='torch', batch_size=32, alignment_mode='expand', device=None),

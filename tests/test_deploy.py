@@ -316,6 +316,41 @@ def test_spacy_pipe_batches_and_engines(run):
 
 
 @needs_spacy
+def test_spacy_pipeline_saved_moved_and_loaded_carries_its_model(run, tmp_path):
+    "nlp.to_disk stores the model with the pipeline (built from a relative path); moved, loaded from another folder, it tags the same."
+    import spacy, shutil, os
+    import contproto_fastai.spacy_ner                                # noqa: F401
+    work = tmp_path/'work'; work.mkdir(); shutil.copytree(run['model'], work/'model')
+    cwd = os.getcwd(); os.chdir(work)
+    try:
+        nlp = spacy.blank('de'); nlp.add_pipe('contproto_ner', config={'model': 'model'})
+        texts = [l for l in RAW.splitlines() if l.strip()]
+        want = [[(e.text, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
+        nlp.to_disk(tmp_path/'pipe')
+    finally: os.chdir(cwd)
+    shutil.rmtree(work); shutil.move(tmp_path/'pipe', tmp_path/'moved')
+    assert not list((tmp_path/'moved').rglob('*.pt.*')) and (tmp_path/'moved'/'contproto_ner'/'contproto.json').is_file()
+    nlp2 = spacy.load(tmp_path/'moved')
+    assert [[(e.text, e.label_) for e in d.ents] for d in nlp2.pipe(texts)] == want
+
+
+@needs_spacy
+def test_spacy_pipe_with_two_processes_finishes(run, tmp_path):
+    "nlp.pipe(n_process=2) after the parent has run torch: the forked workers tag on one thread each instead of hanging."
+    code = f"""
+import json, spacy
+nlp = spacy.blank('de'); nlp.add_pipe('contproto_ner', config={{'model': {str(run['model'])!r}}})
+texts = ["Maria Schmidt arbeitet bei Airbus .", "Heute geschah nichts ."] * 20
+one = [[(e.text, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
+two = [[(e.text, e.label_) for e in d.ents] for d in nlp.pipe(texts, n_process=2, batch_size=5)]
+print(json.dumps(one == two))
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=_env(), timeout=240, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == 'true'
+
+
+@needs_spacy
 def test_spacy_alignment_on_token_boundary_mismatch():
     "An entity boundary inside a spaCy token: 'expand' takes the whole token, 'contract' and 'strict' drop it; overlaps keep the likelier."
     import spacy

@@ -341,3 +341,23 @@ def test_all_o_source_is_refused_before_training(toy, tmp_path):
     msg = _fit_fails([*_files_args(dict(toy, src_train=src)), '--model', toy['model'], '--out', out, '--quiet'])
     assert msg.startswith(f'contproto-fit: {src}: no entity in the') and 'every tag is O' in msg
     assert not (out/'config.json').exists()
+
+
+# ---------------------------------------------------------------- 8: large files are tagged a chunk at a time
+def test_predict_in_chunks_is_the_same_and_an_interrupt_writes_nothing(model, tmp_path, monkeypatch):
+    from contproto_fastai.cli import _predict
+    import contproto_fastai.cli as cli
+    inp = tmp_path/'in.txt'; inp.write_text(''.join(f'Anna lebt in Paris {k} .\n' + ('\n' if k % 3 == 0 else '') for k in range(11)))
+    whole, parts = tmp_path/'whole.txt', tmp_path/'parts.txt'
+    n = _predict(model, inp, whole, html=tmp_path/'whole.html')
+    assert _predict(model, inp, parts, html=tmp_path/'parts.html', chunk=2) == n and n[0] == 15
+    assert parts.read_bytes() == whole.read_bytes() and (tmp_path/'parts.html').read_bytes() == (tmp_path/'whole.html').read_bytes()
+    calls, real = [0], cli.tag_lines
+    def tag_then_interrupt(*a, **k):
+        calls[0] += 1
+        if calls[0] == 3: raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(cli, 'tag_lines', tag_then_interrupt)
+    out = tmp_path/'o.txt'
+    with pytest.raises(KeyboardInterrupt): _predict(model, inp, out, chunk=2)
+    assert not out.exists() and not list(tmp_path.glob('*.tmp'))
