@@ -11,7 +11,7 @@ from fastcore.script import anno_parser, call_parse, store_true
 from rich.console import Console
 from rich.table import Table
 from rich.progress import Progress
-from .config import ConfigError, arg_parser, config_from_args
+from .config import ConfigError, arg_parser, config_from_args, device_problem
 from .corpus import read_conll, read_lines, check_encoding, conll_layout, DataFormatError
 from .io import ReadError, WriteError, atomic_write_text, atomic_writer
 from .run import Run, RunFolderError
@@ -89,13 +89,7 @@ def check_outputs(model_dir, input, out=None, html=None):
 def check_device(device):
     "`device` if this machine has it (None: the default), else an `OptionError` saying what it has."
     if device is None: return None
-    try: d = torch.device(device)
-    except (RuntimeError, TypeError): raise OptionError(f"--device {device!r}: not a device name (cpu, cuda, cuda:1, ...)") from None
-    if d.type == 'cuda':
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if not n: raise OptionError(f"--device {device}: this machine has no CUDA GPU (or this torch has no CUDA support); use --device cpu")
-        if d.index is not None and d.index >= n: raise OptionError(f"--device {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n-1}")
-    elif d.type != 'cpu': raise OptionError(f"--device {device}: only cpu and cuda devices are supported")
+    if p := device_problem(device): raise OptionError(f"--device {device!r}: {p}" if p.startswith('not a device') else f"--device {device}: {p}")
     return device
 
 def one_line(e):

@@ -14,8 +14,8 @@ from .corpus import check_encoding
 from .io import atomic_write_text
 
 # %% auto #0
-__all__ = ['FILES', 'FitConfig', 'ConfigError', 'opt', 'at_least', 'in_range', 'optional', 'parse_beta', 'RunConfig',
-           'data_paths', 'fit_command', 'fit_recipe', 'arg_parser', 'config_from_args']
+__all__ = ['PRECISIONS', 'FILES', 'FitConfig', 'ConfigError', 'opt', 'at_least', 'in_range', 'device_problem', 'optional',
+           'parse_beta', 'RunConfig', 'data_paths', 'fit_command', 'fit_recipe', 'arg_parser', 'config_from_args']
 
 # %% ../nbs/07d_config.ipynb #c005
 class ConfigError(ValueError):
@@ -35,6 +35,20 @@ def in_range(lo, hi, lo_open=False, hi_open=False):
         ok = isinstance(v, (int, float)) and math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
         return None if ok else f"must be a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
     return check
+
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+
+def device_problem(device):
+    "What is wrong with `device` on this machine ('cpu', 'cuda', 'cuda:1', …), or None when it is there."
+    import torch
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): return "not a device name (cpu, cuda, cuda:1, ...)"
+    if d.type == 'cuda':
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not n: return "this machine has no CUDA GPU (or this torch has no CUDA support); use --device cpu"
+        if d.index is not None and d.index >= n: return f"this machine has {n} GPU(s), cuda:0 to cuda:{n-1}"
+    elif d.type != 'cpu': return "only cpu and cuda devices are supported"
+    return None
 
 def optional(check):
     "Check: `None`, or a value `check` accepts."
@@ -119,6 +133,8 @@ class RunConfig:
     trace_test: bool = opt(False, "score the target test set after every student epoch (analysis only, in results.json's trace)")
     trace_test_limit: int|None = opt(None, "... on a fixed random subset of this many test sentences (the same for every run; default: all)", check=optional(at_least(1)))
     encoding: str = opt('auto', "data file encoding: 'auto' (UTF-8; a file with no UTF-8 sequence at all: Latin-1), or cp1252, latin-1, utf-8:replace, any Python codec", check=_encoding_check)
+    precision: str = opt('fp32', "training precision: 'fp32', or mixed precision 'bf16' / 'fp16' (autocast on the run's device, fastai's MixedPrecision; bf16 works on a CPU too; fp16 resumes from a checkpoint with a fresh loss scale)", PRECISIONS)
+    device: str|None = opt(None, "'cpu', 'cuda', 'cuda:1', … (default: the GPU if there is one)", check=optional(lambda v: device_problem(v) if isinstance(v, str) else 'must be a device name'))
     quiet: bool = opt(False, "no progress bars, only epoch lines and the results table")
 
     def __post_init__(self): self.check()

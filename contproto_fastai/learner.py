@@ -10,6 +10,8 @@ import torch
 from fastai.learner import Learner, CancelEpochException, Recorder, ValueMetric
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
+from fastai.callback.fp16 import MixedPrecision, AMPMode
+from fastcore.foundation import L
 from fastai.callback.tracker import SaveModelCallback
 from fastai.callback.progress import ProgressCallback
 import fastai.callback.schedule  # noqa: F401  (adds `Learner.fit_one_cycle`)
@@ -25,8 +27,8 @@ from .evaluate import SpanF1
 from .pseudo import ContProtoState
 
 # %% auto #0
-__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'SpanLearner', 'BestEpoch', 'span_learner',
-           'teacher_learner', 'student_learner', 'RichProgress']
+__all__ = ['AdamW', 'SelfTraining', 'ExtraColumns', 'LossTerms', 'NanGuard', 'SpanLearner', 'BestEpoch', 'AutocastPrecision',
+           'span_learner', 'teacher_learner', 'student_learner', 'RichProgress']
 
 # %% ../nbs/05_learner.ipynb #c005
 class SelfTraining(Callback):
@@ -134,19 +136,31 @@ class BestEpoch(SaveModelCallback):
         if self.best_state is not None: self.learn.model.load_state_dict(self.best_state)
         self.best_state = None                    # the weights are in the model now; free the copy
 
+class AutocastPrecision(MixedPrecision):
+    """fastai's `MixedPrecision` (`amp_mode` 'bf16' or 'fp16') on the device of the learner's data, not only CUDA's:
+    bf16 autocast then works on a CPU too. fp16 scales the loss (`GradScaler`), bf16 needs no scaling."""
+    def before_fit(self):
+        dtype, dev = (torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16), torch.device(self.dls.device).type
+        if dev == 'cuda' and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise ValueError("this GPU has no bfloat16: use --precision fp16 or fp32")
+        self.kwargs['enabled'] = dtype == torch.float16
+        self.autocast, self.learn.scaler, self.scales = torch.autocast(dev, dtype=dtype), torch.amp.GradScaler(dev, **self.kwargs), L()
+
 def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',),
-                 tokenizer=None, labels=None, max_len=128, select='span_f1', loss_func=None, **kwargs):
+                 tokenizer=None, labels=None, max_len=128, select='span_f1', loss_func=None, precision='fp32', **kwargs):
     """A fastai `Learner` for `SpanNER` with the eq. (3) loss, AdamW (`lr`: one rate or `slice(encoder, heads)`, see
     `span_splitter`) and source span F1 as metric. Loss `terms` are
     logged as columns, plus the `term` of any callback in `cbs` that adds one (`SupConLoss`: `cont`, `ConsistencyReg`: `reg`).
     Each `fit` ends on the epoch with the best `select` value on the validation (source dev) set (`BestEpoch`; None:
-    the last epoch); a `SaveModelCallback` in `cbs` takes its place. `loss_func`: default `SelfTrainingLoss()`."""
+    the last epoch); a `SaveModelCallback` in `cbs` takes its place. `loss_func`: default `SelfTrainingLoss()`.
+    `precision`: 'fp32', or 'bf16' / 'fp16' mixed precision (`AutocastPrecision`)."""
     device = device or default_device()        # the GPU when there is one (fastai's choice), else the CPU
     dls = DataLoaders(train_dl, valid_dl, path=path, device=device)
     cbs = list(cbs or [])
     terms = list(terms) + [t for t in (getattr(c, 'term', None) for c in cbs) if t]
     if select and not any(isinstance(c, SaveModelCallback) for c in cbs): cbs.append(BestEpoch(select))
     cbs = ([GradientClip(clip)] if clip else []) + [LossTerms(terms), ExtraColumns(), NanGuard()] + cbs
+    if precision != 'fp32': cbs.append(AutocastPrecision(precision))
     kwargs.setdefault('splitter', span_splitter)
     learn = SpanLearner(dls, model.to(device), loss_func=loss_func or SelfTrainingLoss(), opt_func=AdamW, lr=lr, wd=wd,
                         metrics=[SpanF1()], cbs=cbs, path=path, **kwargs)

@@ -100,7 +100,7 @@ def machine_info(device='cpu'):
 class RunFolderError(Exception):
     "A run folder that cannot be used as asked: in use by another process, or not what its config says it was trained on."
 
-NOT_IN_FINGERPRINT = ('out', 'quiet', 'plots', 'checkpoint_every', 'checkpoint_size')   # where and how, not what
+NOT_IN_FINGERPRINT = ('out', 'quiet', 'plots', 'checkpoint_every', 'checkpoint_size', 'device')   # where and how, not what
 
 def file_digest(path):
     "Size and SHA-256 of a file (read in 1 MB blocks)."
@@ -184,6 +184,7 @@ class Run:
         "Teacher → pseudo labels → student → target test F1; returns the `Results` (also `results.json`)."
         cfg = self.cfg
         self.device = init_from_env()                       # under torchrun: joins the process group
+        if cfg.device and world_size() == 1: self.device = torch.device(cfg.device)
         self.primary = rank() == 0
         if cfg.quiet:
             import transformers; transformers.utils.logging.disable_progress_bar()
@@ -255,7 +256,7 @@ class Run:
         "The teacher (eq. 1) and the `ContProtoState` of its pseudo labels: trained here, or an earlier run's (steps 2-3)."
         cfg, task, res = self.cfg, self.task, self.res
         learn = teacher_for(task, self.encoder, self.recipe, cfg.dropout, cfg.bs, cfg.seed, cfg.sortish, path=self.out,
-                            device=self.device, cbs=self._dist_cbs())
+                            device=self.device, cbs=self._dist_cbs(), precision=cfg.precision)
         own = Results.read(self.out) if self.resuming and (self.out/'pseudo_labels.pt').exists() else None
         teacher_from = cfg.teacher_from or (str(self.out) if own is not None and own.phase_done('teacher') else None)
         if teacher_from: state = self._reuse_teacher(learn.model, Path(teacher_from), own=not cfg.teacher_from)
@@ -327,7 +328,8 @@ class Run:
         slearn = student_for(task, load_encoder(cfg.model, cfg.dropout)[0], state, self.recipe, cfg.ablation, init, cfg.dropout,
                              cfg.bs, cfg.seed, cfg.sortish, cbs=self._dist_cbs(), path=self.out, device=self.device,
                              callback_kw=cfg.callback_kw(), trace_test=cfg.trace_test, trace_test_limit=cfg.trace_test_limit,
-                             src_limit=cfg.student_src_limit, heldout_labels=heldout, tgt_loss=cfg.tgt_loss, tgt_weight=cfg.tgt_weight)
+                             src_limit=cfg.student_src_limit, heldout_labels=heldout, tgt_loss=cfg.tgt_loss, tgt_weight=cfg.tgt_weight,
+                             precision=cfg.precision)
         del init, teacher
         self._phase('student', 'running')
         res.student_history, carried = fit_resumable(slearn, cfg.epochs, self.lr, 'student', self.console, cfg.quiet,
