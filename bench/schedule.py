@@ -239,7 +239,7 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
             rsum = lambda k: m(lambda x: sum(x['refine_stats'][k]) if 'refine_stats' in x else None)
             gate = '' if rsum('differs') is None else f"{f(rsum('differs'), 1, 0)} / {f(rsum('passed'), 1, 0)} / {f(rsum('held'), 1, 0)}"
             gl = lambda k: m(lambda x: (x.get('glode') or {}).get(k))
-            if not gate and gl('weight') is not None:       # GLoDe has no gate: its blend weight, labels its votes moved, spans without a vote
+            if gl('weight') is not None:        # GLoDe has no gate (its base counts are not a gate's): its blend weight, labels its votes moved, spans without a vote
                 gate = f"w {f(gl('weight'), 1, 3)}: {f(gl('moved'), 1, 0)} moved, {f(gl('no_vote'), 1, 0)} no vote"
             vsum = lambda k: m(lambda x: sum(x['votes'][k]) if 'votes' in x else None)
             votes = '' if vsum('pushed') is None else f"{f(vsum('pushed'), 1, 0)}: {f(vsum('toward_gold'), 1, 0)} / {f(vsum('from_gold'), 1, 0)}"

@@ -41,7 +41,7 @@ FLOOR = ['DoubleForward', 'ConsistencyReg']
 
 def full():
     from contproto_fastai.presets import PRESETS
-    return PRESETS['contproto']
+    return list(PRESETS['contproto'].callbacks)     # the callback names (JSON: each spec goes to a subprocess)
 
 def sentences(n, words=None, tgt=False):
     "`n` real sentences (toy ones without ../shared); with `words`, consecutive sentences joined and cut to exactly `words` words."
@@ -95,7 +95,7 @@ def run_one(spec, model, steps, warmup, device):
     cbs = [getattr(cp, c)(**spec.get('kw', {}).get(c, {})) for c in spec['cbs']]
     # every step sees the same whole batch on both sides (a sentence longer than max_len encodes as several examples,
     # so the sides may differ in length: with bs=n a second, one-example target batch would alternate with the full one)
-    learn = student_learner(model_, src, tgt, src, state, bs=len(src), tgt_bs=len(tgt), lr=1e-5, cbs=cbs, device=device, max_len=max_len)
+    learn = student_learner(model_, src, tgt, src, state, bs=len(src), tgt_bs=len(tgt), lr=1e-5, cbs=cbs, device=device, max_len=max_len, select=None)   # no validation here: no best-epoch selection
     learn.remove_cb(ProgressCallback); learn.logger = lambda *a: None
     times, seen = [], set()
     sync = (lambda: torch.cuda.synchronize()) if device.startswith('cuda') else (lambda: None)
