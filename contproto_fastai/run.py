@@ -12,12 +12,12 @@ from fastai.callback.progress import ProgressCallback
 from rich.progress import track as rich_track
 from rich.console import Console
 from . import __version__
-from .config import RunConfig, FILES
+from .config import RunConfig, FILES, ConfigError
 from .io import ReadError, atomic_write_text, load_file
 from .results import Results
 from .pseudo import PseudoLabels, ContProtoState, teacher_pseudo_labels
 from .data import encode, SpanDL
-from .predict import load_predictor
+from .predict import load_predictor, positions
 from .contproto import margin_gate
 from .encoders import load_encoder
 from .learner import RichProgress, BestEpoch
@@ -240,6 +240,8 @@ class Run:
         self.recipe, self.lr = rc, lr
         self.res.recipe = dict(rc.__dict__, lr_max=[lr.start, lr.stop] if isinstance(lr, slice) else lr)
         self.encoder, tok = load_encoder(cfg.model, cfg.dropout)
+        n = positions(self.encoder.config.to_dict())
+        if n and cfg.max_len > n: raise ConfigError(f"--max-len {cfg.max_len}: the encoder {cfg.model} has {n} positions; give --max-len {n} or less")
         self.task = task = load_task(cfg.src_train, cfg.src_dev, cfg.tgt_train, cfg.tgt_test, tok, cfg.src_limit, cfg.dev_limit,
                                      cfg.tgt_limit, cfg.test_limit, cfg.seed, cfg.max_span_len, cfg.max_len, cfg.encoding,
                                      cfg.tgt_max_span_len, cfg.tgt_heldout, cfg.tgt_format)

@@ -361,3 +361,12 @@ def test_predict_in_chunks_is_the_same_and_an_interrupt_writes_nothing(model, tm
     out = tmp_path/'o.txt'
     with pytest.raises(KeyboardInterrupt): _predict(model, inp, out, chunk=2)
     assert not out.exists() and not list(tmp_path.glob('*.tmp'))
+
+
+def test_fit_max_len_beyond_the_encoders_positions_is_a_usage_error(toy, tmp_path, capsys):
+    from contproto_fastai.cli import main
+    with pytest.raises(SystemExit) as ei:
+        main(argv=[str(a) for a in [*_files_args(toy), '--model', toy['model'], '--max-len', '200', '--out', tmp_path/'run', '--quiet']])
+    err = capsys.readouterr().err
+    assert ei.value.code == 2 and '--max-len 200: the encoder' in err and 'has 128 positions' in err, err
+    assert not (tmp_path/'run'/'config.json').exists()
