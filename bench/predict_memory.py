@@ -40,11 +40,25 @@ def sentences():
     return [' '.join(s.tokens) for s in read_conll(f)]
 
 
+def write_md(out, path):
+    "The table of `out` (what `main` measured) as Markdown in `path`; returns it."
+    md = [f"# Peak memory of contproto-predict against input lines", "", f"Command: `{out['command']}`", "",
+          f"Machine: {json.dumps(out['machine'])}; model: {out['model']}; each run a fresh process (peak RSS: VmHWM).",
+          f"*chunked*: {out['chunk']} sentences tagged at a time (the default); *whole file*: one chunk (the earlier behaviour).",
+          "Seconds: wall time of the run, for orientation only (other jobs may have shared the machine; not a speed measurement).", "",
+          "| lines | mode | peak RSS MB | seconds |", "|---|---|---|---|"]
+    md += [f"| {r['lines']:,} | {r['mode']} | {r['peak_mb']:.0f} | {r['seconds']:.0f} |" for r in out['rows']]
+    Path(path).write_text('\n'.join(md) + '\n')
+    return '\n'.join(md)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--lines', default='1000,5000,20000'); p.add_argument('--model')
     p.add_argument('--out', default=str(ROOT/'bench'/'results'/'predict_memory.json'))
+    p.add_argument('--tables', action='store_true', help='only rewrite the .md from the .json')
     a = p.parse_args(argv)
+    if a.tables: return print(write_md(json.loads(Path(a.out).read_text()), Path(a.out).with_suffix('.md')))
     from contproto_fastai.cli import CHUNK
     from contproto_fastai.run import machine_info
     tmp = Path(tempfile.mkdtemp(prefix='predict_memory_'))
@@ -62,13 +76,7 @@ def main(argv=None):
     out = dict(command=cmd.strip(), machine=machine_info(), model=a.model or 'e5-small, untrained span heads', chunk=CHUNK, rows=rows,
                date=time.strftime('%Y-%m-%d'))
     Path(a.out).write_text(json.dumps(out, indent=1))
-    md = [f"# Peak memory of contproto-predict against input lines", "", f"Command: `{out['command']}`", "",
-          f"Machine: {json.dumps(out['machine'])}; model: {out['model']}; each run a fresh process (peak RSS: VmHWM).",
-          f"*chunked*: {CHUNK} sentences tagged at a time (the default); *whole file*: one chunk (the earlier behaviour).", "",
-          "| lines | mode | peak RSS MB | seconds |", "|---|---|---|---|"]
-    md += [f"| {r['lines']:,} | {r['mode']} | {r['peak_mb']:.0f} | {r['seconds']:.0f} |" for r in rows]
-    Path(a.out).with_suffix('.md').write_text('\n'.join(md) + '\n')
-    print('\n'.join(md))
+    print(write_md(out, Path(a.out).with_suffix('.md')))
 
 
 if __name__ == '__main__': main()

@@ -363,3 +363,21 @@ def test_factors_tables_on_hand_built_runs(repo_root, tmp_path):
     fac.write_tables(tmp_path/'runs', tmp_path/'out')
     js = json.loads((tmp_path/'out'/'factors.json').read_text())
     assert sorted((r['seed'], r['row']) for r in js['runs']) == [(0, 'contproto_pre'), (0, 'no_proto_pre'), (1, 'contproto_pre')]
+
+
+def test_predict_memory_smoke(repo_root, tmp_path):
+    "bench/predict_memory.py on a tiny exported model: one fresh process per (lines, mode), a row each, a table from its JSON."
+    from contproto_fastai.data import word_tokenizer, LabelSet
+    from contproto_fastai.model import SpanNER, tiny_encoder
+    from contproto_fastai.predict import SpanPredictor
+    tok = word_tokenizer(['Anna', 'lebt', 'in', 'Paris', '.'])
+    SpanPredictor(SpanNER(tiny_encoder(len(tok), seed=0), 3), tok, LabelSet(['LOC', 'PER']), max_len=32).export(tmp_path/'model')
+    pm = _load(repo_root, 'predict_memory')
+    out = tmp_path/'pm.json'
+    pm.main(['--lines', '7', '--model', str(tmp_path/'model'), '--out', str(out)])
+    js = json.loads(out.read_text())
+    assert [(r['lines'], r['mode'], r['sentences']) for r in js['rows']] == [(7, 'chunked', 7), (7, 'whole file', 7)]
+    assert all(r['peak_mb'] > 50 for r in js['rows']) and js['command'].startswith('python bench/predict_memory.py')
+    md = out.with_suffix('.md').read_text(); out.with_suffix('.md').unlink()
+    pm.main(['--tables', '--out', str(out)])
+    assert out.with_suffix('.md').read_text() == md and '| 7 | whole file |' in md
