@@ -1,11 +1,11 @@
 """Peak memory of `contproto-predict` against the number of input lines (issue 35, item 8): tagged a chunk at a time
 (the default) against the whole file at once (one chunk, as before), each run in a fresh process.
 
-The input: German test sentences (`../shared/data/conll/de/test.txt`, words joined by spaces) repeated to N lines,
-or, without `../shared`, one generated sentence. The model: `--model DIR` (an exported predictor), or by default
+The input: the first 200 German test sentences of at most 10 words (`../shared/data/conll/de/test.txt`, words
+joined by spaces) repeated to N lines, or, without `../shared`, one sentence written here. The model: `--model DIR` (an exported predictor), or by default
 e5-small with untrained span heads (memory does not depend on the weights' values; its entities mean nothing).
 
-    python bench/predict_memory.py                       # 1,000, 5,000, 20,000 lines; ~10 min on 2 cores
+    python bench/predict_memory.py                       # 500, 2,000, 8,000 lines
     python bench/predict_memory.py --lines 200,1000 --model runs/en-de/model
 
 Prints a table and writes bench/results/predict_memory.{json,md} with the machine and the command."""
@@ -33,11 +33,13 @@ def untrained_model(d):
     return SpanPredictor(SpanNER(enc, 5), tok, LabelSet(['LOC', 'MISC', 'ORG', 'PER'])).export(Path(d)/'model')
 
 
-def sentences():
+def sentences(n=200, words=10):
+    """The first `n` German test sentences of at most `words` words (joined by spaces), repeated by `main` to any
+    number of lines: every size then holds the same longest sentence, so memory can only grow with the line count."""
     f = DATA/'conll'/'de'/'test.txt'
     if not f.exists(): return ['Angela Merkel besuchte gestern die Siemens AG in München .']
     from contproto_fastai.corpus import read_conll
-    return [' '.join(s.tokens) for s in read_conll(f)]
+    return [' '.join(s.tokens) for s in read_conll(f) if 0 < len(s.tokens) <= words][:n]
 
 
 def write_md(out, path):
@@ -54,7 +56,7 @@ def write_md(out, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--lines', default='1000,5000,20000'); p.add_argument('--model')
+    p.add_argument('--lines', default='500,2000,8000'); p.add_argument('--model')
     p.add_argument('--out', default=str(ROOT/'bench'/'results'/'predict_memory.json'))
     p.add_argument('--tables', action='store_true', help='only rewrite the .md from the .json')
     a = p.parse_args(argv)

@@ -14,8 +14,8 @@ from .corpus import check_encoding
 from .io import atomic_write_text
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'FILES', 'FitConfig', 'ConfigError', 'opt', 'at_least', 'in_range', 'device_problem', 'optional',
-           'parse_beta', 'RunConfig', 'data_paths', 'fit_command', 'fit_recipe', 'arg_parser', 'config_from_args']
+__all__ = ['PRECISIONS', 'FILES', 'ConfigError', 'opt', 'at_least', 'in_range', 'device_problem', 'optional', 'parse_beta',
+           'RunConfig', 'data_paths', 'fit_command', 'arg_parser', 'config_from_args']
 
 # %% ../nbs/07d_config.ipynb #c005
 class ConfigError(ValueError):
@@ -189,7 +189,6 @@ class RunConfig:
                     max_spans=self.max_spans, **self.refiner_options())
 
 FILES = ('src_train', 'src_dev', 'tgt_train', 'tgt_test')
-FitConfig = RunConfig           # the name before 0.4 (deprecated)
 
 def data_paths(data, src, tgt):
     """Source train/dev and target train/test files under a data directory laid out as `<data>/<lang>/{train,dev,test}.txt`;
@@ -209,10 +208,6 @@ def fit_command(config):
         if v is None or v is False: continue
         args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
     return ' '.join(shlex.quote(a) for a in args)
-
-def fit_recipe(cfg:RunConfig):
-    "`cfg.recipe()` (the name before 0.4)."
-    return cfg.recipe()
 
 # %% ../nbs/07d_config.ipynb #c014
 def _arg_type(tp):

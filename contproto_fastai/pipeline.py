@@ -4,7 +4,6 @@
 
 # %% ../nbs/08b_pipeline.ipynb #c002
 from __future__ import annotations
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from .corpus import read_conll, read_lines, text_format, Sentence, DataFormatError, LabelSet, subset
@@ -23,7 +22,7 @@ from .diagnostics import RefinementTrace
 # %% auto #0
 __all__ = ['SPLITS', 'TGT_FORMATS', 'CrossLingualTask', 'read_raw', 'read_target', 'read_split', 'heldout_split', 'load_task',
            'teacher_for', 'shared_state', 'pseudo_label', 'score_on_test', 'score_on_dev', 'pseudo_label_summary',
-           'evaluate', 'student_for', 'pseudo_label_stats']
+           'student_for', 'pseudo_label_stats']
 
 # %% ../nbs/08b_pipeline.ipynb #c005
 @dataclass
@@ -173,12 +172,6 @@ def pseudo_label_summary(pseudo_labels, task:CrossLingualTask):
     ents = [(task.labels[c], float(p)) for sent in preds for _, _, c, p in sent]
     return dict(sentences=len(task.tgt_train), entities={t: sum(c == t for c, _ in ents) for t in task.labels.classes[1:]},
                 mean_confidence=sum(p for _, p in ents) / len(ents) if ents else None)
-
-# %% ../nbs/08b_pipeline.ipynb #c009b
-def evaluate(model, task:CrossLingualTask, bs=32, pbar=None):
-    "Deprecated alias of `score_on_test` (`evaluate` is also a module of this package); goes in the next release."
-    warnings.warn("contproto_fastai.pipeline.evaluate is renamed score_on_test", DeprecationWarning, stacklevel=2)
-    return score_on_test(model, task, bs=bs, pbar=pbar)
 
 # %% ../nbs/08b_pipeline.ipynb #c012
 def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=None, preset='contproto', init=None, dropout=0.2,

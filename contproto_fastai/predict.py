@@ -4,7 +4,7 @@
 
 # %% ../nbs/04a_predict.ipynb #c002
 from __future__ import annotations
-import hashlib, inspect, json, os, re, shutil, warnings
+import hashlib, inspect, json, os, re, shutil
 from pathlib import Path
 import torch
 from fastai.torch_core import default_device
@@ -19,7 +19,7 @@ from .evaluate import predict_spans, span_probs
 
 # %% auto #0
 __all__ = ['FORMATS', 'simple_tokenize', 'labels_digest', 'SpanPredictor', 'ModelFolderError', 'positions', 'check_model_folder',
-           'load_predictor', 'load_learner', 'tag_lines', 'to_conll']
+           'load_predictor', 'tag_lines', 'to_conll']
 
 # %% ../nbs/04a_predict.ipynb #c005
 _HAN = '\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff'      # kana and CJK ideographs: one token per character
@@ -222,12 +222,6 @@ def load_predictor(path, device=None, engine='torch'):
     m.load_state_dict(_heads(path, m, len(cfg['labels'])), strict=False)      # the encoder came from its own folder
     m.eval().to(device or default_device())
     return SpanPredictor(m, tok, LabelSet(cfg['labels'][1:]), cfg['max_len'], max_span_len=cfg.get('tgt_max_span_len'))
-
-# %% ../nbs/04a_predict.ipynb #c008c2
-def load_learner(path, device=None, engine='torch'):
-    "Deprecated alias of `load_predictor` (it returns a `SpanPredictor`, not a fastai `Learner`); goes in the next release."
-    warnings.warn("contproto_fastai.predict.load_learner is renamed load_predictor", DeprecationWarning, stacklevel=2)
-    return load_predictor(path, device=device, engine=engine)
 
 # %% ../nbs/04a_predict.ipynb #c008e
 def tag_lines(pred, lines, bs=32):

@@ -30,8 +30,7 @@ from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0
 __all__ = ['NOT_IN_FINGERPRINT', 'TEACHER_KEYS', 'TEST_KEYS', 'track', 'fit_resumable', 'RunClock', 'machine_info',
-           'RunFolderError', 'file_digest', 'fingerprint', 'fingerprint_diff', 'RunLock', 'Run', 'run_pipeline',
-           'refinement_report']
+           'RunFolderError', 'file_digest', 'fingerprint', 'fingerprint_diff', 'RunLock', 'Run', 'refinement_report']
 
 # %% ../nbs/08e_run.ipynb #c005
 def track(console, quiet, what, every=0.1):
@@ -376,10 +375,6 @@ class Run:
         if task.tgt_test: groups['target'] = span_representations(model, task.ex_test[:500], task.tgt_test, labels)
         plot_tsne(groups, labels.classes, self.out/'tsne.png')
         self.say(f"plots: {self.out/'pseudo_f1.png'}, {self.out/'tsne.png'}")
-
-def run_pipeline(cfg:RunConfig, console=None, resume=False):
-    "`Run(cfg).fit()`, or with `resume` `Run.resume(cfg.out).fit()` (the name before 0.4)."
-    return (Run.resume(cfg.out, console) if resume else Run(cfg, console)).fit()
 
 # %% ../nbs/08e_run.ipynb #c015
 def _rate(num, den): return float(num.sum()) / max(1, int(den.sum()))
