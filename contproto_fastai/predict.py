@@ -41,7 +41,7 @@ def simple_tokenize(text):
     return [m.group() for m in ms], [m.span() for m in ms]
 
 # %% ../nbs/04a_predict.ipynb #c008
-FORMATS = (1, 2)     # the contproto.json formats this version reads; `export` writes the last
+FORMATS = (2,)       # the contproto.json formats this version reads; `export` writes the last
 
 def labels_digest(labels):
     "SHA-256 of the class names in order: what maps the classifier's rows to entity types."
@@ -143,7 +143,7 @@ def _check_labels(f, cfg):
         raise ModelFolderError(f, f"labels {labels} are not a label list as export writes it ('O' first, then each entity type once): {_AGAIN}")
     bad = [l for l in labels if not _LABEL.fullmatch(l)]
     if bad: raise ModelFolderError(f, f"label {bad[0]!r} is not an entity type name (white space, quotes or markup such as <>&): {_AGAIN}")
-    if cfg['format'] >= 2 and cfg.get('labels_sha256') != labels_digest(labels):
+    if cfg.get('labels_sha256') != labels_digest(labels):
         raise ModelFolderError(f, f"labels {labels} are not the list exported (labels_sha256 differs): their order maps the classifier's "
                                   "rows to entity types, so restore the exported order or export the model again")
 

@@ -290,13 +290,14 @@ class Run:
         load_weights(teacher, sd['model'] if isinstance(sd, dict) and set(sd) == {'model', 'opt'} else sd, f)
         prev = Results.read(td) or Results(config={})
         pc = prev.config
-        if not own and (td/'fingerprint.json').exists():
+        other_test = []
+        if not own:
+            if not (td/'fingerprint.json').is_file():
+                raise RunFolderError(f"--teacher-from {td}: no fingerprint.json (not a run folder of this version): train the teacher again")
             then, now = json.loads((td/'fingerprint.json').read_text()), self.fingerprint
             diff = fingerprint_diff(then, now, TEACHER_KEYS)
             if diff: raise RunFolderError(f"--teacher-from {td}: its pseudo labels are for other data: " + '; '.join(diff))
             other_test = fingerprint_diff(then, now, TEST_KEYS)
-        else:       # a run folder older than fingerprint.json (format 1): compare the options its results recorded
-            other_test = [k for k in TEST_KEYS if k in pc and pc[k] != getattr(self.cfg, k)] if not own else []
         relabel = (pc.get('tgt_max_span_len') or pc.get('max_span_len', task.max_span_len)) != task.tgt_span_len
         res.teacher_history = prev.teacher_history
         if relabel:     # other target spans than the teacher's run enumerated: its weights serve, its labels and score not
