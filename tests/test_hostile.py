@@ -165,7 +165,7 @@ def test_missing_file_is_named(exported, tmp_path, rel):
 def test_unknown_format_is_refused(exported, tmp_path):
     from contproto_fastai.predict import load_predictor
     d = _copy(exported[1], tmp_path, _edit(format=99))
-    with pytest.raises(FileNotFoundError, match=r"format 99 is not one this version of contproto_fastai reads \(1, 2\)"):
+    with pytest.raises(FileNotFoundError, match=r"format 99 is not one this version of contproto_fastai reads \(2\)"):
         load_predictor(d, device='cpu')
 
 
