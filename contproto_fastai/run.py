@@ -131,9 +131,9 @@ TEST_KEYS = ('tgt_test', 'test_limit', 'seed', 'max_span_len', 'tgt_max_span_len
 
 def _never_trained(folder):
     "Does `folder` hold only a run that failed before its data loaded (as versions before this one left it)?"
-    try: r = json.loads((Path(folder)/'results.json').read_text())
-    except (OSError, ValueError): return False
-    return isinstance(r, dict) and r.get('status') == 'failed' and 'data' not in (r.get('phases') or {})
+    try: r = Results.read(folder)
+    except (OSError, ValueError, TypeError): return False      # unreadable: not a run this check may reuse
+    return r is not None and r.status == 'failed' and 'data' not in r.phases
 
 class RunLock:
     "An exclusive lock on a run folder while this process writes it (`flock` on `FOLDER/.lock`; the system releases it when the process ends)."

@@ -329,7 +329,7 @@ def test_folder_of_an_older_failed_data_step_is_reused(toy, tmp_path):
     out = tmp_path/'run'; out.mkdir()
     (out/'config.json').write_text(json.dumps(dict(src_train='x')))
     (out/'fingerprint.json').write_text(json.dumps(dict(data={})))
-    (out/'results.json').write_text(json.dumps(dict(version=1, status='failed', phases={}, error='DataFormatError: x')))
+    (out/'results.json').write_text(json.dumps(dict(version=1, config=dict(src_train='x'), status='failed', phases={}, error='DataFormatError: x')))
     main(argv=[str(a) for a in [*_files_args(toy), '--model', toy['model'], '--epochs', '0', '--teacher-epochs', '1', '--out', out, '--quiet']])
     assert json.loads((out/'results.json').read_text())['status'] == 'finished'
 
