@@ -43,7 +43,7 @@ class ContProtoNER:
     def to_disk(self, path, exclude=()):
         "Save the model into `path` (`nlp.to_disk` gives each component a folder), so the saved pipeline carries it."
         path, src = Path(path), self.model or getattr(self.predictor, 'path', None)
-        if src: shutil.copytree(src, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns('*.lock', '*.part', '*.tmp', '.lock'))
+        if src: shutil.copytree(src, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns('*.lock', '*.part', '*.tmp'))
         else: self.predictor.export(path)
 
     def from_disk(self, path, exclude=()):
