@@ -42,7 +42,7 @@ def weights_mb(model, engine):
     from contproto_fastai.deploy import onnx_file
     m = Path(model)
     if engine == 'torch':
-        files = [f for f in (m/'encoder').iterdir() if f.suffix in ('.safetensors', '.bin')] + [m/'heads.pt']
+        files = [m/'model.safetensors']
     else: files = [onnx_file(m, engine == 'onnx-int8')]
     return sum(f.stat().st_size for f in files) / 2**20
 

@@ -21,8 +21,8 @@ __all__ = ['NEEDS', 'DoubleForward', 'needs', 'views', 'consistency_kl', 'Consis
 
 # %% ../nbs/07_contproto.ipynb #c005
 def _real(out, key):
-    "The real (unpadded) spans' `out[key]`, flattened to `[n, ...]`."
-    return out[key][out['span_mask']]
+    "The real (unpadded) spans' `out.<key>` (a `SpanOutput` field), flattened to `[n, ...]`."
+    return getattr(out, key)[out.span_mask]
 
 def _add_term(learn, name, value, weight=1., grad_scale=1., logged=None):
     """Add `weight*value` to the learner's loss and record it (or `logged`) as loss term `name`. `grad_scale` multiplies
@@ -181,7 +181,7 @@ class PrototypeEMA(Callback):
             if 'tgt' in pred: groups.append((_real(pred['tgt'], self.rep), _real(pred['tgt'], 'logits').argmax(-1)))
             for reps, _ in groups: _check_finite(reps, f"span representations '{self.rep}' (prototypes left unchanged)", self)
             if st.prototypes is None:
-                st.prototypes = torch.zeros(pred['src']['logits'].shape[-1], groups[0][0].shape[-1])
+                st.prototypes = torch.zeros(pred['src'].logits.shape[-1], groups[0][0].shape[-1])
             protos = st.prototypes.to(groups[0][0].device)
             for reps, labels in groups:    # the spans of every process, in process order
                 protos = ema_prototypes(protos, gather_cat(reps.float()), gather_cat(labels), self.alpha)
@@ -263,7 +263,7 @@ epoch's totals in `counts`: spans, moved, flipped).
         pred, y = self.learn.pred, self.yb[0]
         with torch.no_grad():
             t, old = pred['tgt'], y['tgt_pseudo']
-            mask, reps = t['span_mask'], t[self.rep].float()
+            mask, reps = t.span_mask, getattr(t, self.rep).float()
             _check_finite(reps[mask], f"target span representations '{self.rep}' (pseudo labels left unchanged)", self)
             sims = (reps @ st.prototypes.to(reps.device).T)[mask]              # [n, C]: φ_γ · ζ of the real spans
             reps = reps[mask]
@@ -273,7 +273,7 @@ epoch's totals in `counts`: spans, moved, flipped).
             full = old.clone(); full[mask] = new
             rows, valid = st.pseudo_labels._rows(y['tgt'], mask.shape[1])
             before = old[mask].argmax(-1).cpu()
-            model = t['logits'][mask].argmax(-1).cpu() if 'logits' in t else torch.full_like(before, -1)   # -1: no classifier output
+            model = t.logits[mask].argmax(-1).cpu() if t.logits is not None else torch.full_like(before, -1)   # -1: no classifier output
             rec = RefineBatch(rows[valid & mask.cpu()], before, new.argmax(-1).cpu(), model, sims.argmax(-1).cpu(), moved.cpu(), toward.cpu())
             st.pseudo_labels.update(y['tgt'], full, mask)
             if is_dist():                   # every process writes the other processes' refined rows too
@@ -312,7 +312,7 @@ class MarginRefiner(Refiner):
     def observe(self, st, pred, y, mask, reps, sims):
         "Accumulate eq. 11's per-class similarity sums over this batch's spans (`margin_from` decides their class)."
         if not (st.refine or self.first_margin is None): return
-        c = (pred['tgt']['logits'][mask] if self.margin_from == 'pred' else y['tgt_pseudo'][mask]).argmax(-1)
+        c = (pred['tgt'].logits[mask] if self.margin_from == 'pred' else y['tgt_pseudo'][mask]).argmax(-1)
         s = sims.gather(-1, c[:, None])[:, 0]
         if self.margin_from == 'pseudo': c, s = c[c > 0], s[c > 0]          # the authors leave O out
         self.sum.index_add_(0, c.cpu(), s.double().cpu())

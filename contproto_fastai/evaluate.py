@@ -39,7 +39,7 @@ def span_outputs(model, examples, bs=32, device=None, side='src', pbar=None, key
     order = dl.order()
     for k, (x, _) in enumerate(pbar(dl) if pbar else dl):
         o = model(x)[side]
-        v = {key: o[key].float().cpu() for key in keys}
+        v = {key: getattr(o, key).float().cpu() for key in keys}
         n = x[side]['span_mask'].sum(1).tolist()
         for i, j in enumerate(order[k*bs:(k+1)*bs]): out[j] = {key: t[i, :n[i]] for key, t in v.items()}
     model.train(was_training)
@@ -91,7 +91,7 @@ class SpanF1(Metric):
     def reset(self): self.tp = self.n_pred = self.n_gold = 0
     def accumulate(self, learn):
         pred, y, x = learn.pred['src'], learn.yb[0]['src'], learn.xb[0]['src']
-        probs = F.softmax(pred['logits'].float(), -1)
+        probs = F.softmax(pred.logits.float(), -1)
         for i in range(probs.shape[0]):
             m = x['span_mask'][i]
             ps = {(s, e, c) for s, e, c, _ in decode_spans(probs[i], x['word_idx'][i], m)}

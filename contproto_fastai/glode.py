@@ -142,7 +142,7 @@ class GlodeRefiner(Refiner):
         if 'src' in pred:                                         # source spans join the memory with their gold labels
             zs = _real(pred['src'], 'zeta').float()
             _check_finite(zs, "source span projections 'zeta' (memory left unchanged)", self)
-            self._collect(zs, y['src'][pred['src']['span_mask']], False)
+            self._collect(zs, y['src'][pred['src'].span_mask], False)
         lt = y['tgt_pseudo'][mask].argmax(-1)                     # current label ℓ = argmax ŷ
         self._collect(reps, lt, True); self._device = reps.device
         self._add(self._glob, sims, lt)

@@ -5,35 +5,99 @@
 # %% ../nbs/01_model.ipynb #c002
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
+from dataclasses import dataclass
+from typing import Optional
+from transformers import PretrainedConfig, PreTrainedModel, AutoConfig, AutoModel
+from transformers.utils import ModelOutput
 # encoder loading and recipes lived here before `encoders`; still importable from here:
 from .encoders import (DEFAULT_ENCODER, offline_minilm_path, resolve_model_name, load_encoder,  # noqa: F401
                                        tiny_encoder, Recipe, RECIPES, recipe)
 _all_ = ['DEFAULT_ENCODER', 'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
 
 # %% auto #0
-__all__ = ['TARGET_LOSSES', 'SpanNER', 'span_splitter', 'sentence_mean', 'span_ce', 'soft_ce', 'double_softmax_ce',
-           'SelfTrainingLoss', 'DEFAULT_ENCODER', 'offline_minilm_path', 'resolve_model_name', 'load_encoder',
-           'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
+__all__ = ['TARGET_LOSSES', 'SpanOutput', 'SpanNERConfig', 'encoder_from_config', 'SpanNER', 'span_splitter', 'sentence_mean',
+           'span_ce', 'soft_ce', 'double_softmax_ce', 'SelfTrainingLoss', 'DEFAULT_ENCODER', 'offline_minilm_path',
+           'resolve_model_name', 'load_encoder', 'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
 
 # %% ../nbs/01_model.ipynb #c007
-class SpanNER(nn.Module):
-    """Span-based NER (paper §2.2) with a projection head for contrastive learning (§3.1). `norm`: LayerNorm on the
-    span representation; `head`: 'linear' (paper) or 'mlp' (authors' code); `freeze_embeddings`: fix the word embeddings."""
-    def __init__(self, encoder, n_classes, max_span_len=4, width_dim=50, proj_dim=128, dropout=0.2, project=True,
+@dataclass
+class SpanOutput(ModelOutput):
+    """What `SpanNER` returns for one side of a batch (a Hugging Face `ModelOutput`: attributes, or keys as a dict):
+    `logits` `[B,S,C]` of the classifier, the span representations `z` `[B,S,2H+width_dim]`, their L2-normalised
+    projections `zeta` `[B,S,128]` (§3.1; None without the projection head) and `span_mask` `[B,S]`, True on real spans."""
+    logits: torch.Tensor = None
+    z: torch.Tensor = None
+    span_mask: torch.Tensor = None
+    zeta: Optional[torch.Tensor] = None
+
+class SpanNERConfig(PretrainedConfig):
+    """A `SpanNER`'s configuration, as Hugging Face's `PretrainedConfig` (`model_type` 'contproto_span_ner'): the
+    encoder's own configuration (`encoder_config`, a dict), the span options of `SpanNER`, and what `export` adds: the
+    classes (`id2label`/`label2id`, 'O' first, checked by `labels_sha256`), the longest input `max_len` (subword tokens)
+    and the widest span tagged `tgt_max_span_len` (None: `max_span_len`)."""
+    model_type = 'contproto_span_ner'
+    def __init__(self, encoder_config=None, max_span_len=4, width_dim=50, proj_dim=128, dropout=0.2, project=True,
+                 norm=False, head='linear', freeze_embeddings=False, encoder_pooler=False, max_len=128, tgt_max_span_len=None,
+                 labels_sha256=None, contproto_format=None, **kwargs):
+        self.encoder_config = encoder_config.to_dict() if isinstance(encoder_config, PretrainedConfig) else encoder_config
+        self.max_span_len, self.width_dim, self.proj_dim, self.dropout, self.project = max_span_len, width_dim, proj_dim, dropout, project
+        self.norm, self.head, self.freeze_embeddings, self.encoder_pooler = norm, head, freeze_embeddings, encoder_pooler
+        self.max_len, self.tgt_max_span_len, self.labels_sha256, self.contproto_format = max_len, tgt_max_span_len, labels_sha256, contproto_format
+        super().__init__(**kwargs)
+
+    @property
+    def labels(self):
+        "The class names in the classifier's row order ('O' first)."
+        return [self.id2label[i] for i in range(len(self.id2label))]
+
+def encoder_from_config(encoder_config:dict, pooler=False):
+    "A randomly initialised encoder of the architecture `encoder_config` describes (`from_pretrained` then loads its weights)."
+    from transformers import AutoModel, CONFIG_MAPPING  # deferred: transformers loads slowly
+    cfg = CONFIG_MAPPING[encoder_config['model_type']].from_dict(encoder_config)
+    return AutoModel.from_config(cfg, **({} if pooler or cfg.model_type not in _POOLED else dict(add_pooling_layer=False)))
+
+_POOLED = ('bert', 'roberta', 'xlm-roberta')      # their models take add_pooling_layer
+
+class SpanNER(PreTrainedModel):
+    """Span-based NER (paper §2.2) with a projection head for contrastive learning (§3.1), a Hugging Face
+    `PreTrainedModel` (`save_pretrained`/`from_pretrained`, one safetensors file). Built from an `encoder` and the
+    class count `n_classes` (training), or from a `SpanNERConfig` (loading). `norm`: LayerNorm on the span
+    representation; `head`: 'linear' (paper) or 'mlp' (authors' code); `freeze_embeddings`: fix the word embeddings."""
+    config_class, base_model_prefix, main_input_name = SpanNERConfig, 'span_ner', 'input_ids'
+    def __init__(self, encoder, n_classes=None, max_span_len=4, width_dim=50, proj_dim=128, dropout=0.2, project=True,
                  norm=False, head='linear', freeze_embeddings=False):
-        super().__init__()
-        if head not in ('linear', 'mlp'): raise ValueError(f"head must be 'linear' or 'mlp', not {head!r}")
-        self.encoder, self.n_classes, self.max_span_len, self.project = encoder, n_classes, max_span_len, project
+        if isinstance(encoder, SpanNERConfig): config, encoder = encoder, encoder_from_config(encoder.encoder_config, encoder.encoder_pooler)
+        else:
+            if head not in ('linear', 'mlp'): raise ValueError(f"head must be 'linear' or 'mlp', not {head!r}")
+            config = SpanNERConfig(encoder.config, max_span_len, width_dim, proj_dim, dropout, project, norm, head, freeze_embeddings,
+                                   encoder_pooler=getattr(encoder, 'pooler', None) is not None, num_labels=n_classes)
+        super().__init__(config)
+        c = config
+        self.encoder, self.n_classes, self.max_span_len, self.project = encoder, c.num_labels, c.max_span_len, c.project
         self.pad_id = getattr(encoder.config, 'pad_token_id', None) or 0    # batches pad with 0; the encoder sees its own id
         H = encoder.config.hidden_size
-        self.width_emb = nn.Embedding(max_span_len, width_dim)
-        self.span_dim = 2*H + width_dim
-        self.norm = nn.LayerNorm(self.span_dim) if norm else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = (nn.Linear(self.span_dim, n_classes) if head == 'linear' else
-                           nn.Sequential(nn.Linear(self.span_dim, self.span_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(self.span_dim, n_classes)))
-        self.proj_head = nn.Sequential(nn.Linear(self.span_dim, self.span_dim), nn.ReLU(), nn.Linear(self.span_dim, proj_dim))
-        self.freeze_embeddings(freeze_embeddings)
+        self.width_emb = nn.Embedding(c.max_span_len, c.width_dim)
+        self.span_dim = 2*H + c.width_dim
+        self.norm = nn.LayerNorm(self.span_dim) if c.norm else nn.Identity()
+        self.dropout = nn.Dropout(c.dropout)
+        self.classifier = (nn.Linear(self.span_dim, c.num_labels) if c.head == 'linear' else
+                           nn.Sequential(nn.Linear(self.span_dim, self.span_dim), nn.GELU(), nn.Dropout(c.dropout), nn.Linear(self.span_dim, c.num_labels)))
+        self.proj_head = nn.Sequential(nn.Linear(self.span_dim, self.span_dim), nn.ReLU(), nn.Linear(self.span_dim, c.proj_dim))
+        self.freeze_embeddings(c.freeze_embeddings)
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        "`PreTrainedModel.from_pretrained`, with the word embeddings frozen again when the configuration says so (loading replaces the parameters)."
+        out = super().from_pretrained(*args, **kwargs)
+        m = out[0] if isinstance(out, tuple) else out
+        m.freeze_embeddings(m.config.freeze_embeddings)
+        return out
+
+    def init_weights(self):
+        "Nothing to do: the heads keep PyTorch's initialisation and the encoder its own weights (`post_init` would redraw them)."
+
+    def _init_weights(self, module): pass
 
     @property
     def options(self):
@@ -57,14 +121,18 @@ class SpanNER(nn.Module):
         ends = h.gather(1, idx.reshape(B, 2*S, 1).expand(-1, -1, h.shape[-1])).reshape(B, S, 2*h.shape[-1])
         return self.norm(torch.cat([ends, self.width_emb(x['span_width'].clamp(max=self.max_span_len - 1))], -1))
 
-    def side(self, x):
-        "`dict(logits, z, zeta, span_mask)` for one side."
+    def side(self, x) -> SpanOutput:
+        "The `SpanOutput` of one side's inputs `x`."
         z = self.spans(x)
-        out = dict(logits=self.classifier(self.dropout(z)), z=z, span_mask=x['span_mask'])
-        if self.project: out['zeta'] = F.normalize(self.proj_head(z), dim=-1)
-        return out
+        return SpanOutput(logits=self.classifier(self.dropout(z)), z=z, span_mask=x['span_mask'],
+                          zeta=F.normalize(self.proj_head(z), dim=-1) if self.project else None)
 
-    def forward(self, x): return {k: self.side(v) for k, v in x.items()}
+    def forward(self, x) -> dict:
+        "One `SpanOutput` per side of the batch `x` (`{'src': inputs, 'tgt': inputs}` → `{'src': SpanOutput, …}`)."
+        return {k: self.side(v) for k, v in x.items()}
+
+AutoConfig.register(SpanNERConfig.model_type, SpanNERConfig, exist_ok=True)     # AutoModel.from_pretrained reads such folders
+AutoModel.register(SpanNERConfig, SpanNER, exist_ok=True)
 
 # %% ../nbs/01_model.ipynb #c007a
 def span_splitter(model):
@@ -106,7 +174,7 @@ class SelfTrainingLoss:
         self.tgt_loss, self.tgt_weight, self.terms = tgt_loss, float(tgt_weight), {}
     def __call__(self, pred, y):
         terms = {}
-        if 'src' in pred: terms['src'] = span_ce(pred['src']['logits'], y['src'], pred['src']['span_mask'])
-        if 'tgt_pseudo' in y: terms['tgt'] = TARGET_LOSSES[self.tgt_loss](pred['tgt']['logits'], y['tgt_pseudo'], pred['tgt']['span_mask'])
+        if 'src' in pred: terms['src'] = span_ce(pred['src'].logits, y['src'], pred['src'].span_mask)
+        if 'tgt_pseudo' in y: terms['tgt'] = TARGET_LOSSES[self.tgt_loss](pred['tgt'].logits, y['tgt_pseudo'], pred['tgt'].span_mask)
         self.terms = {k: v.detach() for k, v in terms.items()}
         return sum(v * (self.tgt_weight if k == 'tgt' else 1.) for k, v in terms.items())

@@ -42,12 +42,12 @@ def span_representations(model, examples, sentences=None, labels=None, rep='z', 
     gold = None if sentences is None else {e.idx: g for e in examples
                                            if (g := gold_classes(e, sentences[e.sent_id], labels)) is not None}
     for x, _ in SpanDL(examples, bs, side='src', device=dev):
-        o = model(x)['src']; m = o['span_mask']
-        y = o['logits'].argmax(-1)
+        o = model(x)['src']; m = o.span_mask
+        y = o.logits.argmax(-1)
         if gold is not None:
             for i, idx in enumerate(x['src']['idx'].tolist()):
                 if idx in gold: y[i, :len(gold[idx])] = torch.tensor(gold[idx], device=y.device)
-        reps.append(o[rep][m].float().cpu()); ys.append(y[m].cpu())
+        reps.append(getattr(o, rep)[m].float().cpu()); ys.append(y[m].cpu())
     reps, ys = torch.cat(reps), torch.cat(ys)
     ent, o_idx = (ys > 0).nonzero()[:, 0], (ys == 0).nonzero()[:, 0]
     g = torch.Generator().manual_seed(seed)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04a_predict.ipynb #c002
 from __future__ import annotations
-import hashlib, inspect, json, os, re, shutil
+import contextlib, hashlib, json, os, re, shutil
 from pathlib import Path
 import torch
 from fastai.torch_core import default_device
@@ -12,14 +12,14 @@ import unicodedata
 from safetensors import safe_open
 from .corpus import Sentence, LabelSet, spans_to_tags
 from .data import encode
-from .io import atomic_save, atomic_write_text, file_mode, _write_error
-from .model import SpanNER
-from .encoders import load_encoder
+from .io import atomic_write_text, file_mode, _write_error
+from .model import SpanNER, SpanNERConfig
+from .encoders import load_tokenizer
 from .evaluate import predict_spans, span_probs
 
 # %% auto #0
-__all__ = ['FORMATS', 'simple_tokenize', 'labels_digest', 'SpanPredictor', 'ModelFolderError', 'positions', 'check_model_folder',
-           'load_predictor', 'tag_lines', 'to_conll']
+__all__ = ['FORMATS', 'PREDICT_FORMATS', 'simple_tokenize', 'labels_digest', 'hf_entity', 'SpanPredictor', 'ModelFolderError',
+           'positions', 'check_model_folder', 'load_model', 'load_predictor', 'tag_lines', 'to_conll']
 
 # %% ../nbs/04a_predict.ipynb #c005
 _HAN = '\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff'      # kana and CJK ideographs: one token per character
@@ -41,14 +41,25 @@ def simple_tokenize(text):
     return [m.group() for m in ms], [m.span() for m in ms]
 
 # %% ../nbs/04a_predict.ipynb #c008
-FORMATS = (2,)       # the contproto.json formats this version reads; `export` writes the last
+FORMATS = (3,)       # the model-folder formats this version reads (config.json's contproto_format); `export` writes the last
+PREDICT_FORMATS = ('contproto', 'hf')
 
 def labels_digest(labels):
     "SHA-256 of the class names in order: what maps the classifier's rows to entity types."
     return hashlib.sha256('\n'.join(labels).encode('utf-8')).hexdigest()
 
+def _joined_offsets(tokens, s, e):
+    "Character offsets of words `s..e-1` in `' '.join(tokens)`."
+    start = sum(len(t) + 1 for t in tokens[:s])
+    return start, start + len(' '.join(tokens[s:e]))
+
+def hf_entity(ent, tokens=None):
+    "One entity of `predict` in the shape of the `transformers` NER pipeline (`aggregation_strategy='simple'`)."
+    start, end = (ent['char_start'], ent['char_end']) if 'char_start' in ent else _joined_offsets(tokens, ent['start'], ent['end'])
+    return dict(entity_group=ent['type'], score=ent['prob'], word=ent['text'], start=start, end=end)
+
 class SpanPredictor:
-    "Tag sentences with a trained `SpanNER`; `export`/`load_predictor` round-trip it through one offline directory."
+    "Tag sentences with a trained `SpanNER`; `export`/`load_predictor` round-trip it through one Hugging Face model folder."
     def __init__(self, model:SpanNER, tokenizer, labels, max_len=128, device=None, max_span_len=None):
         "`max_span_len`: widest span tagged, in tokens (default: the model's width buckets, `model.max_span_len`)."
         self.model, self.tokenizer, self.max_len = model, tokenizer, max_len
@@ -69,10 +80,11 @@ class SpanPredictor:
             raise TypeError("predict takes a raw sentence (str), a list of raw sentences, or a list of token lists")
         return [list(t) for t in texts], [None] * len(texts), False
 
-    def predict(self, texts, bs=32):
+    def predict(self, texts, bs=32, format='contproto'):
         """Entities of one raw sentence (a string) or of several (a list of strings, or a list of token lists for
-        pre-tokenised sentences; one tokenised sentence is `[tokens]`):
-        dicts with `text`, `type`, `start`, `end` (word offsets, end exclusive), `char_start`/`char_end` (raw text) and `prob`."""
+        pre-tokenised sentences; one tokenised sentence is `[tokens]`): dicts with `text`, `type`, `start`, `end` (word
+        offsets, end exclusive), `char_start`/`char_end` (raw text) and `prob`; `format='hf'`: `hf_entity`'s dicts."""
+        if format not in PREDICT_FORMATS: raise ValueError(f"format must be one of {', '.join(PREDICT_FORMATS)}, not {format!r}")
         if not isinstance(texts, str): texts = list(texts)     # any iterable, a generator too
         sents, offs, single = self._inputs(texts)
         keep = [i for i, s in enumerate(sents) if s]
@@ -86,6 +98,7 @@ class SpanPredictor:
                     ent.update(char_start=offs[i][s][0], char_end=offs[i][e][1])
                     ent['text'] = texts[i][ent['char_start']:ent['char_end']] if not single else texts[ent['char_start']:ent['char_end']]
                 out[i].append(ent)
+        if format == 'hf': out = [[hf_entity(e, toks) for e in ents] for ents, toks in zip(out, sents)]
         return out[0] if single else out
 
     def span_probs(self, exs, bs=32):
@@ -99,20 +112,21 @@ class SpanPredictor:
         return [spans_to_tags([(e['start'], e['end'] - 1, e['type']) for e in p], len(t)) for p, t in zip(preds, tokens_list)]
 
     def export(self, path):
-        """Save encoder + tokenizer (`save_pretrained`), span heads and `contproto.json` (format `FORMATS[-1]`, with
-        the labels' checksum) into the directory `path`; every file gets the mode `open` gives (umask)."""
+        """Save the model and its tokenizer with `save_pretrained` into the directory `path`: `config.json` (the model's
+        `SpanNERConfig`, given the labels, their checksum, `max_len`, `tgt_max_span_len` and format `FORMATS[-1]`), one
+        `model.safetensors` and the tokenizer's files; every file gets the mode `open` gives (umask)."""
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
         tmp, old = (path.with_name(f'.{path.name}.{os.getpid()}.{k}') for k in ('tmp', 'old'))   # the folder is swapped in whole
         shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
         try:
-            m = self.model
-            m.encoder.save_pretrained(tmp/'encoder'); self.tokenizer.save_pretrained(tmp/'encoder')
-            for f in (tmp/'encoder').iterdir():          # safetensors writes its file 0600 (a private temporary file, renamed)
+            m, labels = self.model, self.labels.classes
+            m.config.update(dict(encoder_config=m.encoder.config.to_dict(), **m.options, max_len=self.max_len,
+                                 tgt_max_span_len=self.max_span_len, labels_sha256=labels_digest(labels), contproto_format=FORMATS[-1]))
+            m.config.id2label, m.config.label2id = dict(enumerate(labels)), {l: i for i, l in enumerate(labels)}
+            with _quiet(): m.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            for f in tmp.iterdir():          # safetensors writes its file 0600 (a private temporary file, renamed)
                 if f.is_file(): os.chmod(f, file_mode())
-            atomic_save({k: v for k, v in m.state_dict().items() if not k.startswith('encoder.')}, tmp/'heads.pt')
-            cfg = dict(labels=self.labels.classes, labels_sha256=labels_digest(self.labels.classes), max_len=self.max_len,
-                       **m.options, tgt_max_span_len=self.max_span_len, format=FORMATS[-1])
-            atomic_write_text(json.dumps(cfg, indent=2), tmp/'contproto.json')
         except Exception as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise (_write_error(path, e) or e) from None
@@ -120,13 +134,23 @@ class SpanPredictor:
         os.replace(tmp, path); shutil.rmtree(old, ignore_errors=True)
         return path
 
+@contextlib.contextmanager
+def _quiet():
+    "`transformers` logging at errors only, and no progress bars: our own messages say what went wrong."
+    from transformers.utils import logging as tl
+    level, bars = tl.get_verbosity(), tl.is_progress_bar_enabled()
+    tl.set_verbosity_error(); tl.disable_progress_bar()
+    try: yield
+    finally:
+        tl.set_verbosity(level)
+        if bars: tl.enable_progress_bar()
+
 # %% ../nbs/04a_predict.ipynb #c008b
 class ModelFolderError(FileNotFoundError):
     "A predictor folder with a missing or unusable file: the message (`path: reason`) names the file and what to do."
     def __init__(self, path, msg): super().__init__(f"{path}: {msg}"); self.path = str(path)
 
 _AGAIN = 'copy the whole folder written by export, or export the model again'
-_WEIGHTS = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json')
 
 def _json(f, what):
     try: return json.loads(Path(f).read_text(encoding='utf-8'))
@@ -134,11 +158,21 @@ def _json(f, what):
 
 _LABEL = re.compile(r'[^\s<>&"\'`]+')      # an entity type's name: no white space, no markup (it reaches HTML pages)
 
+def _labels(f, cfg):
+    "The class names of `config.json` (`f`), from `id2label` (rows 0…n−1) and checked against `label2id`."
+    i2l, l2i = cfg.get('id2label'), cfg.get('label2id')
+    if not (isinstance(i2l, dict) and i2l and sorted(i2l) == sorted(map(str, range(len(i2l))))):
+        raise ModelFolderError(f, f"'id2label' must map the classifier's rows 0 to n-1 to class names, not {i2l!r}: {_AGAIN}")
+    labels = [i2l[str(i)] for i in range(len(i2l))]
+    if isinstance(l2i, dict) and all(isinstance(l, str) for l in labels) and l2i != {l: i for i, l in enumerate(labels)}:
+        raise ModelFolderError(f, f"'label2id' {l2i} is not the inverse of 'id2label' {i2l}: {_AGAIN}")
+    return labels
+
 def _check_labels(f, cfg):
-    "The label list of `contproto.json` (`f`): names, `O` first, no repeats, and, from format 2, the exported order."
+    "The label list `cfg['labels']` of `config.json` (`f`): names, `O` first, no repeats, in the exported order."
     labels = cfg.get('labels')
     if not (isinstance(labels, list) and labels and all(isinstance(l, str) and l for l in labels)):
-        raise ModelFolderError(f, f"'labels' must be a list of class names, not {labels!r}: {_AGAIN}")
+        raise ModelFolderError(f, f"the labels must be class names, not {labels!r}: {_AGAIN}")
     if labels[0] != 'O' or len(set(labels)) != len(labels):
         raise ModelFolderError(f, f"labels {labels} are not a label list as export writes it ('O' first, then each entity type once): {_AGAIN}")
     bad = [l for l in labels if not _LABEL.fullmatch(l)]
@@ -156,52 +190,56 @@ def positions(encoder_config:dict):
     return n
 
 def check_model_folder(path):
-    """The settings (`contproto.json`) of the predictor folder `path`, once every file is found readable, the format
-    known and the labels in their exported order; a `ModelFolderError` otherwise."""
-    path = Path(path); f, enc = path/'contproto.json', path/'encoder'
+    """The settings of the model folder `path` (its `config.json`, with `labels`: the class names in row order), once
+    every file is found readable, the format known and the labels in their exported order; a `ModelFolderError` otherwise."""
+    path = Path(path); f = path/'config.json'
     if not path.is_dir(): raise ModelFolderError(path, "no such model folder")
-    if not f.is_file(): raise ModelFolderError(path, "no contproto.json (not a directory written by export)")
-    cfg = _json(f, 'predictor settings')
-    if not isinstance(cfg, dict): raise ModelFolderError(f, f"not predictor settings (a JSON object): {_AGAIN}")
-    if cfg.get('format') not in FORMATS:
-        raise ModelFolderError(f, f"format {cfg.get('format')!r} is not one this version of contproto_fastai reads "
+    if not f.is_file():
+        old = ' (its contproto.json is an earlier version\'s format: export the model again)' if (path/'contproto.json').exists() else ''
+        raise ModelFolderError(path, f"no config.json (not a directory written by export){old}")
+    cfg = _json(f, 'model configuration')
+    if not isinstance(cfg, dict) or cfg.get('model_type') != SpanNERConfig.model_type:
+        mt = cfg.get('model_type') if isinstance(cfg, dict) else None
+        raise ModelFolderError(f, f"not a SpanNER model (model_type {mt!r}, not {SpanNERConfig.model_type!r}): {_AGAIN}")
+    if cfg.get('contproto_format') not in FORMATS:
+        raise ModelFolderError(f, f"format {cfg.get('contproto_format')!r} is not one this version of contproto_fastai reads "
                                   f"({', '.join(map(str, FORMATS))}): load it with the version that exported it, or export it again")
     for k in ('max_len', 'max_span_len', 'tgt_max_span_len'):
         if k == 'tgt_max_span_len' and cfg.get(k) is None: continue          # optional: the model's width buckets
         if type(cfg.get(k)) is not int or cfg[k] < 1: raise ModelFolderError(f, f"{k!r} must be a positive integer, not {cfg.get(k)!r}: {_AGAIN}")
+    cfg = {**cfg, 'labels': _labels(f, cfg)}
     _check_labels(f, cfg)
-    for g, what in ((path/'heads.pt', 'the span heads'), (enc/'config.json', "the encoder's configuration"),
-                    (enc/'tokenizer.json', 'the tokenizer'), (enc/'tokenizer_config.json', "the tokenizer's settings")):
-        if not g.is_file(): raise ModelFolderError(g, f"missing ({what}): {_AGAIN}")
-    if not any((enc/w).is_file() for w in _WEIGHTS): raise ModelFolderError(enc/'model.safetensors', f"missing (the encoder's weights): {_AGAIN}")
-    ecfg = _json(enc/'config.json', 'encoder configuration')
+    ecfg = cfg.get('encoder_config')
     if not isinstance(ecfg, dict) or 'model_type' not in ecfg:
-        raise ModelFolderError(enc/'config.json', f"not a model configuration (no model_type): {_AGAIN}")
+        raise ModelFolderError(f, f"'encoder_config' is not a model configuration (no model_type): {_AGAIN}")
     n = positions(ecfg)
     if n and cfg['max_len'] > n:
-        raise ModelFolderError(f, f"'max_len' {cfg['max_len']} exceeds the encoder's {n} positions (encoder/config.json): set it to {n} or less")
-    _json(enc/'tokenizer.json', 'tokenizer')
-    if (enc/'model.safetensors').is_file():
-        try:
-            with safe_open(str(enc/'model.safetensors'), 'pt') as st: st.keys()
-        except Exception as e: raise ModelFolderError(enc/'model.safetensors', f"unreadable weights ({str(e).splitlines()[0]}): {_AGAIN}") from None
+        raise ModelFolderError(f, f"'max_len' {cfg['max_len']} exceeds the encoder's {n} positions (encoder_config): set it to {n} or less")
+    for g, what in ((path/'model.safetensors', 'the weights'), (path/'tokenizer.json', 'the tokenizer'),
+                    (path/'tokenizer_config.json', "the tokenizer's settings")):
+        if not g.is_file(): raise ModelFolderError(g, f"missing ({what}): {_AGAIN}")
+    _json(path/'tokenizer.json', 'tokenizer')
+    try:
+        with safe_open(str(path/'model.safetensors'), 'pt') as st: st.keys()
+    except Exception as e: raise ModelFolderError(path/'model.safetensors', f"unreadable weights ({str(e).splitlines()[0]}): {_AGAIN}") from None
     return cfg
 
 # %% ../nbs/04a_predict.ipynb #c008c
-def _heads(path, model, n_labels):
-    "The span heads in `path/heads.pt`, checked against `model` (built from contproto.json): one classifier row per label."
-    f = path/'heads.pt'
-    try: heads = torch.load(f, weights_only=True)
-    except Exception as e: raise ModelFolderError(f, f"unreadable span heads ({str(e).splitlines()[0]}): {_AGAIN}") from None
-    sd = model.state_dict()
-    missing = [k for k in sd if not k.startswith('encoder.') and k not in heads]
-    unexpected = [k for k in heads if k not in sd]
-    if missing or unexpected: raise ModelFolderError(f, f"does not fit contproto.json: missing {missing}, unexpected {unexpected}: {_AGAIN}")
-    for k, v in heads.items():
-        if v.shape != sd[k].shape:
-            raise ModelFolderError(f, f"{k} is {tuple(v.shape)}, contproto.json ({n_labels} labels and its options) needs "
-                                      f"{tuple(sd[k].shape)}: the label list or the options do not belong to these weights")
-    return heads
+def load_model(path):
+    """The `SpanNER` of the model folder `path` (`from_pretrained`), refused with a `ModelFolderError` unless its
+    weights fit `config.json` exactly: `from_pretrained` alone initialises what is missing at random and only warns."""
+    path = Path(path); f = path/'model.safetensors'
+    try:
+        with _quiet(): m, info = SpanNER.from_pretrained(path, output_loading_info=True, ignore_mismatched_sizes=True)
+    except Exception as e: raise ModelFolderError(f, f"could not load the model ({str(e).splitlines()[0]}): {_AGAIN}") from None
+    if info['mismatched_keys']:
+        k, have, need = sorted(info['mismatched_keys'])[0][:3]
+        raise ModelFolderError(f, f"{k} is {tuple(have)}, config.json ({m.n_classes} labels and its options) needs {tuple(need)}: "
+                                  "the label list or the options do not belong to these weights")
+    if info['missing_keys'] or info['unexpected_keys']:
+        raise ModelFolderError(f, f"does not fit config.json: missing {sorted(info['missing_keys'])}, unexpected "
+                                  f"{sorted(info['unexpected_keys'])}: {_AGAIN}")
+    return m
 
 def load_predictor(path, device=None, engine='torch'):
     """The `SpanPredictor` saved by `export` in directory `path` (no network needed), on `device` (default: the GPU if
@@ -215,11 +253,9 @@ def load_predictor(path, device=None, engine='torch'):
         check_model_folder(path)
         return load_onnx_predictor(path, quantize=engine == 'onnx-int8')
     cfg = check_model_folder(path)
-    try: enc, tok = load_encoder(str(path/'encoder'), dropout=None)
-    except Exception as e: raise ModelFolderError(path/'encoder', f"could not load the encoder ({str(e).splitlines()[0]}): {_AGAIN}") from None
-    opts = {k: cfg[k] for k in inspect.signature(SpanNER).parameters if k in cfg}     # what `SpanNER.options` recorded
-    m = SpanNER(enc, len(cfg['labels']), **opts)
-    m.load_state_dict(_heads(path, m, len(cfg['labels'])), strict=False)      # the encoder came from its own folder
+    m = load_model(path)
+    try: tok = load_tokenizer(path)
+    except Exception as e: raise ModelFolderError(path/'tokenizer.json', f"could not load the tokenizer ({str(e).splitlines()[0]}): {_AGAIN}") from None
     m.eval().to(device or default_device())
     return SpanPredictor(m, tok, LabelSet(cfg['labels'][1:]), cfg['max_len'], max_span_len=cfg.get('tgt_max_span_len'))
 

@@ -407,8 +407,8 @@ def refinement_report(out, teacher_dir):
         reps, arg = [], []
         with torch.no_grad():
             for x, _ in SpanDL(exs, 32, side='src'):
-                o = m(x)['src']; mask = o['span_mask']
-                reps.append(o[state.rep][mask].float()); arg.append(o['logits'][mask].argmax(-1))
+                o = m(x)['src']; mask = o.span_mask
+                reps.append(getattr(o, state.rep)[mask].float()); arg.append(o.logits[mask].argmax(-1))
         sims, arg = torch.cat(reps) @ state.prototypes.T, torch.cat(arg)
         near, clears = margin_gate(sims, state.margins)
         ent, o_ = gold > 0, gold == 0

@@ -54,9 +54,9 @@ class ContProtoNER:
 
     @property
     def labels(self):
-        "The entity types (read from the folder's `contproto.json` until the model is loaded; none while it is not found)."
+        "The entity types (read from the folder's `config.json` until the model is loaded; none while it is not found)."
         if self._predictor is not None: return tuple(self.predictor.labels.classes[1:])
-        try: return tuple(json.loads((Path(self.model)/'contproto.json').read_text(encoding='utf-8'))['labels'][1:])
+        try: return tuple(check_model_folder(self.model)['labels'][1:])
         except (OSError, ValueError, KeyError, TypeError): return ()
 
     def set_ents(self, doc, ents):

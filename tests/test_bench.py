@@ -159,7 +159,7 @@ def test_recipe_smoke(repo_root, tmp_path):
     assert all(r['config']['epochs'] == 0 and 'student' not in r for r in js['runs'])
     assert by['e5-mlp']['recipe']['head'] == 'mlp' and by['e5-heads-1e-3']['recipe']['head'] == 'linear'
     assert by['e5-no-norm']['recipe']['norm'] is False
-    assert json.loads((tmp_path/'runs'/'smoke'/'seed0'/'e5-mlp'/'model'/'contproto.json').read_text())['head'] == 'mlp'
+    assert json.loads((tmp_path/'runs'/'smoke'/'seed0'/'e5-mlp'/'model'/'config.json').read_text())['head'] == 'mlp'
     md = (tmp_path/'recipe_smoke.md').read_text()
     assert all(f'| {k} |' in md for k in by)
 

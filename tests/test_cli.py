@@ -204,7 +204,7 @@ def test_relative_out_and_printed_predict_command(toy, script, tmp_path):
            '--out', 'runs/rel']
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (tmp_path/'runs'/'rel'/'model'/'contproto.json').exists()
+    assert (tmp_path/'runs'/'rel'/'model'/'config.json').exists()
     assert not (tmp_path/'runs'/'rel'/'runs').exists()
     log = ' '.join((r.stderr + r.stdout).split())
     assert 'contproto-predict runs/rel/model FILE' in log

@@ -55,6 +55,9 @@ def test_model_card(run):
     r = run['results']['teacher']
     mi = {m['type']: m['value'] for m in meta['model-index'][0]['results'][0]['metrics']}
     assert mi['f1'] == pytest.approx(r['f1'], abs=1e-4)
+    from huggingface_hub import ModelCard                                      # huggingface_hub's own reader sees the scores
+    ev = {e.metric_type: e.metric_value for e in ModelCard.load(run['model']/'README.md').data.eval_results}
+    assert ev['f1'] == pytest.approx(r['f1'], abs=1e-4) and set(ev) == {'f1', 'precision', 'recall'}
     for t in ('LOC', 'ORG', 'PER'):                                           # the per-class table, with the run's numbers
         assert re.search(rf"^\| {t} \| {r['per_type'][t]['precision']:.4f} \| {r['per_type'][t]['recall']:.4f} \| {r['per_type'][t]['f1']:.4f} \|", card, re.M), t
     assert '--teacher-epochs 3' in card and '--epochs 0' in card                # the training command
@@ -70,7 +73,7 @@ def test_model_card_languages_and_encoder(run, tmp_path):
     cfg = dict(src_train='../shared/data/conll/en/train.txt', src_dev='../shared/data/conll/en/dev.txt', tgt_train='../shared/data/wikiann/hi/train.txt',
                tgt_test='../shared/data/wikiann/hi/test.txt', model='e5-small', epochs=5, ablation='contproto', quiet=True, src_limit=1000)
     card = model_card(run['model'], dict(config=cfg, teacher=run['results']['teacher'], student=run['results']['teacher'],
-                                         data_sizes=dict(src_train=1000, src_dev=3250, tgt_train=5000, tgt_test=1000)))
+                                         data_sizes=dict(src_train=1000, src_dev=3250, tgt_train=5000, tgt_test=1000))).content
     meta = yaml.safe_load(card.split('---\n')[1])
     assert meta['language'] == ['en', 'hi'] and meta['license'] == 'mit' and meta['base_model'] == 'intfloat/multilingual-e5-small'
     assert meta['datasets'] == ['eriktks/conll2003', 'unimelb-nlp/wikiann']
@@ -131,9 +134,10 @@ def test_stale_onnx_is_exported_again(run, engines, tmp_path, caplog):
     from contproto_fastai.predict import load_predictor
     d = tmp_path/'model'
     shutil.copytree(run['model'], d)
-    heads = torch.load(d/'heads.pt', weights_only=True)
-    for k in ('classifier.weight', 'classifier.bias'): heads[k][[1, 3]] = heads[k][[3, 1]].clone()   # LOC and PER swapped
-    torch.save(heads, d/'heads.pt')
+    from safetensors.torch import load_file, save_file
+    w = load_file(d/'model.safetensors')
+    for k in ('classifier.weight', 'classifier.bias'): w[k][[1, 3]] = w[k][[3, 1]].clone()   # LOC and PER swapped
+    save_file(w, d/'model.safetensors', metadata={'format': 'pt'})
     with caplog.at_level('WARNING', logger='contproto_fastai'):
         ox = load_predictor(d, engine='onnx')
     assert 'exporting it again' in caplog.text
@@ -329,7 +333,7 @@ def test_spacy_pipeline_saved_moved_and_loaded_carries_its_model(run, tmp_path):
         nlp.to_disk(tmp_path/'pipe')
     finally: os.chdir(cwd)
     shutil.rmtree(work); shutil.move(tmp_path/'pipe', tmp_path/'moved')
-    assert not list((tmp_path/'moved').rglob('*.pt.*')) and (tmp_path/'moved'/'contproto_ner'/'contproto.json').is_file()
+    assert not list((tmp_path/'moved').rglob('*.pt.*')) and (tmp_path/'moved'/'contproto_ner'/'config.json').is_file()
     nlp2 = spacy.load(tmp_path/'moved')
     assert [[(e.text, e.label_) for e in d.ents] for d in nlp2.pipe(texts)] == want
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest, torch
 import torch.nn.functional as F
 from torch import tensor
+from contproto_fastai.model import SpanOutput
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
@@ -72,7 +73,7 @@ def test_hand_built_callback_warmup_then_refine():
     cb = GlodeRefiner(weight=0.9, k=1, o_keep=1.)
     st = ContProtoState(PseudoLabels.from_probs([PSEUDO.clone()]), prototypes=torch.eye(3), classes=['O', 'PER', 'LOC'])
     cb.learn = NS(state=st, cbs=[PrototypeEMA(), SupConLoss(), cb], prototype_ema=PrototypeEMA(), training=True, n_epoch=2, iter=0,
-                  pred=dict(src=dict(zeta=MEMORY[None], span_mask=one(6)), tgt=dict(zeta=ZETA[None], span_mask=one(4))),
+                  pred=dict(src=SpanOutput(zeta=MEMORY[None], span_mask=one(6)), tgt=SpanOutput(zeta=ZETA[None], span_mask=one(4))),
                   xb=(dict(src=dict(span_mask=one(6)), tgt=dict(span_mask=one(4))),))
     cb.before_fit()
     for epoch, refine in ((0, False), (1, True)):

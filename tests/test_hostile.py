@@ -135,7 +135,7 @@ def _copy(src, tmp_path, change):
 
 def _edit(**kw):
     def f(p):
-        cfg = json.loads((p/'contproto.json').read_text()); cfg.update(kw); (p/'contproto.json').write_text(json.dumps(cfg))
+        cfg = json.loads((p/'config.json').read_text()); cfg.update(kw); (p/'config.json').write_text(json.dumps(cfg))
     return f
 
 
@@ -154,7 +154,7 @@ def test_predict_and_tag_take_generators(exported):
     assert pred.tag(t for t in [['Anna'], ['Paris', '.']]) == pred.tag([['Anna'], ['Paris', '.']])
 
 
-@pytest.mark.parametrize('rel', ['encoder/tokenizer.json', 'encoder/config.json', 'encoder/model.safetensors', 'heads.pt'])
+@pytest.mark.parametrize('rel', ['tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
 def test_missing_file_is_named(exported, tmp_path, rel):
     from contproto_fastai.predict import load_predictor
     d = _copy(exported[1], tmp_path, lambda p: (p/rel).unlink())
@@ -164,21 +164,21 @@ def test_missing_file_is_named(exported, tmp_path, rel):
 
 def test_unknown_format_is_refused(exported, tmp_path):
     from contproto_fastai.predict import load_predictor
-    d = _copy(exported[1], tmp_path, _edit(format=99))
-    with pytest.raises(FileNotFoundError, match=r"format 99 is not one this version of contproto_fastai reads \(2\)"):
+    d = _copy(exported[1], tmp_path, _edit(contproto_format=99))
+    with pytest.raises(FileNotFoundError, match=r"format 99 is not one this version of contproto_fastai reads \(3\)"):
         load_predictor(d, device='cpu')
 
 
 def test_reordered_labels_are_refused(exported, tmp_path):
     from contproto_fastai.predict import load_predictor
-    d = _copy(exported[1], tmp_path, _edit(labels=['O', 'PER', 'LOC']))
+    d = _copy(exported[1], tmp_path, _edit(id2label={'0': 'O', '1': 'PER', '2': 'LOC'}, label2id={'O': 0, 'PER': 1, 'LOC': 2}))
     with pytest.raises(FileNotFoundError, match='restore the exported order'): load_predictor(d, device='cpu')
 
 
 def test_exported_files_share_one_mode(exported):
     umask = os.umask(0o022); os.umask(umask)
     modes = {f.relative_to(exported[1]).as_posix(): stat.S_IMODE(f.stat().st_mode) for f in exported[1].rglob('*') if f.is_file()}
-    assert 'encoder/model.safetensors' in modes and set(modes.values()) == {0o666 & ~umask}, modes
+    assert 'model.safetensors' in modes and set(modes.values()) == {0o666 & ~umask}, modes
 
 
 def test_export_is_swapped_in_whole(exported, tmp_path, monkeypatch):
@@ -195,4 +195,4 @@ def test_export_is_swapped_in_whole(exported, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['model']
     monkeypatch.undo()
     pred.export(dst)                                                  # and a later export replaces it whole
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['model'] and (dst/'contproto.json').exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model'] and (dst/'config.json').exists()

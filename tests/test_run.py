@@ -62,7 +62,7 @@ def test_teacher_only_run(toy):
     assert 'teacher' in res4 and 'student' not in res4 and len(res4['teacher_history']) == 2
     eq((res4.status, res4.phase_done('teacher'), res4.phase_done('student')), ('finished', True, False))
     eq(res4['recipe']['lr_max'], [3e-3, 1e-2]); eq(res4['recipe']['head'], 'mlp')
-    saved = json.loads((d/'run4'/'model'/'contproto.json').read_text())
+    saved = json.loads((d/'run4'/'model'/'config.json').read_text())
     eq((saved['head'], saved['norm'], saved['freeze_embeddings']), ('mlp', True, True))
     p4 = load_predictor(d/'run4'/'model')
     eq(p4.model.options, {k: saved[k] for k in p4.model.options})

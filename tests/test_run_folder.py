@@ -58,7 +58,8 @@ def test_copied_folder_resumes_bit_identically_without_touching_the_original(toy
     res = Results.read(tmp_path/'D')
     assert _snapshot(tmp_path/'B') == before             # nothing of the original read-write
     assert res['student'] == ref['student'] and res['teacher'] == ref['teacher'] and res['student_history'] == ref['student_history']
-    a, b = torch.load(tmp_path/'ref'/'model'/'heads.pt'), torch.load(tmp_path/'D'/'model'/'heads.pt')
+    from safetensors.torch import load_file
+    a, b = load_file(tmp_path/'ref'/'model'/'model.safetensors'), load_file(tmp_path/'D'/'model'/'model.safetensors')
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((tmp_path/'D'/'config.json').read_text())['out'] == str(tmp_path/'D')
     assert not list(elsewhere.iterdir())                  # nothing written where the resume was started

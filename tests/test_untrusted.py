@@ -134,7 +134,7 @@ def test_predict_refuses_outputs_that_destroy_a_file(model, tmp_path, case):
     link = work/'link.txt'; os_link = __import__('os').link; os_link(inp, link)
     x = work/'x.txt'; x.write_text('keep\n')
     args = {'out=input': ['--out', inp], 'html=input': ['--html', inp], 'out=html': ['--out', x, '--html', x],
-            'out in model': ['--out', model/'contproto.json'], 'html in model': ['--html', model/'encoder'/'config.json'],
+            'out in model': ['--out', model/'config.json'], 'html in model': ['--html', model/'tokenizer.json'],
             'out=model': ['--out', model], 'hard link': ['--out', link]}[case]
     before = _snap(work, model)
     msg = _predict_fails(model, inp, *args)
@@ -231,12 +231,16 @@ def test_utf16_input_is_read_as_utf16(model, tmp_path, capsys):
 
 # ---------------------------------------------------------------- 9: a model folder's settings are checked when loaded
 def _edited(model, tmp_path, **cfg):
-    "A copy of the model folder with `cfg` written over its contproto.json (labels_sha256 kept in step with the labels)."
+    """A copy of the model folder with `cfg` written over its config.json (`labels`: as id2label and label2id, with
+    labels_sha256 kept in step)."""
     from contproto_fastai.predict import labels_digest
     d = tmp_path/'m'; shutil.copytree(model, d)
-    c = json.loads((d/'contproto.json').read_text()); c.update(cfg)
-    c['labels_sha256'] = labels_digest(c['labels'])
-    (d/'contproto.json').write_text(json.dumps(c))
+    c = json.loads((d/'config.json').read_text())
+    if 'labels' in cfg:
+        labels = cfg.pop('labels')
+        c.update(id2label={str(i): l for i, l in enumerate(labels)}, label2id={l: i for i, l in enumerate(labels)}, labels_sha256=labels_digest(labels))
+    c.update(cfg)
+    (d/'config.json').write_text(json.dumps(c))
     return d
 
 
@@ -248,7 +252,7 @@ def test_model_folder_settings_are_checked(model, tmp_path, cfg, says):
     d = _edited(model, tmp_path, **cfg)         # the tiny encoder has 128 positions
     inp = tmp_path/'in.txt'; inp.write_text('Anna lebt in Paris .\n')
     msg = _predict_fails(d, inp)
-    assert str(d/'contproto.json') in msg and says in msg, msg
+    assert str(d/'config.json') in msg and says in msg, msg
 
 
 def test_positions_of_roberta_start_after_padding():
