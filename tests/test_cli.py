@@ -284,3 +284,11 @@ def test_raw_target_text_without_test_set(toy, tmp_path, capsys):
     sents = read_conll(tmp_path/'tagged.txt')
     assert [s.tokens for s in sents] == [simple_tokenize(l)[0] for l in lines if l]
     assert (0, 1, 'PER') in sents[0].spans and sents[0].tags == load_predictor(out/'model').tag([sents[0].tokens])[0]
+    # a Hugging Face model folder: no pickle in it, from_pretrained loads it, huggingface_hub reads its card
+    from transformers import AutoModel
+    from huggingface_hub import ModelCard
+    assert not [f.name for f in (out/'model').rglob('*') if f.suffix in ('.pt', '.pth', '.bin', '.pkl', '.pickle')]
+    assert AutoModel.from_pretrained(out/'model').config.labels == load_predictor(out/'model').labels.classes
+    assert ModelCard.load(out/'model'/'README.md').data.pipeline_tag == 'token-classification'
+    hf = load_predictor(out/'model').predict(lines[0], format='hf')    # the transformers NER pipeline's shape
+    assert hf and all(set(e) == {'entity_group', 'score', 'word', 'start', 'end'} and lines[0][e['start']:e['end']] == e['word'] for e in hf)
