@@ -40,9 +40,9 @@ def read_run(d):
     so far (`unfinished`: epochs done), no test score yet."""
     if (r := Results.read(d)) is not None and r.phase_done('student'): return r.to_dict()
     if not (d/'student_ckpt.pt').exists(): return None
-    ck = torch.load(d/'student_ckpt.pt', weights_only=False, map_location='cpu')
-    ex = ck['state']['extra']
-    return dict(config=json.loads((d/'config.json').read_text()), trace=ex.get('trace'), trace_start=ex.get('trace_start'),
+    ck = torch.load(d/'student_ckpt.pt', weights_only=True, map_location='cpu')
+    rec = ck['state']['records']                       # StudentRecords.state_dict()
+    return dict(config=json.loads((d/'config.json').read_text()), trace=rec.get('trace'), trace_start=rec.get('trace_start'),
                 unfinished=ck['epoch'])
 
 

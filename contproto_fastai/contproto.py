@@ -306,7 +306,7 @@ class MarginRefiner(Refiner):
         if self.fixed_margin is not None: st.margins = torch.full((C,), float(self.fixed_margin))
     def start_epoch(self, st):
         C = st.pseudo_labels.n_classes
-        if st.refine: st.extra.setdefault('beta', []).append(self.rate_now)
+        if st.refine: st.records.append('beta', self.rate_now)
         self.sum, self.count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
         self.no_margin = 0
     def observe(self, st, pred, y, mask, reps, sims):
@@ -335,8 +335,8 @@ class MarginRefiner(Refiner):
         if self.fixed_margin is None:
             have = self.count > 0
             st.margins = torch.where(have, (self.sum / self.count.clamp(min=1)).float(), st.margins)
-        st.extra.setdefault('margins', []).append([None if math.isinf(m) else m for m in st.margins.tolist()])
-        if st.refine: st.extra.setdefault('no_margin', []).append(int(all_reduce_sum(torch.tensor(float(self.no_margin))).item()))
+        st.records.append('margins', [None if math.isinf(m) else m for m in st.margins.tolist()])
+        if st.refine: st.records.append('no_margin', int(all_reduce_sum(torch.tensor(float(self.no_margin))).item()))
     def columns(self):
         st = _state(self.learn)
         return [f"r_{c}" for c in (st.classes or range(st.pseudo_labels.n_classes))]
@@ -353,7 +353,10 @@ class PseudoLabelF1(Callback):
         r = pseudo_label_f1(_state(self.learn).pseudo_labels, self.examples, self.sentences, self.labels, self.max_span_len)
         return None if r is None else r['f1']
     @property
-    def curve(self): return _state(self.learn).extra.setdefault('pseudo_f1', [])
+    def curve(self):
+        r = _state(self.learn).records
+        if r.pseudo_f1 is None: r.pseudo_f1 = []
+        return r.pseudo_f1
     def before_fit(self):
         if not self.curve: self.curve.append(self._f1())
     def after_train(self): self.curve.append(self._f1())

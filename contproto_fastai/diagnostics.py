@@ -110,11 +110,11 @@ class RefinementTrace(Callback):
     def before_fit(self):
         st = self.state
         self.refiner = next((cb for cb in self.learn.cbs if isinstance(cb, Refiner)), None)
-        if 'trace_start' in st.extra: return                     # a resumed run: recorded before the interruption
+        if st.records.trace_start is not None: return                     # a resumed run: recorded before the interruption
         now, start = self._scores(st.pseudo_labels)
         warm = next((cb.epochs for cb in self.learn.cbs if type(cb).__name__ == 'Warmup'), 0)
         if self.refiner is not None: start['flippable'] = flippable(st.pseudo_labels.probs, schedule_product(self.refiner, self.n_epoch, warm))
-        st.extra['trace_start'] = start
+        st.records.trace_start = start
     def before_train(self):
         pl = self.state.pseudo_labels
         self.before = pl.probs.argmax(-1)
@@ -147,7 +147,7 @@ class RefinementTrace(Callback):
         if st.refine and self.refiner is not None:
             e['refine_stats'] = {k: v.tolist() for k, v in self.stats.items()}
             if self.gold is not None: e['votes'] = vote_quality(self.pushed, self.before, self.gold)
-        if st.extra.get('glode'): e['glode'] = st.extra['glode'][-1]          # GLoDe's own record of the epoch
+        if st.records.glode: e['glode'] = st.records.glode[-1]          # GLoDe's own record of the epoch
         if st.prototypes is not None: e['prototype_cosine'] = (st.prototypes @ st.prototypes.T).tolist()
         self.entry = e
     def after_validate(self):
@@ -157,5 +157,5 @@ class RefinementTrace(Callback):
             r = score(self.test_sentences, preds, self.labels.classes, self.max_span_len)
             self.entry['test'] = {k: r[k] for k in ('precision', 'recall', 'f1')}
         self.entry['agreement'] = self._agreement()
-        self.state.extra.setdefault('trace', []).append(self.entry)   # before `Checkpoint` saves the epoch (after_epoch)
+        self.state.records.append('trace', self.entry)   # before `Checkpoint` saves the epoch (after_epoch)
         del self.entry

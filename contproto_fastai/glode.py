@@ -124,7 +124,7 @@ class GlodeRefiner(Refiner):
 
     def _memory(self, st, device):
         "The last epoch's memory `(reps, labels)` on `device` (cached), or None before the first epoch's end."
-        m = st.extra.get('glode_memory')
+        m = st.records.glode_memory
         if m is None or len(m['labels']) == 0: return None
         if self._mem_of is not m['reps']: self._mem_of, self._mem = m['reps'], (m['reps'].to(device), m['labels'].to(device))
         return self._mem
@@ -153,7 +153,7 @@ class GlodeRefiner(Refiner):
     def vote(self, st, old, reps, sims):
         "The global and the local vote, blended into the soft labels (`blend`); toward: the class the votes favour most."
         g = global_vote(sims, st.margins)
-        l = torch.zeros_like(g) if self._counts is None else local_vote(self._counts, st.extra['glode_memory']['thresholds_local'], self.local_factor)
+        l = torch.zeros_like(g) if self._counts is None else local_vote(self._counts, st.records.glode_memory['thresholds_local'], self.local_factor)
         new, moved = blend(old, g, l, self.rate_now)
         return new, moved, torch.where(moved, (g + l).argmax(-1), -1)
 
@@ -178,7 +178,7 @@ class GlodeRefiner(Refiner):
         """Every process: add up the epoch's statistics, build the memory from all processes' spans, and set the
         thresholds for the next epoch (the local ones by the bootstrap when this epoch had no memory to count against)."""
         st = _state(self.learn)
-        C, prev = st.pseudo_labels.n_classes, st.extra.get('glode_memory')
+        C, prev = st.pseudo_labels.n_classes, st.records.glode_memory
         st.margins = class_means(self._reduce(self._glob[0]), self._reduce(self._glob[1]), st.margins)
         parts = gather_objects(self._epoch_memory())                               # in process order
         parts = [p for p in parts if p is not None]
@@ -190,11 +190,11 @@ class GlodeRefiner(Refiner):
             q = reps[tgt].to(self._device)
             l_sum, l_cnt = own_class_sums(knn_class_counts(q, reps.to(self._device), labs, C, self.k), labs[tgt])
         previous = torch.full((C,), math.inf) if prev is None else prev['thresholds_local']
-        st.extra['glode_memory'] = dict(reps=reps, labels=labs, target=tgt, thresholds_local=class_means(l_sum, l_cnt, previous))
+        st.records.glode_memory = dict(reps=reps, labels=labs, target=tgt, thresholds_local=class_means(l_sum, l_cnt, previous))
         n = self.counts                                               # the base's totals over every process's records
-        st.extra.setdefault('glode', []).append(dict(
+        st.records.append('glode', dict(
             epoch=self.epoch, refined=bool(st.refine), weight=self.rate_now if st.refine else None,
             spans=n['spans'], moved=n['moved'], flipped=n['flipped'], no_vote=n['spans'] - n['moved'],
             memory=len(labs), memory_per_class=torch.bincount(labs, minlength=C).tolist(), memory_target=int(tgt.sum()),
-            thresholds_global=_listed(st.margins), thresholds_local=_listed(st.extra['glode_memory']['thresholds_local']),
+            thresholds_global=_listed(st.margins), thresholds_local=_listed(st.records.glode_memory['thresholds_local']),
             local_bootstrap=bootstrap))

@@ -17,7 +17,7 @@ from fastai.callback.progress import ProgressCallback
 import fastai.callback.schedule  # noqa: F401  (adds `Learner.fit_one_cycle`)
 from fastai.data.core import DataLoaders
 from fastai.optimizer import Adam
-from fastai.torch_core import rank_distrib, default_device
+from fastai.torch_core import rank_distrib, default_device, to_float
 from rich.console import Console
 from rich.progress import Progress, BarColumn, TextColumn, TimeRemainingColumn, TimeElapsedColumn, MofNCompleteColumn
 from .data import SpanDL, PairedDL
@@ -145,6 +145,11 @@ class AutocastPrecision(MixedPrecision):
             raise ValueError("this GPU has no bfloat16: use --precision fp16 or fp32")
         self.kwargs['enabled'] = dtype == torch.float16
         self.autocast, self.learn.scaler, self.scales = torch.autocast(dev, dtype=dtype), torch.amp.GradScaler(dev, **self.kwargs), L()
+
+    def after_pred(self):
+        "The outputs in fp32 (fastai's `to_float`), each side's still a `SpanOutput` (`to_float` would make it a plain dict)."
+        p = self.pred
+        self.learn.pred = {k: type(v)(**to_float(dict(v))) for k, v in p.items()} if isinstance(p, dict) else to_float(p)
 
 def span_learner(model, train_dl, valid_dl, lr=1e-5, wd=0.01, clip=1.0, cbs=None, path='.', device=None, terms=('src',),
                  tokenizer=None, labels=None, max_len=128, select='span_f1', loss_func=None, precision='fp32', **kwargs):

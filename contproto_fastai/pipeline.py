@@ -12,7 +12,7 @@ from .predict import simple_tokenize
 from .model import SpanNER
 from .encoders import Recipe, recipe as encoder_recipe
 from .evaluate import predict_spans, score
-from .pseudo import ContProtoState, teacher_pseudo_labels, pseudo_label_f1
+from .pseudo import ContProtoState, StudentRecords, teacher_pseudo_labels, pseudo_label_f1
 from .learner import teacher_learner, student_learner
 from .contproto import PseudoLabelF1
 from .presets import contproto_callbacks
@@ -143,10 +143,10 @@ def teacher_for(task:CrossLingualTask, encoder, recipe=None, dropout=0.2, bs=16,
 
 def shared_state(pseudo_labels, task:CrossLingualTask):
     """A new `ContProtoState` (with the class names) starting from `pseudo_labels` of `task`'s target spans; when the
-    target file carried gold tags, their F1 (analysis only) is the first point of `state.extra['pseudo_f1']`."""
+    target file carried gold tags, their F1 (analysis only) is the first point of `state.records.pseudo_f1`."""
     state = ContProtoState(pseudo_labels, classes=task.labels.classes)
     pf1 = pseudo_label_f1(pseudo_labels, task.ex_tgt, task.tgt_train, task.labels.classes, task.tgt_span_len)
-    if pf1 is not None: state.extra['pseudo_f1'] = [pf1['f1']]
+    if pf1 is not None: state.records.pseudo_f1 = [pf1['f1']]
     return state
 
 def pseudo_label(model, task:CrossLingualTask, bs=32, pbar=None):
@@ -194,8 +194,8 @@ def student_for(task:CrossLingualTask, encoder, state:ContProtoState, recipe=Non
     if src_limit is not None:
         keep = set(subset(range(len(task.src_train)), src_limit, seed + 4))
         ex_src = [e for e in task.ex_src if e.sent_id in keep]
-    if 'pseudo_f1' in state.extra: extra.append(PseudoLabelF1(task.ex_tgt, task.tgt_train, task.labels.classes, task.tgt_span_len))
-    if 'pseudo_f1' in state.extra and trace:
+    if state.records.pseudo_f1 is not None: extra.append(PseudoLabelF1(task.ex_tgt, task.tgt_train, task.labels.classes, task.tgt_span_len))
+    if state.records.pseudo_f1 is not None and trace:
         test = (None, None)
         if trace_test and task.tgt_test:
             sents = subset(task.tgt_test, trace_test_limit, 0)

@@ -4,13 +4,13 @@
 
 # %% ../nbs/04_pseudo.ipynb #c002
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import torch
 from .evaluate import span_probs, predict_spans, score
 from .io import atomic_save, load_file, to_plain
 
 # %% auto #0
-__all__ = ['PseudoLabels', 'ContProtoState', 'teacher_pseudo_labels', 'pseudo_label_f1']
+__all__ = ['PseudoLabels', 'StudentRecords', 'ContProtoState', 'teacher_pseudo_labels', 'pseudo_label_f1']
 
 # %% ../nbs/04_pseudo.ipynb #c005
 class PseudoLabels:
@@ -62,27 +62,52 @@ class PseudoLabels:
 
 # %% ../nbs/04_pseudo.ipynb #c008
 @dataclass
+class StudentRecords:
+    """What the callbacks record over a student's fit (the run's `results.json` keeps it); None: not recorded by this run.
+    `pseudo_f1`: pseudo-label entity F1 against the target gold kept aside (analysis only: the teacher's labels, then one
+    point per epoch; `PseudoLabelF1`); `beta`: the refinement rate of each refining epoch and `no_margin`: the target spans
+    kept that epoch because their nearest class had no margin yet (`MarginRefiner`); `margins`: the class margins $r_c$
+    after each epoch (eq. 11; None for a class without statistics); `trace_start`, `trace`: the refinement trace before
+    training and after each epoch (`RefinementTrace`); `glode`: GLoDe's record of each epoch, `glode_memory` its source
+    memory and local thresholds (`GlodeRefiner`)."""
+    pseudo_f1: list|None = None
+    beta: list|None = None
+    no_margin: list|None = None
+    margins: list|None = None
+    trace_start: dict|None = None
+    trace: list|None = None
+    glode: list|None = None
+    glode_memory: dict|None = None
+
+    def append(self, name, value):
+        "Add `value` to the record list `name` (started on first use)."
+        if getattr(self, name) is None: setattr(self, name, [])
+        getattr(self, name).append(value)
+
+    def state_dict(self): return {f.name: getattr(self, f.name) for f in fields(self)}
+
+@dataclass
 class ContProtoState:
     """State shared by the self-training callbacks: `pseudo_labels` (eq. 2's $\\hat y$), and, for ContProto,
     `prototypes` $\\phi_c$ (eq. 8), class `margins` $r_c$ (eq. 11), the representation the prototypes are in (`rep`,
     written by `PrototypeEMA`: `'zeta'`, or `'z'` for the *proto w/o cl* ablation), whether pseudo labels may be refined now (`refine`, which
-    `Warmup` switches), the class names, and `extra` (epoch statistics, curves). `student_learner` attaches it as `learn.state`."""
+    `Warmup` switches), the class names, and the `records` of the fit (`StudentRecords`). `student_learner` attaches it as `learn.state`."""
     pseudo_labels: PseudoLabels|None = None
     prototypes: torch.Tensor|None = None
     margins: torch.Tensor|None = None
     rep: str = 'zeta'
     refine: bool = True
     classes: list|None = None
-    extra: dict = field(default_factory=dict)
+    records: StudentRecords = field(default_factory=StudentRecords)
 
     def state_dict(self):
         return dict(pseudo_labels=None if self.pseudo_labels is None else self.pseudo_labels.state_dict(),
                     prototypes=self.prototypes, margins=self.margins, rep=self.rep, refine=self.refine,
-                    classes=self.classes, extra=self.extra)
+                    classes=self.classes, records=self.records.state_dict())
     @classmethod
     def from_state_dict(cls, d):
         d = dict(d); pl = d.pop('pseudo_labels', None)
-        return cls(None if pl is None else PseudoLabels.from_state_dict(pl), **d)
+        return cls(None if pl is None else PseudoLabels.from_state_dict(pl), records=StudentRecords(**d.pop('records', {})), **d)
     def load_state_dict(self, d):
         "Set every field from `d` (a `state_dict()`), in place: callbacks holding this object see the restored state."
         vars(self).update(vars(type(self).from_state_dict(d)))

@@ -275,7 +275,7 @@ class Run:
         res.teacher_dev = score_on_dev(learn.model, task, bs=2*cfg.bs)
         self.say(f"teacher (zero-shot) target test F1 {res.teacher['f1']:.4f}" if res.teacher else
                  f"teacher source dev F1 {res.teacher_dev['f1']:.4f}; target F1 unknown (no --tgt-test)")
-        res.pseudo_label_f1 = state.extra.get('pseudo_f1', [None])[0]
+        res.pseudo_label_f1 = (state.records.pseudo_f1 or [None])[0]
         res.pseudo_labels = dict(teacher=pseudo_label_summary(state.pseudo_labels, task))
         ents = [b - a + 1 for s in task.tgt_test for a, b, _ in (s.spans or [])]   # analysis: what the target span limit reaches
         res.target_spans = dict(max_span_len=task.tgt_span_len, train_spans=sum(len(e.word_spans) for e in task.ex_tgt),
@@ -339,10 +339,10 @@ class Run:
                                                      self.recipe.pct_start, cfg.checkpoint_size)
         self.clock.lap('student', carried, resumed=True)
         if self.primary: state.save(self.out/'state.pt')
-        ex = state.extra
-        res.update(pseudo_label_f1_curve=ex.get('pseudo_f1'), margins=ex.get('margins'), beta=ex.get('beta'),
-                   no_margin=ex.get('no_margin'),             # per refining epoch: target spans kept from a class with no margin yet
-                   trace_start=ex.get('trace_start'), trace=ex.get('trace'))   # analysis: see `diagnostics`
+        r = state.records
+        res.update(pseudo_label_f1_curve=r.pseudo_f1, margins=r.margins, beta=r.beta,
+                   no_margin=r.no_margin,                     # per refining epoch: target spans kept from a class with no margin yet
+                   trace_start=r.trace_start, trace=r.trace)  # analysis: see `diagnostics`
         dev = [h.get('span_f1') for h in res.student_history]
         res.kept_epoch = dev.index(max(dev)) if dev and None not in dev else None    # the epoch SaveModelCallback kept
         res.pseudo_label_stats = pseudo_label_stats(state, teacher_argmax)

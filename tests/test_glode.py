@@ -82,7 +82,7 @@ def test_hand_built_callback_warmup_then_refine():
         cb.before_epoch(); cb.after_pred(); cb.after_train()
         if epoch == 0:
             assert torch.equal(st.pseudo_labels.probs, PSEUDO)                       # warm-up: nothing moves
-            m = st.extra['glode_memory']                                              # 6 source + 4 target spans
+            m = st.records.glode_memory                                              # 6 source + 4 target spans
             assert m['labels'].tolist() == [0, 0, 0, 1, 1, 2, 0, 1, 2, 0] and m['target'].tolist() == [False] * 6 + [True] * 4
             assert m['thresholds_local'].tolist() == [1, 1, 1]                        # bootstrap: each its own nearest
             assert st.margins.tolist() == pytest.approx([3 / 10**.5 / 2, 3 / 14**.5, 3 / 13**.5])
@@ -92,7 +92,7 @@ def test_hand_built_callback_warmup_then_refine():
     glob = tensor([[1., 0, 0], [0, 0, 0], [1, 0, 0], [0, 0, 0]])
     avg = F.normalize(local + glob, p=1, dim=-1)
     assert torch.allclose(st.pseudo_labels.probs, .9 * PSEUDO + .1 * avg, atol=1e-6)
-    recs = st.extra['glode']
+    recs = st.records.glode
     assert [(r['refined'], r['weight'], r['moved'], r['local_bootstrap']) for r in recs] == [(False, None, 0, True), (True, .9, 4, False)]
     assert recs[0]['memory_per_class'] == [5, 3, 2] and recs[1]['thresholds_local'] == [1, 1, 1]
 
@@ -154,7 +154,7 @@ class Expect(Callback):
         pred, y, k = self.learn.pred['tgt'], self.learn.yb[0], self.learn.glode_refiner.k
         mask, old = pred['span_mask'], y['tgt_pseudo']
         z = pred['zeta'][mask].detach().float()
-        mem = st.extra['glode_memory']
+        mem = st.records.glode_memory
         counts = knn_class_counts(z, mem['reps'], mem['labels'], st.pseudo_labels.n_classes, k)
         w = self.learn.glode_refiner.weight_at(self.epoch, self.n_epoch)
         new, _ = blend(old[mask], global_vote(z @ st.prototypes.T, st.margins), local_vote(counts, mem['thresholds_local'], 0.9), w)
@@ -184,7 +184,7 @@ def test_toy_student_refines_after_warmup_only_and_exactly_by_the_rule(task):
     assert (snap.snaps[2] - snap.snaps[1]).abs().max() > 1e-4
     assert chk.checked == 2 * 3 and chk.changed == chk.checked                   # every refining batch, each moved labels
     assert torch.allclose(st.pseudo_labels.probs.sum(-1), torch.ones(len(initial)), atol=1e-5)
-    recs = st.extra['glode']
+    recs = st.records.glode
     assert [r['refined'] for r in recs] == [False, True, True] and [r['local_bootstrap'] for r in recs] == [True, False, False]
     assert [r['weight'] for r in recs] == [None, pytest.approx(0.9), pytest.approx(0.85)]   # 0.95 → 0.8 over 3 epochs
     assert recs[0]['moved'] == recs[0]['spans'] == 0 and all(r['moved'] > 0 and r['moved'] + r['no_vote'] == r['spans'] for r in recs[1:])
@@ -219,15 +219,15 @@ def test_target_gold_never_read(task):
     runs = {name: _student(t, [PseudoLabelF1(t.tgt_train, t.tgt_sents, t.labels.classes)], epochs=2)
             for name, t in (('gold', task), ('scrambled', scrambled), ('removed', removed))}
     ref = runs['gold'].state
-    assert ref.extra['pseudo_f1'][0] is not None and runs['removed'].state.extra['pseudo_f1'] == [None] * 3
-    assert ref.extra['pseudo_f1'] != runs['scrambled'].state.extra['pseudo_f1']          # the analysis did see the gold ...
+    assert ref.records.pseudo_f1[0] is not None and runs['removed'].state.records.pseudo_f1 == [None] * 3
+    assert ref.records.pseudo_f1 != runs['scrambled'].state.records.pseudo_f1          # the analysis did see the gold ...
     assert not torch.equal(ref.pseudo_labels.probs, runs['gold'].initial)                # (labels were refined)
     for name in ('scrambled', 'removed'):                                                # ... training did not
         st = runs[name].state
         assert torch.equal(ref.pseudo_labels.probs, st.pseudo_labels.probs), name
         assert torch.equal(ref.prototypes, st.prototypes) and torch.equal(ref.margins, st.margins), name
-        assert ref.extra['glode'] == st.extra['glode'], name
-        for k in ('reps', 'labels', 'target', 'thresholds_local'): assert torch.equal(ref.extra['glode_memory'][k], st.extra['glode_memory'][k])
+        assert ref.records.glode == st.records.glode, name
+        for k in ('reps', 'labels', 'target', 'thresholds_local'): assert torch.equal(ref.records.glode_memory[k], st.records.glode_memory[k])
 
 
 # ---------------------------------------------------------------------------------------------------- (d) resume
@@ -248,8 +248,8 @@ def _same_run(a, b):
     sa, sb = a.state, b.state
     assert torch.equal(sa.pseudo_labels.probs, sb.pseudo_labels.probs)
     assert torch.equal(sa.prototypes, sb.prototypes) and torch.equal(sa.margins, sb.margins)
-    assert sa.extra['glode'] == sb.extra['glode']
-    for k in ('reps', 'labels', 'target', 'thresholds_local'): assert torch.equal(sa.extra['glode_memory'][k], sb.extra['glode_memory'][k]), k
+    assert sa.records.glode == sb.records.glode
+    for k in ('reps', 'labels', 'target', 'thresholds_local'): assert torch.equal(sa.records.glode_memory[k], sb.records.glode_memory[k]), k
 
 
 @pytest.mark.parametrize('epoch,batches', [(1, 2), (2, 0)], ids=['mid-epoch', 'epoch-boundary'])
@@ -304,13 +304,13 @@ def test_two_processes_hold_the_same_state(tmp_path):
     s0, s1 = r0['state'], r1['state']
     assert torch.equal(s0['pseudo_labels']['probs'], s1['pseudo_labels']['probs'])
     assert torch.equal(s0['margins'], s1['margins']) and torch.equal(s0['prototypes'], s1['prototypes'])
-    assert s0['extra']['glode'] == s1['extra']['glode']
-    for k in ('reps', 'labels', 'target', 'thresholds_local'): assert torch.equal(s0['extra']['glode_memory'][k], s1['extra']['glode_memory'][k]), k
+    assert s0['records']['glode'] == s1['records']['glode']
+    for k in ('reps', 'labels', 'target', 'thresholds_local'): assert torch.equal(s0['records']['glode_memory'][k], s1['records']['glode_memory'][k]), k
     assert (s0['pseudo_labels']['probs'] - r0['initial']).abs().max() > 1e-3                  # refined in epoch 1
-    e1, e2 = one['state']['extra']['glode'][0], s0['extra']['glode'][0]
+    e1, e2 = one['state']['records']['glode'][0], s0['records']['glode'][0]
     assert (e1['memory'], e1['memory_per_class'], e1['memory_target']) == (e2['memory'], e2['memory_per_class'], e2['memory_target'])
     assert e1['thresholds_global'] == pytest.approx(e2['thresholds_global'], abs=1e-4)
-    assert s0['extra']['glode'][1]['spans'] == one['state']['extra']['glode'][1]['spans']     # every target span refined once
+    assert s0['records']['glode'][1]['spans'] == one['state']['records']['glode'][1]['spans']     # every target span refined once
     # and the whole run agrees with the single process on the same global batches (as tests/test_distributed.py checks for
     # ContProto): same neighbours, votes and labels, up to float rounding of the two processes' sums
     assert torch.allclose(one['state']['pseudo_labels']['probs'], s0['pseudo_labels']['probs'], atol=1e-4)

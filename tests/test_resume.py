@@ -33,7 +33,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     for k, v in ref['model'].items(): assert torch.equal(v, res['model'][k]), k
     for k in ('prototypes', 'margins'): assert torch.equal(ref['state'][k], res['state'][k]), k
     assert torch.equal(ref['state']['pseudo_labels']['probs'], res['state']['pseudo_labels']['probs'])
-    assert ref['state']['extra'] == res['state']['extra']          # pseudo-label F1 curve, margins per epoch
+    assert ref['state']['records'] == res['state']['records']          # pseudo-label F1 curve, margins per epoch
     assert ref['values'] == res['values']                          # every logged metric of every epoch
     # the fit's seconds: the resumed process adds what the killed one had spent up to its checkpoint (wall and CPU)
     assert ref['carried'] == dict(wall=0., cpu=0.) and res['carried'] == killed_at['elapsed']
@@ -51,7 +51,7 @@ def test_resume_after_the_last_epoch(tmp_path):
     for k, v in ref['model'].items(): assert torch.equal(v, res['model'][k]), k
     for k in ('prototypes', 'margins'): assert torch.equal(ref['state'][k], res['state'][k]), k
     assert torch.equal(ref['state']['pseudo_labels']['probs'], res['state']['pseudo_labels']['probs'])
-    assert ref['state']['extra'] == res['state']['extra'] and ref['values'] == res['values'] and len(res['values']) == 3
+    assert ref['state']['records'] == res['state']['records'] and ref['values'] == res['values'] and len(res['values']) == 3
     assert res['carried'] == ck['elapsed'] and 1000. < res['elapsed']['wall'] < 1000. + 60
 
 
