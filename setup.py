@@ -48,6 +48,7 @@ setuptools.setup(
     entry_points = {
         'console_scripts': cfg.get('console_scripts','').split(),
         'spacy_factories': cfg.get('spacy_factories','').split(),     # spaCy finds `contproto_ner` without an import
+        'contproto_fastai.engines': cfg.get('contproto_engines','').split(),   # load_predictor(engine=...) finds ONNX Runtime's without an import
         'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d']
     },
     **setup_cfg)

@@ -16,8 +16,8 @@ from .corpus import read_conll, read_lines, check_encoding, conll_layout, DataFo
 from .io import ReadError, WriteError, atomic_write_text, atomic_writer
 from .run import Run, RunFolderError
 from .distributed import rank
-from .predict import load_predictor, tag_lines, to_conll
-from .deploy import ENGINES, displacy_docs, entities_html
+from .predict import load_predictor, engines, tag_lines, to_conll
+from .deploy import displacy_docs, entities_html
 
 # %% auto #0
 __all__ = ['CHUNK', 'results_table', 'main', 'OptionError', 'check_outputs', 'check_device', 'one_line', 'predict',
@@ -156,7 +156,7 @@ def predict(
     html:str=None,              # also write the entities to this HTML page (displaCy's entity style, a colour per type)
 ):
     "Tag a text file with a trained ContProto model, writing CoNLL (token<TAB>BIO2 tag)."
-    if engine not in ENGINES: raise SystemExit(f"contproto-predict: --engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine not in (found := engines()): raise SystemExit(f"contproto-predict: --engine must be one of {', '.join(found)}, not {engine!r}")
     if bs < 1: raise SystemExit(f"contproto-predict: --bs must be at least 1 (sentences per batch), not {bs}")
     try: check_encoding(encoding)
     except ValueError as e: raise SystemExit(f"contproto-predict: --encoding: {e}") from None

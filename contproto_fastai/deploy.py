@@ -17,13 +17,13 @@ from .config import fit_command
 from .e5 import cache_dir
 
 # %% auto #0
-__all__ = ['ENGINES', 'ONNX_INPUTS', 'logger', 'KEEP_FP32', 'ENT_COLORS', 'ENCODERS', 'SpanProbs', 'onnx_file',
-           'heads_fingerprint', 'encoder_matmuls', 'quantize_onnx', 'export_onnx', 'onnx_session', 'OnnxSpanPredictor',
-           'load_onnx_predictor', 'ent_colors', 'displacy_docs', 'entities_html', 'write_html', 'model_card',
-           'write_model_card']
+__all__ = ['ENGINES', 'ONNX_INPUTS', 'logger', 'KEEP_FP32', 'onnx_engine', 'onnx_int8_engine', 'ENT_COLORS', 'ENCODERS',
+           'SpanProbs', 'onnx_file', 'heads_fingerprint', 'encoder_matmuls', 'quantize_onnx', 'export_onnx',
+           'onnx_session', 'OnnxSpanPredictor', 'load_onnx_predictor', 'ent_colors', 'displacy_docs', 'entities_html',
+           'write_html', 'model_card', 'write_model_card']
 
 # %% ../nbs/08c_deploy.ipynb #c005
-ENGINES = ('torch', 'onnx', 'onnx-int8')
+ENGINES = ('torch', 'onnx', 'onnx-int8')        # predict.engines() with this package installed
 ONNX_INPUTS = ('input_ids', 'attention_mask', 'span_idx', 'span_width')
 logger = logging.getLogger('contproto_fastai')
 
@@ -191,6 +191,15 @@ def load_onnx_predictor(model_dir, quantize=False, threads=None, export=True):
         export_onnx(path, quantize, force=True); sess = onnx_session(f, threads)
     return OnnxSpanPredictor(sess, load_tokenizer(path), LabelSet(cfg['labels'][1:]), cfg['max_len'],
                              cfg.get('tgt_max_span_len') or cfg['max_span_len'], path)
+
+def _engine(quantize):
+    "The loader of engine 'onnx' (fp32) or, when `quantize`, 'onnx-int8': `load_predictor(path, engine=...)` calls it."
+    def load(path, device=None):
+        if device not in (None, 'cpu'): raise ValueError(f"engine {'onnx-int8' if quantize else 'onnx'!r} runs on the CPU, not on {device!r}")
+        return load_onnx_predictor(path, quantize=quantize)
+    return load
+
+onnx_engine, onnx_int8_engine = _engine(False), _engine(True)      # entry points 'onnx' and 'onnx-int8' (settings.ini)
 
 # %% ../nbs/08c_deploy.ipynb #c018
 ENT_COLORS = dict(PER='#aa9cfc', LOC='#ff9561', ORG='#7aecec', MISC='#e4e7d2')

@@ -18,8 +18,9 @@ from .encoders import load_tokenizer
 from .evaluate import predict_spans, span_probs
 
 # %% auto #0
-__all__ = ['FORMATS', 'PREDICT_FORMATS', 'simple_tokenize', 'labels_digest', 'hf_entity', 'SpanPredictor', 'ModelFolderError',
-           'positions', 'check_model_folder', 'load_model', 'load_predictor', 'tag_lines', 'to_conll']
+__all__ = ['FORMATS', 'PREDICT_FORMATS', 'ENGINE_GROUP', 'simple_tokenize', 'labels_digest', 'hf_entity', 'SpanPredictor',
+           'ModelFolderError', 'positions', 'check_model_folder', 'load_model', 'engines', 'load_predictor',
+           'tag_lines', 'to_conll']
 
 # %% ../nbs/04a_predict.ipynb #c005
 _HAN = '\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff'      # kana and CJK ideographs: one token per character
@@ -241,17 +242,26 @@ def load_model(path):
                                   f"{sorted(info['unexpected_keys'])}: {_AGAIN}")
     return m
 
+ENGINE_GROUP = 'contproto_fastai.engines'
+
+def engines():
+    """The engines `load_predictor` runs a model folder with: 'torch' (this module), and those that installed packages
+    declare as entry points of the group `contproto_fastai.engines`, a function `(path, device)` → predictor each
+    (this package declares 'onnx' and 'onnx-int8', ONNX Runtime on the CPU: `deploy`; it imports this module, not the
+    other way round)."""
+    from importlib.metadata import entry_points
+    return {'torch': None, **{e.name: e for e in entry_points(group=ENGINE_GROUP)}}
+
 def load_predictor(path, device=None, engine='torch'):
     """The `SpanPredictor` saved by `export` in directory `path` (no network needed), on `device` (default: the GPU if
-    any). `engine='onnx'` or `'onnx-int8'`: ONNX Runtime on the CPU instead (`deploy.load_onnx_predictor`). The
+    any). `engine`: one of `engines()`, e.g. 'onnx' or 'onnx-int8' for ONNX Runtime on the CPU (`deploy`). The
     folder is checked first (`check_model_folder`)."""
     path = Path(path)
     if engine != 'torch':
-        from contproto_fastai.deploy import load_onnx_predictor, ENGINES  # optional extra [onnx]; deploy imports this module
-        if engine not in ENGINES: raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-        if device not in (None, 'cpu'): raise ValueError(f"engine {engine!r} runs on the CPU, not on {device!r}")
+        found = engines()
+        if engine not in found: raise ValueError(f"engine must be one of {', '.join(found)}, not {engine!r}")
         check_model_folder(path)
-        return load_onnx_predictor(path, quantize=engine == 'onnx-int8')
+        return found[engine].load()(path, device)
     cfg = check_model_folder(path)
     m = load_model(path)
     try: tok = load_tokenizer(path)

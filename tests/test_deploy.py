@@ -144,6 +144,7 @@ def test_stale_onnx_is_exported_again(run, engines, tmp_path, caplog):
     test = [s.tokens for s in read_conll(run['files']['tgt_test'])]
     assert _key(ox.predict(test)) == _key(load_predictor(d, device='cpu').predict(test)) != _key(engines['torch'].predict(test))
     with pytest.raises(ValueError, match='engine must be one of'): load_predictor(d, engine='tensorrt')
+    with pytest.raises(ValueError, match="engine 'onnx' runs on the CPU, not on 'cuda'"): load_predictor(d, device='cuda', engine='onnx')
 
 
 @needs_onnx
