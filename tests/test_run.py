@@ -75,3 +75,15 @@ def test_failed_run_says_so(toy, tmp_path):
     with pytest.raises(FileNotFoundError): Run(cfg).fit()
     r = Results.read(tmp_path/'run')
     eq((r.status, r.phases['data']), ('failed', 'finished')); assert 'nowhere' in r.error
+
+
+def test_output_options_do_not_change_the_model(toy):
+    "Two runs that differ only in what they show (`quiet`, `plots`, hence the progress display) train bit-identical weights."
+    from safetensors.torch import load_file
+    d, files, tiny = toy
+    base = dict(**files, model=tiny, epochs=2, teacher_epochs=2, lr=3e-3, dropout=0.1)
+    Run(RunConfig(**base, out=str(d/'shown'), quiet=False, plots=True)).fit()
+    Run(RunConfig(**base, out=str(d/'quiet'), quiet=True, plots=False)).fit()
+    a, b = load_file(d/'shown'/'model'/'model.safetensors'), load_file(d/'quiet'/'model'/'model.safetensors')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (d/'shown'/'tsne.png').exists() and not (d/'quiet'/'tsne.png').exists()
