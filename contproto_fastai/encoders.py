@@ -11,7 +11,7 @@ from safetensors import safe_open
 from .e5 import e5_path
 
 # %% auto #0
-__all__ = ['DEFAULT_ENCODER', 'RECIPES', 'offline_minilm_path', 'resolve_model_name', 'load_tokenizer', 'load_encoder',
+__all__ = ['DEFAULT_ENCODER', 'POOLED', 'RECIPES', 'offline_minilm_path', 'resolve_model_name', 'load_tokenizer', 'load_encoder',
            'tiny_encoder', 'Recipe', 'recipe']
 
 # %% ../nbs/01_encoders.ipynb #c005
@@ -39,10 +39,12 @@ def _set_dropout(config, dropout):
         if dropout is not None and hasattr(config, k): setattr(config, k, dropout)
     return config
 
+POOLED = ('bert', 'roberta', 'xlm-roberta')      # their models take add_pooling_layer
+
 def _pooler_kwargs(path, config):
     "`add_pooling_layer=False` for a local BERT-like checkpoint saved without a pooler (e5): the span model never uses one."
     f = Path(path)/'model.safetensors'
-    if config.model_type not in ('bert', 'roberta', 'xlm-roberta') or not f.exists(): return {}
+    if config.model_type not in POOLED or not f.exists(): return {}
     with safe_open(str(f), 'pt') as st: has = any('pooler' in k for k in st.keys())
     return {} if has else dict(add_pooling_layer=False)
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from dataclasses import dataclass
 from typing import Optional
-from transformers import PretrainedConfig, PreTrainedModel, AutoConfig, AutoModel
+from transformers import PretrainedConfig, PreTrainedModel, AutoConfig, AutoModel, CONFIG_MAPPING
 from transformers.utils import ModelOutput
 # encoder loading and recipes lived here before `encoders`; still importable from here:
 from .encoders import (DEFAULT_ENCODER, offline_minilm_path, resolve_model_name, load_encoder,  # noqa: F401
                                        tiny_encoder, Recipe, RECIPES, recipe)
+from .encoders import POOLED
 _all_ = ['DEFAULT_ENCODER', 'offline_minilm_path', 'resolve_model_name', 'load_encoder', 'tiny_encoder', 'Recipe', 'RECIPES', 'recipe']
 
 # %% auto #0
@@ -52,11 +53,8 @@ class SpanNERConfig(PretrainedConfig):
 
 def encoder_from_config(encoder_config:dict, pooler=False):
     "A randomly initialised encoder of the architecture `encoder_config` describes (`from_pretrained` then loads its weights)."
-    from transformers import AutoModel, CONFIG_MAPPING  # deferred: transformers loads slowly
     cfg = CONFIG_MAPPING[encoder_config['model_type']].from_dict(encoder_config)
-    return AutoModel.from_config(cfg, **({} if pooler or cfg.model_type not in _POOLED else dict(add_pooling_layer=False)))
-
-_POOLED = ('bert', 'roberta', 'xlm-roberta')      # their models take add_pooling_layer
+    return AutoModel.from_config(cfg, **({} if pooler or cfg.model_type not in POOLED else dict(add_pooling_layer=False)))
 
 class SpanNER(PreTrainedModel):
     """Span-based NER (paper §2.2) with a projection head for contrastive learning (§3.1), a Hugging Face
