@@ -103,7 +103,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('what', choices=('check', 'write', 'spread'))
     a = p.parse_args(argv)
-    from contproto_fastai.run import machine_info
+    from contproto_fastai.progress import machine_info
     from contproto_fastai.config import FILES
     if a.what == 'spread':
         s = spread()

@@ -14,7 +14,7 @@ Tokenising, encoding and decoding are included in every number: they are what a 
     python bench/inference.py --smoke                                       # toy files, tiny untrained model: seconds (CI)
 
 Prints a table and writes bench/results/inference.json (with --smoke: a temporary file unless --out), with the
-machine (`contproto_fastai.run.machine_info`), the threads and the command."""
+machine (`contproto_fastai.progress.machine_info`), the threads and the command."""
 import argparse, json, os, resource, shlex, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
@@ -148,7 +148,7 @@ def main(argv=None):
     engines = a.engines.split(',')
     if bad := [e for e in engines if e not in ENGINES]: p.error(f"unknown engine(s) {bad}: choose from {', '.join(ENGINES)}")
     os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(a.threads)
-    from contproto_fastai.run import machine_info
+    from contproto_fastai.progress import machine_info
     from contproto_fastai.deploy import export_onnx, onnx_file
     res = dict(command=' '.join(shlex.quote(x) for x in ['python', 'bench/inference.py', *(sys.argv[1:] if argv is None else argv)]),
                machine=dict(machine_info('cpu'), threads=a.threads), model=a.model, test=a.test, smoke=a.smoke,

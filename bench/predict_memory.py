@@ -62,7 +62,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.tables: return print(write_md(json.loads(Path(a.out).read_text()), Path(a.out).with_suffix('.md')))
     from contproto_fastai.cli import CHUNK
-    from contproto_fastai.run import machine_info
+    from contproto_fastai.progress import machine_info
     tmp = Path(tempfile.mkdtemp(prefix='predict_memory_'))
     model = a.model or str(untrained_model(tmp))
     sents, rows = sentences(), []

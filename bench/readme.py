@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import guard
 from contproto_fastai.results import Results, finished
-from contproto_fastai.run import machine_info
+from contproto_fastai.progress import machine_info
 
 ROOT = guard.ROOT
 OUT = ROOT/'bench'/'results'/'readme_en-de.json'

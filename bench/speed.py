@@ -277,7 +277,7 @@ def main(argv=None):
         print(json.dumps(run_one(json.loads(a.one), a.model, a.steps, a.warmup, device))); return
     if a.one_supcon is not None:
         print(json.dumps(run_supcon(*json.loads(a.one_supcon)))); return
-    from contproto_fastai.run import machine_info
+    from contproto_fastai.progress import machine_info
     from rich.console import Console
     console, parts = Console(), a.parts.split(',')
     command = ' '.join(['python', 'bench/speed.py'] + (argv if argv is not None else sys.argv[1:]))

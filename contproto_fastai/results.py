@@ -48,7 +48,7 @@ class Results:
     cpu_times: dict|None = None                   # CPU seconds per phase and in total
     times_unknown: list|None = None               # phases whose seconds were lost to an interruption
     labels: list|None = None                      # the classes, O first
-    machine: dict|None = None                     # what the run was measured on (`run.machine_info`)
+    machine: dict|None = None                     # what the run was measured on (`progress.machine_info`)
     extra: dict = field(default_factory=dict)     # keys of older versions this one does not know
 
     @property

@@ -4,12 +4,10 @@
 
 # %% ../nbs/08e_run.ipynb #c002
 from __future__ import annotations
-import contextlib, dataclasses, fcntl, functools, hashlib, json, os, platform, socket, time
+import contextlib, dataclasses, fcntl, functools, hashlib, json, os, socket, time
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
-from fastai.callback.progress import ProgressCallback
-from rich.progress import track as rich_track
 from rich.console import Console
 from . import __version__
 from .config import RunConfig, FILES, ConfigError
@@ -20,80 +18,17 @@ from .data import encode, SpanDL
 from .predict import load_predictor, positions
 from .contproto import margin_gate
 from .encoders import load_encoder
-from .learner import RichProgress, BestEpoch
-from .checkpoint import Checkpoint, AtomicSaveModelCallback, load_weights
+from .checkpoint import load_weights
 from .pipeline import (read_split, load_task, teacher_for, pseudo_label, shared_state, student_for, score_on_test,
                                        score_on_dev, pseudo_label_stats, pseudo_label_summary)
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
+from .progress import track, fit_resumable, RunClock, machine_info
 from .deploy import write_model_card
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0
-__all__ = ['NOT_IN_FINGERPRINT', 'TEACHER_KEYS', 'TEST_KEYS', 'track', 'fit_resumable', 'RunClock', 'machine_info',
-           'RunFolderError', 'file_digest', 'fingerprint', 'fingerprint_diff', 'RunLock', 'Run', 'refinement_report']
-
-# %% ../nbs/08e_run.ipynb #c005
-def track(console, quiet, what, every=0.1):
-    """Progress over an iterable with a length: a rich bar with ETA on a terminal, a plain line every `every` of the
-    way in a log file, nothing when quiet."""
-    if quiet: return None
-    if console.is_terminal:
-        return lambda it: rich_track(it, description=what, console=console, transient=True)
-    def lines(it):
-        n, t0, nxt = len(it), time.time(), every
-        for k, x in enumerate(it):
-            yield x
-            done = (k + 1) / n
-            if nxt <= done < 1:
-                nxt += every; el = time.time() - t0
-                console.print(f"{what}: {k+1}/{n} batches, {el:.0f}s elapsed, ETA {el/done - el:.0f}s", highlight=False, markup=False)
-    return lines
-
-def fit_resumable(learn, epochs, lr, fname, console, quiet, title, every=200, resume=False, pct_start=0.25, size='trainable'):
-    "`fit_one_cycle` with progress, best-checkpoint selection on source dev span F1, and resumable checkpoints; returns the history and `Checkpoint.carried`."
-    learn.remove_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, BestEpoch))])  # selection on disk: survives a resume
-    ck = Path(learn.path)/f'{fname}_ckpt.pt'
-    learn.add_cbs([RichProgress(title, console=console, quiet=quiet or rank() != 0), AtomicSaveModelCallback(monitor='span_f1', fname=fname),
-                   ckcb := Checkpoint(ck, every=every, size=size)])
-    if resume and ck.exists():
-        learn.resume(ck)
-        console.print(f"[{title}] resuming from {ck}", highlight=False, markup=False)
-    learn.fit_one_cycle(epochs, lr, pct_start=pct_start)
-    history = [dict(zip(learn.recorder.metric_names[1:], map(float, v))) for v in learn.recorder.values]
-    return history, ckcb.carried        # and what an interrupted process had spent on this fit (None: not recorded)
-
-class RunClock:
-    """Wall and CPU seconds (CPU: all threads of this process) of a run's phases, for `results.json` (`times`,
-    `cpu_times`). A resumed run adds what the interrupted process had spent (`carried`): a phase it finished, read from
-    its `results.json`, or a fit up to its last checkpoint (the work after that checkpoint is redone and counted once). A
-    phase whose record is missing is listed in `times_unknown`. Under torchrun the CPU seconds are process 0's."""
-    def __init__(self):
-        self.wall, self.cpu, self.unknown, self._carried = {}, {}, [], dict(wall=0., cpu=0.)
-        self._t0 = self._t = self._now()
-    def _now(self): return dict(wall=time.time(), cpu=time.process_time())
-    def lap(self, phase, carried=None, resumed=False):
-        "Close `phase`: the seconds since the last lap, plus `carried` (dict of wall, cpu) when `resumed` (None there: unknown)."
-        now = self._now()
-        if resumed and carried is None: self.unknown.append(phase)
-        c = (carried if resumed else None) or dict(wall=0., cpu=0.)
-        for k, d in (('wall', self.wall), ('cpu', self.cpu)): d[phase] = now[k] - self._t[k] + c[k]; self._carried[k] += c[k]
-        self._t = now
-    def record(self):
-        "The `results.json` entries so far (`total`: all phases and what comes between them; unknown if one of them is)."
-        now = self._now()
-        total = lambda k: now[k] - self._t0[k] + self._carried[k]
-        return dict(times={**self.wall, 'total': total('wall')}, cpu_times={**self.cpu, 'total': total('cpu')},
-                    times_unknown=self.unknown + ['total'] * bool(self.unknown))
-
-def machine_info(device='cpu'):
-    "What a reported number was measured on: CPU model, cores, torch version, threads, device (and GPU name)."
-    cpu = platform.processor()
-    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): pass
-    info = dict(platform=platform.platform(), cpu=cpu, cores=os.cpu_count(), torch=torch.__version__,
-                threads=torch.get_num_threads(), device=str(device))
-    if str(device).startswith('cuda'): info['gpu'] = torch.cuda.get_device_name(torch.device(device))
-    return info
+__all__ = ['NOT_IN_FINGERPRINT', 'TEACHER_KEYS', 'TEST_KEYS', 'RunFolderError', 'file_digest', 'fingerprint', 'fingerprint_diff',
+           'RunLock', 'Run', 'refinement_report']
 
 # %% ../nbs/08e_run.ipynb #c010
 class RunFolderError(Exception):
