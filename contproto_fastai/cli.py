@@ -14,7 +14,8 @@ from rich.progress import Progress
 from .config import ConfigError, arg_parser, config_from_args, device_problem
 from .corpus import read_conll, read_lines, check_encoding, conll_layout, DataFormatError
 from .io import ReadError, WriteError, atomic_write_text, atomic_writer
-from .run import Run, RunFolderError
+from .run import Run
+from .run_folder import RunFolderError
 from .distributed import rank
 from .predict import load_predictor, engines, tag_lines, to_conll
 from .deploy import displacy_docs, entities_html

@@ -4,13 +4,12 @@
 
 # %% ../nbs/08e_run.ipynb #c002
 from __future__ import annotations
-import contextlib, dataclasses, fcntl, functools, hashlib, json, os, socket, time
+import contextlib, dataclasses, functools, json
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
 from rich.console import Console
-from . import __version__
-from .config import RunConfig, FILES, ConfigError
+from .config import RunConfig, ConfigError
 from .io import ReadError, atomic_write_text, load_file
 from .results import Results
 from .pseudo import PseudoLabels, ContProtoState, teacher_pseudo_labels
@@ -23,67 +22,12 @@ from .pipeline import (read_split, load_task, teacher_for, pseudo_label, shared_
                                        score_on_dev, pseudo_label_stats, pseudo_label_summary)
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .progress import track, fit_resumable, RunClock, machine_info
+from .run_folder import RunFolderError, RunLock, fingerprint, fingerprint_diff, TEACHER_KEYS, TEST_KEYS, _never_trained
 from .deploy import write_model_card
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0
-__all__ = ['NOT_IN_FINGERPRINT', 'TEACHER_KEYS', 'TEST_KEYS', 'RunFolderError', 'file_digest', 'fingerprint', 'fingerprint_diff',
-           'RunLock', 'Run', 'refinement_report']
-
-# %% ../nbs/08e_run.ipynb #c010
-class RunFolderError(Exception):
-    "A run folder that cannot be used as asked: in use by another process, or not what its config says it was trained on."
-
-NOT_IN_FINGERPRINT = ('out', 'quiet', 'plots', 'checkpoint_every', 'checkpoint_size', 'device')   # where and how, not what
-
-def file_digest(path):
-    "Size and SHA-256 of a file (read in 1 MB blocks)."
-    h, p = hashlib.sha256(), Path(path)
-    with open(p, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
-    return dict(size=p.stat().st_size, sha256=h.hexdigest())
-
-def fingerprint(cfg:RunConfig):
-    "What decides a run's result: options, data files (size, SHA-256), encoder, library version (`fingerprint.json`)."
-    return dict(config={k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IN_FINGERPRINT},
-                data={k: file_digest(getattr(cfg, k)) for k in FILES if getattr(cfg, k) and Path(getattr(cfg, k)).is_file()},
-                encoder=cfg.model, version=__version__)
-
-def fingerprint_diff(old, new, keys=None):
-    "The fields where fingerprints `old` and `new` differ (`keys`: only these options and data files), as readable lines."
-    out = []
-    for part in ('config', 'data'):
-        for k in sorted(set(old.get(part, {})) | set(new.get(part, {}))):
-            if keys is not None and k not in keys: continue
-            a, b = old.get(part, {}).get(k), new.get(part, {}).get(k)
-            if a != b: out.append(f"{k}: {a} then, {b} now" if part == 'config' else f"data file {k}: {(a or {}).get('sha256', 'absent')[:12]}… then, {(b or {}).get('sha256', 'absent')[:12]}… now")
-    for k in ('encoder', 'version'):
-        if keys is None and old.get(k) != new.get(k): out.append(f"{k}: {old.get(k)} then, {new.get(k)} now")
-    return out
-
-TEACHER_KEYS = ('model', 'tgt_train', 'tgt_format', 'tgt_limit', 'seed', 'max_len', 'encoding')          # what the pseudo labels depend on
-TEST_KEYS = ('tgt_test', 'test_limit', 'seed', 'max_span_len', 'tgt_max_span_len', 'max_len', 'encoding')   # what the teacher's score does
-
-def _never_trained(folder):
-    "Does `folder` hold only a run that failed before its data loaded (as versions before this one left it)?"
-    try: r = Results.read(folder)
-    except (OSError, ValueError, TypeError): return False      # unreadable: not a run this check may reuse
-    return r is not None and r.status == 'failed' and 'data' not in r.phases
-
-class RunLock:
-    "An exclusive lock on a run folder while this process writes it (`flock` on `FOLDER/.lock`; the system releases it when the process ends)."
-    def __init__(self, folder): self.path = Path(folder)/'.lock'
-    def __enter__(self):
-        self.f = open(self.path, 'a+')
-        try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.f.seek(0); who = self.f.read().strip() or 'another process'; self.f.close()
-            raise RunFolderError(f"{self.path.parent}: in use by {who}; wait for it to finish or choose another --out") from None
-        self.f.seek(0); self.f.truncate()
-        self.f.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); self.f.flush()
-        return self
-    def __exit__(self, *exc):
-        fcntl.flock(self.f, fcntl.LOCK_UN); self.f.close()
+__all__ = ['Run', 'refinement_report']
 
 # %% ../nbs/08e_run.ipynb #c013
 class Run:

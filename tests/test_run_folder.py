@@ -4,7 +4,8 @@ import hashlib, json, os, shutil, signal, subprocess, time
 from pathlib import Path
 import pytest, torch
 from contproto_fastai.config import RunConfig
-from contproto_fastai.run import Run, RunLock, RunFolderError
+from contproto_fastai.run import Run
+from contproto_fastai.run_folder import RunLock, RunFolderError
 from contproto_fastai.results import Results
 from contproto_fastai.testing import toy_files
 
