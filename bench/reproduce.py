@@ -21,7 +21,7 @@ from pathlib import Path
 from collections import Counter
 from contproto_fastai.results import Results, mean_std as results_mean_std, finished
 from contproto_fastai.config import arg_parser, config_from_args
-from contproto_fastai.run import refinement_report
+from contproto_fastai.refinement import refinement_report
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], ['no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl']

@@ -10,15 +10,13 @@ import torch
 from fastai.torch_core import set_seed
 from rich.console import Console
 from .config import RunConfig, ConfigError
-from .io import ReadError, atomic_write_text, load_file
+from .io import atomic_write_text, load_file
 from .results import Results
-from .pseudo import PseudoLabels, ContProtoState, teacher_pseudo_labels
-from .data import encode, SpanDL
-from .predict import load_predictor, positions
-from .contproto import margin_gate
+from .pseudo import PseudoLabels, teacher_pseudo_labels
+from .predict import positions
 from .encoders import load_encoder
 from .checkpoint import load_weights
-from .pipeline import (read_split, load_task, teacher_for, pseudo_label, shared_state, student_for, score_on_test,
+from .pipeline import (load_task, teacher_for, pseudo_label, shared_state, student_for, score_on_test,
                                        score_on_dev, pseudo_label_stats, pseudo_label_summary)
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .progress import track, fit_resumable, RunClock, machine_info
@@ -27,7 +25,7 @@ from .deploy import write_model_card
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0
-__all__ = ['Run', 'refinement_report']
+__all__ = ['Run']
 
 # %% ../nbs/08e_run.ipynb #c013
 class Run:
@@ -255,47 +253,3 @@ class Run:
         if task.tgt_test: groups['target'] = span_representations(model, task.ex_test[:500], task.tgt_test, labels)
         plot_tsne(groups, labels.classes, self.out/'tsne.png')
         self.say(f"plots: {self.out/'pseudo_f1.png'}, {self.out/'tsne.png'}")
-
-# %% ../nbs/08e_run.ipynb #c015
-def _rate(num, den): return float(num.sum()) / max(1, int(den.sum()))
-
-def refinement_report(out, teacher_dir):
-    "What refinement did in the finished run in `out` (a dict; cached in `out/diagnostics.json`): see above."
-    out = Path(out); cache = out/'diagnostics.json'
-    if cache.exists(): return json.loads(cache.read_text())
-    cfg, pred = RunConfig(**Results.read(out)['config']), load_predictor(out/'model')
-    sents = [dataclasses.replace(s, tags=s.gold) for s in read_split(cfg.tgt_train, 'tgt_train', cfg.tgt_limit, cfg.seed, cfg.encoding, cfg.tgt_format)]   # as the run drew them; gold for analysis
-    exs, _ = encode(sents, pred.tokenizer, pred.labels, cfg.tgt_max_span_len or cfg.max_span_len, cfg.max_len)
-    gold = torch.tensor([l for e in exs for l in e.labels])
-    before = PseudoLabels.load(Path(teacher_dir)/'pseudo_labels.pt').probs.argmax(-1)
-    state = ContProtoState.load(out/'state.pt'); after = state.pseudo_labels.probs.argmax(-1)
-    if not len(gold) == len(before) == len(after): raise ValueError(f"{out}: target spans do not match the run's pseudo labels")
-    ch = before != after
-    d = dict(spans=len(gold), gold_entity_spans=int((gold > 0).sum()), changed=int(ch.sum()),
-             fixed=int((ch & (after == gold)).sum()), broken=int((ch & (before == gold)).sum()),
-             entity_to_o=int((ch & (before > 0) & (after == 0)).sum()), o_to_entity=int((ch & (before == 0) & (after > 0)).sum()),
-             entity_to_entity=int((ch & (before > 0) & (after > 0)).sum()))
-    for k, y in (('before', before), ('after', after)):
-        d[f'span_precision_{k}'] = _rate((y > 0) & (y == gold), y > 0)
-        d[f'span_recall_{k}'] = _rate((gold > 0) & (y == gold), gold > 0)
-    if state.prototypes is not None and (out/'student_ckpt.pt').exists():
-        m = pred.model                        # the last step's weights (a 'trainable' checkpoint leaves frozen ones out)
-        ck = load_file(out/'student_ckpt.pt')
-        if not isinstance(ck, dict) or 'model' not in ck: raise ReadError(out/'student_ckpt.pt', "not a checkpoint (no model weights)")
-        load_weights(m, ck['model'], out/'student_ckpt.pt')
-        reps, arg = [], []
-        with torch.no_grad():
-            for x, _ in SpanDL(exs, 32, side='src'):
-                o = m(x)['src']; mask = o.span_mask
-                reps.append(getattr(o, state.rep)[mask].float()); arg.append(o.logits[mask].argmax(-1))
-        sims, arg = torch.cat(reps) @ state.prototypes.T, torch.cat(arg)
-        near, clears = margin_gate(sims, state.margins)
-        ent, o_ = gold > 0, gold == 0
-        d.update(prototype_accuracy_entity=_rate(ent & (near == gold), ent), prototype_accuracy_o=_rate(o_ & (near == 0), o_),
-                 model_accuracy_entity=_rate(ent & (arg == gold), ent), model_accuracy_o=_rate(o_ & (arg == 0), o_),
-                 gold_entity_nearest_clears_margin=_rate(ent & (near == gold) & clears, ent),
-                 gold_o_nearest_entity_clears_margin=_rate(o_ & (near > 0) & clears, o_),
-                 gold_sim_to_own_prototype={c: float(sims[gold == i, i].mean()) for i, c in enumerate(pred.labels.classes) if (gold == i).any()},
-                 margins=dict(zip(pred.labels.classes, state.margins.tolist())))
-    atomic_write_text(json.dumps(d, indent=1), cache)
-    return d

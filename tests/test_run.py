@@ -46,7 +46,7 @@ def test_run_reuse_and_export(toy):
     assert (d/'run'/'results.json').exists() and (d/'run'/'pseudo_labels.pt').exists() and (d/'run'/'models'/'student.pth').exists()
     assert (d/'run'/'tsne.png').exists() and (d/'run'/'pseudo_f1.png').exists()
     # what refinement did, from the finished folder, against the gold tags training never read
-    from contproto_fastai.run import refinement_report
+    from contproto_fastai.refinement import refinement_report
     rep = refinement_report(d/'run', d/'run')
     eq(rep['changed'], round(st['changed'] * st['spans'])); eq(rep['spans'], st['spans'])
     assert rep['fixed'] + rep['broken'] <= rep['changed'] and 0 <= rep['prototype_accuracy_entity'] <= 1

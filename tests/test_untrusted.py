@@ -82,7 +82,7 @@ def test_teacher_from_refuses_a_crafted_teacher(finished, toy, tmp_path):
 
 @pytest.mark.parametrize('name', ['state.pt', 'student_ckpt.pt'])
 def test_refinement_report_refuses_crafted_files(finished, tmp_path, name):
-    from contproto_fastai.run import refinement_report
+    from contproto_fastai.refinement import refinement_report
     from contproto_fastai.io import ReadError
     d = tmp_path/'run'; shutil.copytree(finished, d)
     (d/'diagnostics.json').unlink(missing_ok=True)
