@@ -18,7 +18,7 @@ from .run import Run
 from .run_folder import RunFolderError
 from .distributed import rank
 from .predict import load_predictor, engines, tag_lines, to_conll
-from .deploy import displacy_docs, entities_html
+from .view import displacy_docs, entities_html
 
 # %% auto #0
 __all__ = ['CHUNK', 'results_table', 'main', 'OptionError', 'check_outputs', 'check_device', 'one_line', 'predict',

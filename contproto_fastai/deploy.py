@@ -4,12 +4,11 @@
 
 # %% ../nbs/08c_deploy.ipynb #c002
 from __future__ import annotations
-import contextlib, fcntl, hashlib, html, io, json, logging, os, re, tempfile, time, uuid, warnings
+import contextlib, fcntl, hashlib, io, json, logging, os, re, tempfile, time, uuid, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-import importlib.util
 from safetensors import safe_open
-from .corpus import Sentence, LabelSet, tags_to_spans
+from .corpus import Sentence, LabelSet
 from .data import SpanDL, collate, encode
 from .predict import SpanPredictor, load_predictor, check_model_folder
 from .encoders import load_tokenizer
@@ -17,10 +16,9 @@ from .config import fit_command
 from .e5 import cache_dir
 
 # %% auto #0
-__all__ = ['ENGINES', 'ONNX_INPUTS', 'logger', 'KEEP_FP32', 'onnx_engine', 'onnx_int8_engine', 'ENT_COLORS', 'ENCODERS',
-           'SpanProbs', 'onnx_file', 'heads_fingerprint', 'encoder_matmuls', 'quantize_onnx', 'export_onnx',
-           'onnx_session', 'OnnxSpanPredictor', 'load_onnx_predictor', 'ent_colors', 'displacy_docs', 'entities_html',
-           'write_html', 'model_card', 'write_model_card']
+__all__ = ['ENGINES', 'ONNX_INPUTS', 'logger', 'KEEP_FP32', 'onnx_engine', 'onnx_int8_engine', 'ENCODERS', 'SpanProbs',
+           'onnx_file', 'heads_fingerprint', 'encoder_matmuls', 'quantize_onnx', 'export_onnx', 'onnx_session',
+           'OnnxSpanPredictor', 'load_onnx_predictor', 'model_card', 'write_model_card']
 
 # %% ../nbs/08c_deploy.ipynb #c005
 ENGINES = ('torch', 'onnx', 'onnx-int8')        # predict.engines() with this package installed
@@ -200,66 +198,6 @@ def _engine(quantize):
     return load
 
 onnx_engine, onnx_int8_engine = _engine(False), _engine(True)      # entry points 'onnx' and 'onnx-int8' (settings.ini)
-
-# %% ../nbs/08c_deploy.ipynb #c018
-ENT_COLORS = dict(PER='#aa9cfc', LOC='#ff9561', ORG='#7aecec', MISC='#e4e7d2')
-_PALETTE = ('#feca74', '#bfeeb7', '#c887fb', '#9cc9cc', '#ffeb80', '#ff8197', '#f0d0ff', '#bfe1d9')
-
-def ent_colors(types):
-    "A background colour per entity type: displaCy's for PER, LOC, ORG (PERSON's for PER) and MISC, then a fixed palette."
-    rest = [t for t in sorted(types) if t not in ENT_COLORS]
-    return {**{t: ENT_COLORS[t] for t in types if t in ENT_COLORS}, **{t: _PALETTE[i % len(_PALETTE)] for i, t in enumerate(rest)}}
-
-def displacy_docs(sents, tags, texts=None, offsets=None):
-    """displaCy's manual format, `dict(text, ents=[dict(start, end, label)], title)` with character offsets, of the
-    word lists `sents` tagged BIO2 `tags`: in the raw `texts` given each word's `offsets`, or in the words joined by spaces."""
-    docs = []
-    for k, (ws, ts) in enumerate(zip(sents, tags)):
-        if texts is None or texts[k] is None:
-            starts = [sum(len(w) + 1 for w in ws[:i]) for i in range(len(ws))]
-            text, offs = ' '.join(ws), [(s, s + len(w)) for s, w in zip(starts, ws)]
-        else: text, offs = texts[k], offsets[k]
-        docs.append(dict(text=text, ents=[dict(start=offs[a][0], end=offs[b][1], label=t) for a, b, t in tags_to_spans(ts)], title=None))
-    return docs
-
-_MARK = ('<mark class="entity" style="background: {bg}; padding: 0.45em 0.6em; margin: 0 0.25em; line-height: 1; border-radius: 0.35em;">'
-         '\n    {text}\n    <span style="font-size: 0.8em; font-weight: bold; line-height: 1; border-radius: 0.35em; vertical-align: middle; '
-         'margin-left: 0.5rem">{label}</span>\n</mark>')      # the white space as displaCy's: the same spacing on the page
-_PAGE = ('<!DOCTYPE html>\n<html lang="{lang}">\n<head><meta charset="utf-8"><title>{title}</title></head>\n'
-         '<body style="font-size: 16px; font-family: -apple-system, BlinkMacSystemFont, \'Segoe UI\', Helvetica, Arial, sans-serif; '
-         'padding: 4rem 2rem; direction: ltr">\n{body}\n</body>\n</html>\n')
-
-def _plain_html(docs, colors, title='Entities', lang='en'):
-    "displaCy's entity markup written without spaCy."
-    figs = []
-    for d in docs:
-        parts, pos, t = [], 0, d['text']
-        for e in sorted(d['ents'], key=lambda e: e['start']):
-            parts += [html.escape(t[pos:e['start']]),
-                      _MARK.format(bg=colors.get(e['label'], '#ddd'), text=html.escape(t[e['start']:e['end']]), label=html.escape(e['label']))]
-            pos = e['end']
-        parts.append(html.escape(t[pos:]))
-        figs.append(f'<figure style="margin-bottom: 6rem">\n<div class="entities" style="line-height: 2.5; direction: ltr">{chr(10).join(parts)}</div>\n</figure>')
-    return _PAGE.format(lang=lang, title=html.escape(title), body='\n'.join(figs))
-
-def entities_html(docs, colors=None, use_spacy=None, title='Entities'):
-    """A self-contained HTML page of `docs` (displaCy's manual format) with the entities highlighted, a colour per type
-    (`ent_colors`): `spacy.displacy.render(..., style='ent', manual=True)` when spaCy is installed (`use_spacy=None`)."""
-    colors = colors or ent_colors({e['label'] for d in docs for e in d['ents']})
-    if use_spacy is None:
-        use_spacy = importlib.util.find_spec('spacy') is not None
-    if not use_spacy: return _plain_html(docs, colors, title)
-    from spacy import displacy  # optional extra [spacy]
-    # displaCy escapes the text but writes labels as given: escape them (a label from a model folder is untrusted)
-    docs = [dict(d, ents=[dict(e, label=html.escape(e['label'])) for e in d['ents']]) for d in docs]
-    colors = {html.escape(k): v for k, v in colors.items()}
-    page = displacy.render(docs, style='ent', manual=True, page=True, jupyter=False, options=dict(colors=colors))
-    return page.replace('<title>displaCy</title>', f'<meta charset="utf-8"><title>{html.escape(title)}</title>', 1)
-
-def write_html(path, sents, tags, texts=None, offsets=None, use_spacy=None, title='Entities'):
-    "Write the page of `entities_html(displacy_docs(sents, tags, texts, offsets))` to `path`, atomically (`atomic_write_text`)."
-    from contproto_fastai.io import atomic_write_text
-    return atomic_write_text(entities_html(displacy_docs(sents, tags, texts, offsets), use_spacy=use_spacy, title=title), path)
 
 # %% ../nbs/08c_deploy.ipynb #c023
 ENCODERS = {

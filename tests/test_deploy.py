@@ -253,7 +253,7 @@ def test_html_page_in_chromium(page, tmp_path, use_spacy):
     screenshot shows each type's colour (displaCy's page, and the one written without spaCy)."""
     from PIL import Image
     from contproto_fastai.data import tags_to_spans
-    from contproto_fastai.deploy import displacy_docs, entities_html, ent_colors
+    from contproto_fastai.view import displacy_docs, entities_html, ent_colors
     from contproto_fastai.predict import simple_tokenize
     if use_spacy and importlib.util.find_spec('spacy') is None: pytest.skip("spaCy not installed")
     _, sents = page

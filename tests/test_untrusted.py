@@ -265,7 +265,7 @@ def test_positions_of_roberta_start_after_padding():
 # ---------------------------------------------------------------- 5: no script from a model folder reaches the page
 def test_displacy_page_escapes_labels(tmp_path):
     pytest.importorskip('spacy')
-    from contproto_fastai.deploy import entities_html, displacy_docs
+    from contproto_fastai.view import entities_html, displacy_docs
     evil = '<img/src=x/onerror=alert(document.domain)>'
     page = entities_html(displacy_docs([['Anna', 'lebt']], [[f'B-{evil}', 'O']]), use_spacy=True)
     assert evil not in page and '&lt;img/src=x/onerror=alert(document.domain)&gt;' in page
