@@ -21,7 +21,7 @@ from .pipeline import (load_task, teacher_for, pseudo_label, shared_state, stude
 from .distributed import DistributedSelfTraining, init_from_env, rank, world_size
 from .progress import track, fit_resumable, RunClock, machine_info
 from .run_folder import RunFolderError, RunLock, fingerprint, fingerprint_diff, TEACHER_KEYS, TEST_KEYS, _never_trained
-from .deploy import write_model_card
+from .card import write_model_card
 from .plots import plot_pseudo_f1, plot_tsne, span_representations
 
 # %% auto #0

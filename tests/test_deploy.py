@@ -69,7 +69,8 @@ def test_model_card(run):
 
 def test_model_card_languages_and_encoder(run, tmp_path):
     import yaml
-    from contproto_fastai.deploy import model_card, fit_command
+    from contproto_fastai.card import model_card
+    from contproto_fastai.config import fit_command
     cfg = dict(src_train='../shared/data/conll/en/train.txt', src_dev='../shared/data/conll/en/dev.txt', tgt_train='../shared/data/wikiann/hi/train.txt',
                tgt_test='../shared/data/wikiann/hi/test.txt', model='e5-small', epochs=5, ablation='contproto', quiet=True, src_limit=1000)
     card = model_card(run['model'], dict(config=cfg, teacher=run['results']['teacher'], student=run['results']['teacher'],
