@@ -231,7 +231,7 @@ class Run:
         self._finish(slearn.model, task, slearn)
 
     def _finish(self, model, task, learn=None):
-        "Export the predictor with its model card (`deploy`), record labels, machine and clocks, and say the run finished."
+        "Export the predictor with its model card (`card`), record labels, machine and clocks, and say the run finished."
         res = self.res
         learn = learn or self.teacher_learn
         res.update(labels=task.labels.classes, machine=machine_info(next(model.parameters()).device))
