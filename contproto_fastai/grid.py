@@ -4,20 +4,20 @@
 
 # %% ../nbs/08g_grid.ipynb #c002
 from __future__ import annotations
-import dataclasses, json, os, subprocess, sys, time
+import argparse, dataclasses, json, os, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
-from .config import RunConfig
+from .config import RunConfig, arg_parser
 from .results import Results, finished
 from .run import Run
 
 # %% auto #0
-__all__ = ['THREAD_ENV', 'EPOCH_KEYS', 'MOVES', 'Job', 'job_key', 'run_or_resume', 'prune', 'in_process', 'beside',
-           'subprocess_runner', 'main', 'run_grid', 'load_runs', 'dig', 'epoch_record', 'tidy', 'run_records', 'where',
-           'paired', 'machines']
+__all__ = ['THREAD_ENV', 'EPOCH_KEYS', 'MOVES', 'Job', 'job_key', 'seed_jobs', 'options', 'run_or_resume', 'prune', 'in_process',
+           'beside', 'subprocess_runner', 'main', 'run_grid', 'load_runs', 'dig', 'epoch_record', 'tidy', 'run_records',
+           'where', 'paired', 'machines']
 
 # %% ../nbs/08g_grid.ipynb #c005
 @dataclass
@@ -42,6 +42,24 @@ def job_key(name):
     return pair.split('-', 1)[-1], int(seed.removeprefix('seed')), row
 
 # %% ../nbs/08g_grid.ipynb #c007
+def seed_jobs(pair, seed, base, teacher, students, ceiling=False):
+    """The jobs of one seed under `pair/seed<k>/`: a `teacher` (`base` and those fields), the supervised `ceiling` if asked
+    (the teacher on the target's gold train set), and a student per row of `students` ({row: fields}) after the teacher."""
+    d, base = f'{pair}/seed{seed}', dataclasses.replace(base, seed=seed)
+    out = [Job(f'{d}/teacher', dataclasses.replace(base, **teacher))]
+    if ceiling: out.append(Job(f'{d}/ceiling', dataclasses.replace(base, **teacher, src_train=base.tgt_train)))
+    return out + [Job(f'{d}/{row}', dataclasses.replace(base, **f), after=f'{d}/teacher') for row, f in students.items()]
+
+def options(args):
+    "The `RunConfig` fields that the `contproto-fit` options `args` set (only those given), e.g. `['--bs', '32']` → `{'bs': 32}`."
+    p = arg_parser()
+    for a in p._actions: a.default = argparse.SUPPRESS
+    kw = vars(p.parse_args(list(args)))
+    bad = set(kw) - {f.name for f in dataclasses.fields(RunConfig)}
+    if bad: raise ValueError(f"not options of a run: {', '.join(sorted(bad))}")
+    return kw
+
+# %% ../nbs/08g_grid.ipynb #c010
 def run_or_resume(cfg:RunConfig, console=None):
     "The `Results` of the run of `cfg` in `cfg.out`: read when it finished, continued when the folder holds its config, else started."
     out = Path(cfg.out)
@@ -54,7 +72,7 @@ def prune(folder):
     if not finished(out): return
     for f in [*out.glob('*_ckpt.pt'), out/'models'/'student.pth']: f.unlink(missing_ok=True)
 
-# %% ../nbs/08g_grid.ipynb #c009
+# %% ../nbs/08g_grid.ipynb #c012
 THREAD_ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
 
 def in_process(cfg:RunConfig):
@@ -83,11 +101,11 @@ def main(argv=None):
     res = run_or_resume(RunConfig.load(argv[0]))
     print(f"{res.status}: {Path(res.config['out'])/'results.json'}", flush=True)
 
-# %% ../nbs/08g_grid.ipynb #c010
+# %% ../nbs/08g_grid.ipynb #c013
 #| eval: false
 if __name__ == '__main__' and not IN_NOTEBOOK: main()
 
-# %% ../nbs/08g_grid.ipynb #c012
+# %% ../nbs/08g_grid.ipynb #c015
 def _log(msg): print(time.strftime('%H:%M:%S'), msg, flush=True)
 
 def _start(job, root, runner, log, keep):
@@ -132,7 +150,7 @@ def run_grid(jobs, root, workers=2, runner=subprocess_runner, after_each=None, k
     if failed: raise RuntimeError("failed: " + '; '.join(f"{n} ({why})" for n, why in failed.items()))
     return load_runs(root, jobs)
 
-# %% ../nbs/08g_grid.ipynb #c014
+# %% ../nbs/08g_grid.ipynb #c017
 def load_runs(root, jobs=None):
     "{name: `Results`} of the finished runs under `root`: of `jobs`, or of every `<pair>/seed<k>/<row>` folder."
     root = Path(root)
