@@ -1,7 +1,8 @@
 """The paper's student schedule (§4.1: 10 epochs, 1 warm-up + 9 with prototype refinement) with the default encoder,
 refinement traced epoch by epoch, on German (4 seeds), Arabic and Chinese (seed 0), the three targets where the paper's
-Fig. 3 shows pseudo-label F1 rising most. The grid is data (`GRID` below); every run is one `contproto-fit` call in
-its own folder, so the grid resumes where it stopped (a finished run is skipped, an interrupted one resumed).
+Fig. 3 shows pseudo-label F1 rising most. The grid is data (`GRID` below: the fields of a `RunConfig` each run sets,
+made into `grid.Job`s by `jobs`); `grid.run_grid` runs each in its own folder and process, so the grid resumes where it
+stopped (a finished run is skipped, an interrupted one resumed).
 
     python bench/schedule.py run [--workers 2] [--targets de,ar,zh]   # resumable; runs/schedule/en-<t>/seed<k>/<row>
     python bench/schedule.py tables                                   # bench/results/schedule_en-<t>.{md,json,_fig3.png,_fig3_rise.png}
@@ -11,30 +12,29 @@ German seeds 2 and 3 ran on one GPU (`bench/gpu_schedule.sh`: the grid's code an
 their twelve rows at once); the tables say which seed ran on which machine.
 
 Two one-thread processes share the 2-core machine (1.31x the throughput of one two-thread process, measured for the
-two-epoch grid); every row of a seed starts from that seed's teacher (`--teacher-from`), which a teacher-only run
-(`--epochs 0`) trains first. The tables read only the runs' results.json: each student run records its trace (see
+two-epoch grid); every row of a seed starts from that seed's teacher (`teacher_from`), which a teacher-only run
+(`epochs=0`) trains first. The tables read only the runs' results.json: each student run records its trace (see
 `contproto_fastai.diagnostics`), so nothing is re-encoded here.
 """
-import argparse, json, os, shutil, statistics, subprocess, sys, time
-from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
+import argparse, json, shutil, statistics, sys
 from pathlib import Path
-from contproto_fastai.results import Results, mean_std, finished
+from contproto_fastai.config import RunConfig, data_paths
+from contproto_fastai.results import mean_std
+from contproto_fastai.grid import seed_jobs, run_grid, subprocess_runner, in_process, load_runs, job_key, machines, paired
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll', wikiann=ROOT.parent/'shared'/'data'/'wikiann')
 GRID = dict(
     # data sizes: see README ("The paper's student schedule"); every run of every target uses the same
     # (the teacher and ceiling with the options of the two-epoch grid, bench/grid.sh; one torch thread here)
-    budget=['--src-limit', '2000', '--dev-limit', '500', '--tgt-limit', '400', '--bs', '16', '--sortish', '50'],
-    teacher=['--teacher-epochs', '3', '--epochs', '0'],
-    student=['--teacher-epochs', '3', '--epochs', '10', '--student-src-limit', '400', '--student-init', 'teacher',
-             '--trace-test', '--trace-test-limit', '1000'],
+    budget=dict(src_limit=2000, dev_limit=500, tgt_limit=400, bs=16, sortish=50),
+    teacher=dict(teacher_epochs=3, epochs=0),
+    student=dict(teacher_epochs=3, epochs=10, student_src_limit=400, student_init='teacher', trace_test=True, trace_test_limit=1000),
     targets=dict(de=dict(data='conll', seeds=[0, 1, 2, 3]),   # German 2, 3: on one GPU, bench/gpu_schedule.sh
                  ar=dict(data='wikiann', seeds=[0]), zh=dict(data='wikiann', seeds=[0])),
-    rows=dict(vanilla=['--ablation', 'vanilla'], contproto=['--ablation', 'contproto'], no_proto=['--ablation', 'no_proto'],
-              fixed_margin=['--ablation', 'fixed_margin'], authors=['--ablation', 'authors'], glode=['--ablation', 'glode']),
-    extra=dict(zh=dict(contproto_tgt8=['--ablation', 'contproto', '--tgt-max-span-len', '8'])),   # seed 0 only
-    plots={('de', 0, 'vanilla'), ('de', 0, 'contproto')},                                        # t-SNE (Fig. 2)
+    rows={row: dict(ablation=row) for row in ('vanilla', 'contproto', 'no_proto', 'fixed_margin', 'authors', 'glode')},
+    extra=dict(zh=dict(contproto_tgt8=dict(ablation='contproto', tgt_max_span_len=8))),   # seed 0 only
+    plots={('de', 0, 'vanilla'), ('de', 0, 'contproto')},                                # t-SNE (Fig. 2)
 )
 # paper, XLM-R large: ContProto (Tables 1-2) and the Table 3 rows
 PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, fixed_margin=74.65), ar=dict(contproto=72.20, no_proto=71.49, fixed_margin=69.19),
@@ -44,90 +44,43 @@ DIFFS = [('contproto', 'vanilla'), ('contproto', 'no_proto'), ('contproto', 'fix
          ('authors', 'contproto')]
 
 
+def base_config(t, spec, grid=GRID):
+    """Target `t`'s data and the grid's budget: a data folder (`data`, language `lang`, default `t`), or four files
+    (`files`: the smoke grid) with more fields (`config`); the spec's `budget` fields win over the grid's."""
+    files = ({k: str(Path(v).resolve()) for k, v in spec['files'].items()} if 'files' in spec
+             else data_paths(DATA[spec['data']], 'en', spec.get('lang', t)))
+    return RunConfig(**{**files, **spec.get('config', {}), **grid['budget'], **spec.get('budget', {}), 'quiet': True})
 
-
-def _data_args(t, spec):
-    "The data options of target `t`: a data folder (`data`), or four files and extra options (`files`, `args`: the smoke grid)."
-    if 'files' in spec: return [x for k, v in spec['files'].items() for x in (f"--{k.replace('_', '-')}", str(v))] + spec.get('args', [])
-    return ['--data', str(DATA[spec['data']]), '--src', 'en', '--tgt', spec.get('lang', t)]
-
-def _gold_train(t, spec):
-    "The target's gold train file (the ceiling's training data)."
-    return str(spec['files']['tgt_train']) if 'files' in spec else str(DATA[spec['data']]/t/'train.txt')
 
 def jobs(grid=GRID, targets=None):
-    """Every run of `grid` as `(folder, contproto-fit arguments, folder it depends on)`, in the order they should start.
-    A target's spec may name its language folder (`lang`, default its key), add options to the grid's `budget` and
-    `student` ones (`budget`, `student`: later options win) and pick its `rows`; `ceiling=False` in the grid: no ceiling."""
+    """Every run of `grid` as a `Job`, in the order they should start: each target's first seed, then the other seeds.
+    Per seed a teacher, on the first seed the ceiling (none if the grid says `ceiling=False`), and a student per row
+    (the target's `rows` if it picks them, the grid's `extra` rows on the first seed) after that teacher. A target's
+    `student` fields win over the grid's, a row's over both."""
     first, later = [], []
     for t, spec in grid['targets'].items():
         if targets and t not in targets: continue
-        data = _data_args(t, spec) + grid['budget'] + spec.get('budget', [])
+        base = base_config(t, spec, grid)
         for k, seed in enumerate(spec['seeds']):
-            d, s = Path('en-' + t)/f'seed{seed}', ['--seed', str(seed)]
-            todo = first if k == 0 else later
-            todo.append((d/'teacher', data + s + grid['teacher'], None))
-            if k == 0 and grid.get('ceiling', True):
-                tgt_train = _gold_train(t, spec)        # the ceiling: the target's own gold train set, this row only
-                todo.append((d/'ceiling', data + s + grid['teacher'] + ['--src-train', tgt_train], None))
             rows = {r: grid['rows'][r] for r in spec['rows']} if 'rows' in spec else dict(grid['rows'])
             rows.update(grid.get('extra', {}).get(t, {}) if k == 0 else {})
-            for row, a in rows.items():
-                plots = ['--plots'] if (t, seed, row) in grid.get('plots', ()) else []
-                todo.append((d/row, data + s + grid['student'] + spec.get('student', []) + a + plots + ['--teacher-from', None], d/'teacher'))
+            students = {row: {**grid['student'], **spec.get('student', {}), **f, 'plots': (t, seed, row) in grid.get('plots', ())}
+                        for row, f in rows.items()}
+            (first if k == 0 else later).extend(seed_jobs(f'en-{t}', seed, base, grid['teacher'], students,
+                                                          ceiling=k == 0 and grid.get('ceiling', True)))
     return first + later
-
-
-def run_one(runs, folder, args, dep, log=print):
-    "One `contproto-fit` run, one torch thread, resumed if interrupted; its checkpoints deleted once it finished."
-    out = runs/folder
-    if finished(out): return out
-    exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
-    args = [str(runs/dep) if a is None else a for a in args]
-    cmd = [exe, '--resume', str(out), '--quiet'] if (out/'config.json').exists() else [exe, *args, '--out', str(out), '--quiet']
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
-    out.mkdir(parents=True, exist_ok=True)
-    log(f"start {folder}: {' '.join(cmd)}"); t = time.time()
-    with open(out.parent/f'{out.name}.log', 'a') as f: r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-    if r.returncode: raise RuntimeError(f"{folder} failed (exit {r.returncode}); see {out.parent/f'{out.name}.log'}")
-    for c in [*out.glob('*_ckpt.pt'), out/'models'/'student.pth']: c.unlink(missing_ok=True)   # teacher.pth stays (--teacher-from)
-    log(f"done {folder} in {time.time() - t:.0f}s")
-    return out
-
-
-def run_grid(runs, workers=2, targets=None, results=None, grid=GRID, todo=None):
-    """Run the grid's jobs (`todo`: these of them, in this order) on `workers` processes, each job once its teacher has
-    finished; tables rewritten after each."""
-    todo, running, failed = list(todo) if todo is not None else jobs(grid, targets), {}, []
-    log = lambda m: print(time.strftime('%H:%M:%S'), m, flush=True)
-    with ThreadPoolExecutor(workers) as ex:
-        while todo or running:
-            for j in list(todo):
-                if len(running) >= workers: break
-                folder, args, dep = j
-                if dep is not None and not finished(runs/dep):
-                    if any(dep == f for f, *_ in [*running.values(), *todo]): continue   # its teacher comes first (started in this pass too)
-                todo.remove(j); running[ex.submit(run_one, runs, folder, args, dep, log)] = j
-            if not running: break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                j = running.pop(fut)
-                try: fut.result()
-                except Exception as e: log(str(e)); failed.append(j[0])
-            if results is not None: write_tables(runs, results, grid=grid)
-    if failed: sys.exit(f"failed: {', '.join(map(str, failed))}")
 
 
 # ---- tables ---------------------------------------------------------------------------------------------------------
 ms = mean_std
 
 
-def load_runs(runs, t):
-    "{seed: {row: results.json}} of the finished runs of target `t`."
+def by_target(runs):
+    "{target: {seed: {row: results dict}}} of `runs` ({name: results}: `grid.load_runs`), seeds and rows in name order."
     out = {}
-    for d in sorted((runs/f'en-{t}').glob('seed*')):
-        for r in sorted(d.iterdir()):
-            if r.is_dir() and finished(r): out.setdefault(int(d.name[4:]), {})[r.name] = Results.read(r).to_dict()
+    for name, r in sorted(runs.items(), key=lambda x: Path(x[0]).parts):
+        t, seed, row = job_key(name)
+        out.setdefault(t, {}).setdefault(seed, {})[row] = r.to_dict()
     return out
 
 
@@ -148,14 +101,6 @@ def _on_gpu(r):
     return str((r.get('machine') or {}).get('device', 'cpu')).startswith('cuda')
 
 
-def machines(by_seed):
-    "{machine line (JSON): [seeds whose runs ran there]}, in order of first seed."
-    out = {}
-    for s, rs in sorted(by_seed.items()):
-        for m in sorted({json.dumps(r['machine']) for r in rs.values() if 'machine' in r}): out.setdefault(m, []).append(s)
-    return out
-
-
 def target_table(t, by_seed, command, grid=GRID, ans=None):
     """Markdown for target `t`: main table, paired differences, per-epoch trace of every row, flippable labels.
     `ans`: this target's entry of `answer` when the caller has it already (the paired differences are read from it)."""
@@ -164,7 +109,7 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
     paper = PAPER.get(t, {})
     d = ans or answer({t: by_seed}, grid)[t]
     L = [f"# The paper's student schedule: en → {t}", "", f"Command: `{command}`", ""]
-    L += ["Machine(s): " + '; '.join(f"seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))}: {m}" for m, ss in machines(by_seed).items()), ""]
+    L += ["Machine(s): " + '; '.join(f"seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))}: {m}" for m, ss in machines((s, r) for s, rs in by_seed.items() for r in rs.values()).items()), ""]
     if d['gpu_seeds']:
         L += ["Seeds on a GPU: one call of `bash bench/gpu_schedule.sh` trained their teachers, then all their rows at once, in FP32.",
               "GPU runs are not bit-reproducible: the same seed run twice gives other numbers (`schedule_repeat_en-*.md`).", ""]
@@ -299,12 +244,10 @@ def answer(by_target, grid=GRID):
                               moves={k: {q: sum(e['moves'][k][q] for e in tr if e.get('moves')) for q in ('n', 'fixed', 'broken')} for k in MOVES},
                               margins=dict(zip(r['labels'], tr[-1]['margins'])) if tr[-1].get('margins') else None)
             if per: d['rows'][row] = per
+        recs = [dict(v, seed=seed, row=row) for row, per in d['rows'].items() for seed, v in per.items()]
         for a, b in DIFFS:
-            ra, rb = d['rows'].get(a, {}), d['rows'].get(b, {})
-            both = [s for s in seeds if s in ra and s in rb]
-            if both: d['diffs'][f'{a} − {b}'] = {s: dict(kept=ra[s]['kept'] - rb[s]['kept'],
-                                                         last=None if None in (ra[s]['last'], rb[s]['last']) else ra[s]['last'] - rb[s]['last'])
-                                                  for s in both}
+            kept, last = paired(recs, a, b, 'kept'), paired(recs, a, b, 'last')
+            if kept: d['diffs'][f'{a} − {b}'] = {s: dict(kept=kept[s], last=last[s]) for s in kept}
         d['mean'] = dict(rise={row: _points(map(_rise, per.values())) for row, per in d['rows'].items()},
                          diffs={k.replace(' − ', '-'): dict(kept=_points(v['kept'] for v in x.values()), last=_points(v['last'] for v in x.values()),
                                                             n=len(x)) for k, x in d['diffs'].items()},
@@ -367,9 +310,10 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
     "Rewrite every target's markdown, JSON and Fig. 3 (one line per row, mean over seeds, min–max band) from the runs."
     from contproto_fastai.plots import plot_pseudo_f1
     results = Path(results); results.mkdir(parents=True, exist_ok=True)
-    by_target = {t: by_seed for t in grid['targets'] if (by_seed := load_runs(Path(runs), t))}
-    ans = answer(by_target, grid)
-    for t, by_seed in by_target.items():
+    found = by_target(load_runs(runs))
+    by_target_ = {t: found[t] for t in grid['targets'] if t in found}
+    ans = answer(by_target_, grid)
+    for t, by_seed in by_target_.items():
         (results/f'schedule_en-{t}.md').write_text(target_table(t, by_seed, command, grid, ans[t]))
         keep = ('config', 'teacher', 'student', 'kept_epoch', 'student_history', 'trace_start', 'trace', 'target_spans', 'times',
                 'cpu_times', 'times_unknown', 'machine', 'labels')
@@ -387,7 +331,7 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
         for (tt, s, row) in grid['plots']:
             png = Path(runs)/f'en-{tt}'/f'seed{s}'/row/'tsne.png'
             if tt == t and png.exists(): shutil.copy(png, results/f'schedule_en-{t}_tsne_{row}.png')
-    if by_target:
+    if by_target_:
         (results/'schedule_summary.json').write_text(json.dumps(dict(command=command, targets=ans), indent=1))
         (results/'schedule_summary.md').write_text(answer_table(ans, command))
 
@@ -430,13 +374,11 @@ def smoke_grid(tmp):
     "A seconds-long grid on toy files with a tiny saved encoder (CI): one target, two seeds, three rows, 3 student epochs."
     from contproto_fastai.testing import toy_files
     files, tiny = toy_files(Path(tmp)/'toy', n_src=48, n_dev=16, n_tgt=32, n_test=16)
-    args = ['--model', str(tiny), '--lr', '3e-3', '--dropout', '0.1']
-    return dict(budget=['--bs', '16'], teacher=['--teacher-epochs', '2', '--epochs', '0'],
-                student=['--teacher-epochs', '2', '--epochs', '3', '--student-src-limit', '32', '--student-init', 'teacher', '--trace-test',
-                         '--trace-test-limit', '8'],
-                targets=dict(toy=dict(files=files, args=args, seeds=[0, 1])),
-                rows=dict(vanilla=['--ablation', 'vanilla'], contproto=['--ablation', 'contproto'], glode=['--ablation', 'glode']),
-                extra=dict(toy=dict(contproto_wide=['--ablation', 'contproto', '--tgt-max-span-len', '5'])), plots=set())
+    return dict(budget=dict(bs=16), teacher=dict(teacher_epochs=2, epochs=0),
+                student=dict(teacher_epochs=2, epochs=3, student_src_limit=32, student_init='teacher', trace_test=True, trace_test_limit=8),
+                targets=dict(toy=dict(files=files, config=dict(model=str(tiny), lr=3e-3, dropout=0.1), seeds=[0, 1])),
+                rows={row: dict(ablation=row) for row in ('vanilla', 'contproto', 'glode')},
+                extra=dict(toy=dict(contproto_wide=dict(ablation='contproto', tgt_max_span_len=5))), plots=set())
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -452,13 +394,16 @@ def main(argv=None):
     grid = smoke_grid(a.runs) if a.smoke else GRID
     if a.what == 'repeat':
         again = a.again or p.error('repeat needs --again')
-        md, js = repeat_table(*(load_runs(Path(x), a.target).get(a.seed, {}) for x in (a.runs, again)), a.target, a.seed,
+        md, js = repeat_table(*(by_target(load_runs(x)).get(a.target, {}).get(a.seed, {}) for x in (a.runs, again)), a.target, a.seed,
                               (Path(a.runs).name, Path(again).name), note=a.note)
         out = Path(a.results)/f'schedule_repeat_en-{a.target}'
         out.with_suffix('.md').write_text(md); out.with_suffix('.json').write_text(json.dumps(js, indent=1)); print(md)
         return
-    if a.what == 'run': run_grid(Path(a.runs), a.workers, targets, a.results, grid)
-    write_tables(Path(a.runs), a.results, grid=grid)
+    if a.what == 'run':         # the smoke grid in this process; a real one a process per run, tables rewritten after each
+        try: run_grid(jobs(grid, targets), a.runs, a.workers, in_process if a.smoke else subprocess_runner,
+                      after_each=lambda: write_tables(a.runs, a.results, grid=grid))
+        except RuntimeError as e: sys.exit(str(e))
+    write_tables(a.runs, a.results, grid=grid)
 
 
 if __name__ == '__main__': main()

@@ -276,23 +276,19 @@ def test_schedule_answer_on_hand_built_runs(repo_root):
     assert '| contproto − no_proto | 1 | 2.00 | -2.00 | 5.00 | 0.00 |' in tt, tt
 
 
-def test_schedule_run_grid_waits_for_teacher(repo_root, tmp_path, monkeypatch):
-    "With a free worker, a row whose teacher started in the same pass still waits for that teacher to finish."
-    import time
-    from pathlib import Path
-    sch = _load(repo_root, 'schedule')
-    T, S = Path('en-xx/seed0/teacher'), Path('en-xx/seed0/vanilla')
-    started = []
-    def fake_run(runs, folder, args, dep, log):
-        started.append((folder, dep is None or sch.finished(runs/dep)))
-        if dep is None: time.sleep(0.3)
-        (runs/folder).mkdir(parents=True, exist_ok=True)
-        r = dict(config=dict(epochs=0), machine={}) if dep is None else dict(config=dict(epochs=1), student={})
-        (runs/folder/'results.json').write_text(json.dumps(r))
-    monkeypatch.setattr(sch, 'run_one', fake_run)
-    monkeypatch.setattr(sch, 'jobs', lambda grid, targets=None: [(T, [], None), (S, [], T)])
-    sch.run_grid(tmp_path, workers=2)
-    assert started == [(T, True), (S, True)], started
+def test_schedule_jobs(repo_root, tmp_path):
+    """bench/schedule.py's grid as jobs: per seed a teacher, the first seed's ceiling on the target's gold train set and
+    extra rows, every student after its seed's teacher; bench/factors.py declares the same budget, teacher and students."""
+    sch, fac = _load(repo_root, 'schedule'), _load(repo_root, 'factors')
+    js = sch.jobs(sch.smoke_grid(tmp_path))
+    assert [j.name for j in js[:3]] == ['en-toy/seed0/teacher', 'en-toy/seed0/ceiling', 'en-toy/seed0/vanilla']
+    assert {j.name.split('/')[1] for j in js if j.name.endswith('contproto_wide')} == {'seed0'} and len(js) == 10
+    assert all(j.after == f"{j.name.rsplit('/', 1)[0]}/teacher" for j in js if j.key[2] not in ('teacher', 'ceiling'))
+    ceil = js[1].config
+    assert ceil.src_train == ceil.tgt_train and ceil.epochs == 0 and js[0].config.src_train != ceil.src_train
+    wide = next(j for j in js if j.key[2] == 'contproto_wide').config
+    assert (wide.tgt_max_span_len, wide.ablation, wide.epochs, wide.trace_test, wide.quiet) == (5, 'contproto', 3, True, True)
+    assert (fac.BUDGET, fac.TEACHER, fac.STUDENT) == (sch.GRID['budget'], sch.GRID['teacher'], sch.GRID['student'])
 
 
 def test_schedule_gpu_seeds_and_repeat(repo_root):
