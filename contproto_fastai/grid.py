@@ -15,9 +15,9 @@ from .results import Results, finished
 from .run import Run
 
 # %% auto #0
-__all__ = ['THREAD_ENV', 'EPOCH_KEYS', 'MOVES', 'Job', 'job_key', 'seed_jobs', 'options', 'run_or_resume', 'prune', 'in_process',
-           'beside', 'subprocess_runner', 'main', 'run_grid', 'load_runs', 'dig', 'epoch_record', 'tidy', 'run_records',
-           'where', 'paired', 'machines']
+__all__ = ['OFFLINE', 'EPOCH_KEYS', 'MOVES', 'TABLE3', 'PAPER', 'Job', 'job_key', 'seed_jobs', 'options', 'run_or_resume',
+           'prune', 'in_process', 'beside', 'subprocess_runner', 'main', 'run_grid', 'load_runs', 'dig', 'epoch_record',
+           'tidy', 'run_records', 'where', 'paired', 'machines', 'gap_closed']
 
 # %% ../nbs/08g_grid.ipynb #c005
 @dataclass
@@ -73,7 +73,7 @@ def prune(folder):
     for f in [*out.glob('*_ckpt.pt'), out/'models'/'student.pth']: f.unlink(missing_ok=True)
 
 # %% ../nbs/08g_grid.ipynb #c012
-THREAD_ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
+OFFLINE = dict(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
 
 def in_process(cfg:RunConfig):
     "Runner: `run_or_resume` in this process (one job at a time)."
@@ -84,13 +84,14 @@ def beside(out, suffix):
     "The file `<folder>.<suffix>` next to run folder `out` (its log, its config)."
     return Path(out).parent/f'{Path(out).name}.{suffix}'
 
-def subprocess_runner(cfg:RunConfig):
-    "Runner: `run_or_resume` in a process of its own with one torch thread; config and log beside the folder (`<row>.json`, `<row>.log`)."
+def subprocess_runner(cfg:RunConfig, threads=1):
+    """Runner: `run_or_resume` in a process of its own with `threads` torch threads (None: the machine's default), offline;
+    its config and output beside its folder (`<row>.json`, `<row>.log`)."""
     out = Path(cfg.out); out.parent.mkdir(parents=True, exist_ok=True)
     cfg.save(beside(out, 'json'))
+    env = {**os.environ, **OFFLINE, **(dict(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads)) if threads else {})}
     with open(beside(out, 'log'), 'a') as f:
-        r = subprocess.run([sys.executable, '-m', 'contproto_fastai.grid', str(beside(out, 'json'))], stdout=f,
-                           stderr=subprocess.STDOUT, env={**os.environ, **THREAD_ENV})
+        r = subprocess.run([sys.executable, '-m', 'contproto_fastai.grid', str(beside(out, 'json'))], stdout=f, stderr=subprocess.STDOUT, env=env)
     if r.returncode: raise RuntimeError(f"exit {r.returncode}, see {beside(out, 'log')}")
     return Results.read(out)
 
@@ -226,3 +227,18 @@ def machines(runs):
     for k, rs in groupby(sorted(runs, key=lambda x: x[0]), key=lambda x: x[0]):
         for m in sorted({json.dumps(r['machine']) for _, r in rs if 'machine' in r}): out.setdefault(m, []).append(k)
     return out
+
+# %% ../nbs/08g_grid.ipynb #c019
+TABLE3 = ('no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl')
+# no span-based zero-shot or vanilla self-training number is reported there
+PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, no_proto_no_cl=74.17, no_reg=76.23, fixed_margin=74.65, proto_no_cl=72.59),
+             es=dict(contproto=85.02, no_proto=84.08, no_proto_no_cl=84.47, no_reg=84.96, fixed_margin=84.49, proto_no_cl=81.18),
+             nl=dict(contproto=83.69, no_proto=81.44, no_proto_no_cl=81.03, no_reg=83.56, fixed_margin=83.09, proto_no_cl=80.76),
+             ar=dict(contproto=72.20, no_proto=71.49, no_proto_no_cl=70.40, no_reg=72.15, fixed_margin=69.19, proto_no_cl=69.72),
+             hi=dict(contproto=83.45, no_proto=83.10, no_proto_no_cl=81.00, no_reg=83.21, fixed_margin=83.07, proto_no_cl=58.38),
+             zh=dict(contproto=61.47, no_proto=59.57, no_proto_no_cl=56.30, no_reg=61.31, fixed_margin=60.61, proto_no_cl=53.52))
+
+def gap_closed(f1, zero_shot, ceiling):
+    "Share of the zero-shot → ceiling gap a row closes, (F1 − zero-shot) / (ceiling − zero-shot); None without both ends."
+    if None in (f1, zero_shot, ceiling) or ceiling == zero_shot: return None
+    return (f1 - zero_shot) / (ceiling - zero_shot)
