@@ -9,9 +9,11 @@ Everything after `--` goes to every `contproto-fit --epochs 0` call (teacher onl
 `--rows`), seeds with `--seeds`. Runs go in `runs/recipe/<name>/seed<k>/<row>`; a finished run is skipped, so the
 same command continues an interrupted comparison. After every run bench/results/recipe_<name>.{md,json} are
 rewritten (mean ± std over the seeds that finished)."""
-import argparse, json, shutil, statistics, subprocess, sys, time
+import argparse, json, statistics, sys, time
 from pathlib import Path
-from contproto_fastai.results import Results, mean_std
+from contproto_fastai.results import Results, mean_std, finished
+from contproto_fastai.config import arg_parser, config_from_args
+from contproto_fastai.grid import subprocess_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 # row: (what it is, contproto-fit options)
@@ -28,14 +30,13 @@ ROWS = {
 }
 
 def run(rest, out, log=print):
-    "One teacher-only `contproto-fit` run in `out` (skipped when finished); its results.json."
-    out = Path(out); f = out/'results.json'
-    if not (f.exists() and Results.read(out).finished):
-        exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
-        cmd = [exe, '--resume', str(out), '--quiet'] if (out/'config.json').exists() else [exe, *rest, '--epochs', '0', '--out', str(out), '--quiet']
-        log(' '.join(cmd)); t = time.time()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
-        if r.returncode: sys.exit(f"failed (exit {r.returncode}): {' '.join(cmd)}")
+    """One teacher-only run of the `contproto-fit` options `rest` in `out`, in a process of its own with the machine's
+    threads (`grid.run_or_resume`: skipped when finished, resumed when interrupted); its results.json."""
+    out = Path(out)
+    if not finished(out):
+        log(f"{out.name}: {out}"); t = time.time()
+        try: subprocess_runner(config_from_args(arg_parser().parse_args([*rest, '--epochs', '0', '--out', str(out), '--quiet'])), threads=None)
+        except RuntimeError as e: sys.exit(f"{out.name} failed ({e})")
         log(f"{out.name}: {time.time() - t:.0f}s")
     return Results.read(out).to_dict()
 

@@ -10,51 +10,34 @@ paper's numbers, with the share of the zero-shot → ceiling gap each row closes
 Everything after `--` goes to every `contproto-fit` call. Per seed, the `vanilla` run trains the teacher (its zero-shot
 score is the *zero-shot* row) and every other preset reuses that teacher and its pseudo labels (`--teacher-from`).
 Runs go in `--runs/<name>/seed<k>/<preset>`; a finished run is skipped and an interrupted one resumed (`--resume`),
-so the same command continues a grid across sessions. Order: vanilla, ContProto and authors for every seed first, then the
+so the same command continues a grid across sessions; each run is a process of its own, its output in `<preset>.log`
+beside its folder. Order: vanilla, ContProto and authors for every seed first, then the
 ceiling and the ablations (`--order`); `--ablation-seeds` runs the ablation rows for fewer seeds (a smaller grid) and
 `--ceiling-seeds` the ceiling (default: the first seed). After every run
 the table is rewritten: bench/results/reproduce_<name>.{md,json} and the pseudo-label F1 per epoch (paper Fig. 3) as
 reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder (what CI runs). A finished run's resume
 checkpoints are deleted once its diagnostics are cached (e5-small: 0.6 GB each; `--keep-checkpoints` keeps them)."""
-import argparse, functools, json, shutil, statistics, subprocess, sys, time
+import argparse, functools, json, statistics, sys, time
 from pathlib import Path
-from collections import Counter
 from contproto_fastai.results import Results, mean_std as results_mean_std, finished
 from contproto_fastai.config import arg_parser, config_from_args
 from contproto_fastai.run import refinement_report
+from contproto_fastai.grid import PAPER, TABLE3, gap_closed, prune, subprocess_runner, machines as grid_machines
 
 ROOT = Path(__file__).resolve().parent.parent
-MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], ['no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl']
+MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], list(TABLE3)
 CEILING = 'ceiling'   # supervised on the target's own gold train set: the top of the zero-shot → supervised gap
-# paper (XLM-R large, 3 runs): Table 1/2 ContProto and Table 3 ablations; no span-based zero-shot or vanilla
-# self-training number is reported there
-PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, no_proto_no_cl=74.17, no_reg=76.23, fixed_margin=74.65, proto_no_cl=72.59),
-             es=dict(contproto=85.02, no_proto=84.08, no_proto_no_cl=84.47, no_reg=84.96, fixed_margin=84.49, proto_no_cl=81.18),
-             nl=dict(contproto=83.69, no_proto=81.44, no_proto_no_cl=81.03, no_reg=83.56, fixed_margin=83.09, proto_no_cl=80.76),
-             ar=dict(contproto=72.20, no_proto=71.49, no_proto_no_cl=70.40, no_reg=72.15, fixed_margin=69.19, proto_no_cl=69.72),
-             hi=dict(contproto=83.45, no_proto=83.10, no_proto_no_cl=81.00, no_reg=83.21, fixed_margin=83.07, proto_no_cl=58.38),
-             zh=dict(contproto=61.47, no_proto=59.57, no_proto_no_cl=56.30, no_reg=61.31, fixed_margin=60.61, proto_no_cl=53.52))
 
 done = finished        # whether the run in a folder has finished: its results.json says so
 
-def prune(out):
-    """Delete a finished run's resume checkpoints (`*_ckpt.pt`) and the student's best-epoch file (its exported model
-    stays): they only serve a resume and the diagnostics, which are cached by then. The teacher's weights and pseudo
-    labels stay for the students that start from them (`--teacher-from`)."""
-    out = Path(out)
-    if not done(out): return
-    for f in [*out.glob('*_ckpt.pt'), out/'models'/'student.pth']: f.unlink(missing_ok=True)
-
 def run_fit(args, out, what, log=print):
-    "One `contproto-fit` run with `args` into `out` (resumed if interrupted, skipped if finished); returns its results.json."
+    """The run of the `contproto-fit` options `args` in `out`, in a process of its own with the machine's threads
+    (`grid.run_or_resume`: skipped if finished, resumed if interrupted); its results.json."""
     out = Path(out)
     if not done(out):
-        exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
-        if (out/'config.json').exists(): cmd = [exe, '--resume', str(out), '--quiet']
-        else: cmd = [exe, *args, '--out', str(out), '--quiet']
-        log(' '.join(cmd)); t = time.time()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
-        if r.returncode: sys.exit(f"{what} failed (exit {r.returncode}): {' '.join(cmd)}")
+        log(f"{what}: {out}"); t = time.time()
+        try: subprocess_runner(fit_config([*args, '--out', str(out), '--quiet']), threads=None)
+        except RuntimeError as e: sys.exit(f"{what} failed ({e})")
         log(f"{what}: {time.time() - t:.0f}s")
     return Results.read(out).to_dict()
 
@@ -71,11 +54,6 @@ def ceiling_args(rest):
     gold train set as the labelled training data (its labels are read for this row only) and no student (`--epochs 0`)."""
     cfg = fit_config(rest)
     return [*rest, '--src-train', cfg.tgt_train, '--epochs', '0', '--teacher-epochs', str(cfg.teacher_epochs or cfg.epochs)]
-
-def gap_closed(f1, zero_shot, ceiling):
-    "Share of the zero-shot → ceiling gap a row closes, (F1 − zero-shot) / (ceiling − zero-shot); None without both ends."
-    if None in (f1, zero_shot, ceiling) or ceiling == zero_shot: return None
-    return (f1 - zero_shot) / (ceiling - zero_shot)
 
 @functools.lru_cache(maxsize=None)     # the table is rewritten after every run: read each test file once
 def long_entity_share(test_file, max_span_len, encoding='auto'):
@@ -112,10 +90,10 @@ def kept_epoch(history, monitor='span_f1'):
     return max(range(len(xs)), key=lambda i: (xs[i], -i))
 
 def machines(runs):
-    "The machine line of a table: the one machine every run reports, or each distinct one with its number of runs."
-    ms = Counter(json.dumps(r['machine']) for rs in runs.values() for r in rs.values())
+    "The machine line of a table: the one machine every run reports, or each distinct one with its number of runs (most first)."
+    ms = grid_machines(enumerate(r for rs in runs.values() for r in rs.values()))     # in the order the runs came
     if len(ms) == 1: return f"Machine: {next(iter(ms))}"
-    return "Machines (runs): " + '; '.join(f"{m} ({n})" for m, n in ms.most_common())
+    return "Machines (runs): " + '; '.join(f"{m} ({len(ns)})" for m, ns in sorted(ms.items(), key=lambda x: -len(x[1])))
 
 def table(runs, name, rest, command, tgt):
     "Markdown: one row per preset (mean ± std over seeds), plus the zero-shot teachers, the why-statistics and Fig. 3."
