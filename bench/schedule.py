@@ -20,7 +20,7 @@ import argparse, json, shutil, statistics, sys
 from pathlib import Path
 from contproto_fastai.config import RunConfig, data_paths
 from contproto_fastai.results import mean_std
-from contproto_fastai.grid import seed_jobs, run_grid, subprocess_runner, in_process, load_runs, job_key, machines, paired
+from contproto_fastai.grid import seed_jobs, run_grid, subprocess_runner, in_process, load_runs, job_key, machines, paired, PAPER
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll', wikiann=ROOT.parent/'shared'/'data'/'wikiann')
@@ -36,9 +36,6 @@ GRID = dict(
     extra=dict(zh=dict(contproto_tgt8=dict(ablation='contproto', tgt_max_span_len=8))),   # seed 0 only
     plots={('de', 0, 'vanilla'), ('de', 0, 'contproto')},                                # t-SNE (Fig. 2)
 )
-# paper, XLM-R large: ContProto (Tables 1-2) and the Table 3 rows
-PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, fixed_margin=74.65), ar=dict(contproto=72.20, no_proto=71.49, fixed_margin=69.19),
-             zh=dict(contproto=61.47, no_proto=59.57, fixed_margin=60.61))
 # the paired differences "a − b" of the tables (positive: `a` scored higher), the questions of the item 7
 DIFFS = [('contproto', 'vanilla'), ('contproto', 'no_proto'), ('contproto', 'fixed_margin'), ('glode', 'contproto'),
          ('authors', 'contproto')]
