@@ -9,41 +9,27 @@ paper's numbers, with the share of the zero-shot → ceiling gap each row closes
 
 Everything after `--` goes to every `contproto-fit` call. Per seed, the `vanilla` run trains the teacher (its zero-shot
 score is the *zero-shot* row) and every other preset reuses that teacher and its pseudo labels (`--teacher-from`).
-Runs go in `--runs/<name>/seed<k>/<preset>`; a finished run is skipped and an interrupted one resumed (`--resume`),
-so the same command continues a grid across sessions; each run is a process of its own, its output in `<preset>.log`
-beside its folder. Order: vanilla, ContProto and authors for every seed first, then the
+Runs go in `--runs/<name>/seed<k>/<preset>` (`grid.Job`s, run one at a time by `grid.run_grid`, each in a process of
+its own, its output in `<preset>.log` beside its folder); a finished run is skipped and an interrupted one resumed, so
+the same command continues a grid across sessions. Order: vanilla, ContProto and authors for every seed first, then the
 ceiling and the ablations (`--order`); `--ablation-seeds` runs the ablation rows for fewer seeds (a smaller grid) and
 `--ceiling-seeds` the ceiling (default: the first seed). After every run
 the table is rewritten: bench/results/reproduce_<name>.{md,json} and the pseudo-label F1 per epoch (paper Fig. 3) as
 reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder (what CI runs). A finished run's resume
 checkpoints are deleted once its diagnostics are cached (e5-small: 0.6 GB each; `--keep-checkpoints` keeps them)."""
-import argparse, functools, json, statistics, sys, time
+import argparse, functools, json, statistics, sys
 from pathlib import Path
 from contproto_fastai.results import Results, mean_std as results_mean_std, finished
 from contproto_fastai.config import arg_parser, config_from_args
 from contproto_fastai.run import refinement_report
-from contproto_fastai.grid import PAPER, TABLE3, gap_closed, prune, subprocess_runner, machines as grid_machines
+from contproto_fastai.grid import (Job, PAPER, TABLE3, gap_closed, prune, run_grid, subprocess_runner,
+                                   machines as grid_machines)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], list(TABLE3)
 CEILING = 'ceiling'   # supervised on the target's own gold train set: the top of the zero-shot → supervised gap
 
 done = finished        # whether the run in a folder has finished: its results.json says so
-
-def run_fit(args, out, what, log=print):
-    """The run of the `contproto-fit` options `args` in `out`, in a process of its own with the machine's threads
-    (`grid.run_or_resume`: skipped if finished, resumed if interrupted); its results.json."""
-    out = Path(out)
-    if not done(out):
-        log(f"{what}: {out}"); t = time.time()
-        try: subprocess_runner(fit_config([*args, '--out', str(out), '--quiet']), threads=None)
-        except RuntimeError as e: sys.exit(f"{what} failed ({e})")
-        log(f"{what}: {time.time() - t:.0f}s")
-    return Results.read(out).to_dict()
-
-def run_preset(rest, preset, out, teacher_from=None, log=print):
-    "One `contproto-fit` student run of a Table 3 preset, on the teacher of `teacher_from` if given."
-    return run_fit([*rest, '--ablation', preset] + (['--teacher-from', str(teacher_from)] if teacher_from else []), out, preset, log)
 
 def fit_config(rest):
     "The `RunConfig` the `contproto-fit` arguments `rest` give (parsed by `contproto-fit`'s own parser)."
@@ -212,28 +198,49 @@ def main(argv=None):
     if set(abl_seeds) - set(seeds): sys.exit(f"--ablation-seeds {abl_seeds} must be among --seeds {seeds} (their teachers)")
     bad = [r for r in rows if r not in MAIN + [CEILING] + ABLATIONS]
     if bad: sys.exit(f"unknown rows {bad}: choose from {MAIN + [CEILING] + ABLATIONS}")
-    jobs = plan(seeds, rows, abl_seeds, a.order, ceiling_seeds)
+    todo = jobs(rest, a.name, plan(seeds, rows, abl_seeds, a.order, ceiling_seeds))
     command = ' '.join(['python', 'bench/reproduce.py'] + (argv if argv is not None else sys.argv[1:]))
-    runs, res_dir, tgt = {}, Path(a.results), _target(rest)
+    root, res_dir = Path(a.runs), Path(a.results)
     res_dir.mkdir(parents=True, exist_ok=True)
-    for seed, preset in jobs:
-        d, log = Path(a.runs)/a.name/f'seed{seed}', lambda m: print(f"[seed {seed}] {m}", flush=True)
-        if preset == CEILING: r = run_fit(ceiling_args(rest + ['--seed', str(seed)]), d/preset, preset, log)
-        else:
-            r = run_preset(rest + ['--seed', str(seed)], preset, d/preset, None if preset == 'vanilla' else d/'vanilla', log)
-            r['diagnostics'] = diagnostics(d/preset, d/'vanilla')
-        if not a.keep_checkpoints: prune(d/preset)
-        runs.setdefault(seed, {})[preset] = r
-        md = table(runs, a.name, rest, command, tgt)
-        (res_dir/f'reproduce_{a.name}.md').write_text(md)
-        (res_dir/f'reproduce_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
-            dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], cpu_time_s=v.get('cpu_times'),
-                 times_unknown=v.get('times_unknown', []), times_note=v.get('times_note'), teacher=v['teacher'], student=v.get('student'),
-                 pseudo_label_f1_curve=v.get('pseudo_label_f1_curve'), margins=v.get('margins'),
-                 pseudo_label_stats=v.get('pseudo_label_stats'), diagnostics=v.get('diagnostics'), machine=v['machine'])
-            for s, rs in runs.items() for k, v in rs.items()]), indent=1))
-        plot(runs, res_dir/f'reproduce_{a.name}_pseudo_f1.png')
+    write = lambda: write_tables(todo, root, res_dir, a.name, rest, command, a.keep_checkpoints)
+    # one run at a time, each in a process of its own with the machine's threads; checkpoints pruned once diagnosed
+    try: run_grid(todo, root, workers=1, runner=lambda cfg: subprocess_runner(cfg, threads=None), after_each=write, keep_checkpoints=True)
+    except RuntimeError as e: sys.exit(str(e))
+    runs, md = write()
     print(md)
     return runs
+
+def jobs(rest, name, runs):
+    """The `(seed, row)` runs of `plan` as `grid.Job`s under `<name>/seed<k>/<row>`: the `contproto-fit` options `rest`
+    and the row's preset, each preset after the seed's `vanilla` run (its teacher); the ceiling on its own."""
+    out = []
+    for seed, row in runs:
+        d, args = f'{name}/seed{seed}', [*rest, '--seed', str(seed)]
+        if row == CEILING: out.append(Job(f'{d}/{row}', fit_config([*ceiling_args(args), '--quiet'])))
+        else: out.append(Job(f'{d}/{row}', fit_config([*args, '--ablation', row, '--quiet']), None if row == 'vanilla' else f'{d}/vanilla'))
+    return out
+
+def write_tables(todo, root, res_dir, name, rest, command, keep_checkpoints=False):
+    """`reproduce_<name>.{md,json}` and Fig. 3 from the finished runs of `todo` under `root` (each student's diagnostics
+    cached in its folder first, then its checkpoints deleted unless `keep_checkpoints`): `(runs, markdown)`."""
+    runs = {}
+    for j in todo:
+        out = root/j.name
+        if not done(out): continue
+        (_, seed, row), r = j.key, Results.read(out).to_dict()
+        if row != CEILING: r['diagnostics'] = diagnostics(out, out.parent/'vanilla')
+        if not keep_checkpoints: prune(out)
+        runs.setdefault(seed, {})[row] = r
+    if not runs: return runs, ''
+    md = table(runs, name, rest, command, _target(rest))
+    (res_dir/f'reproduce_{name}.md').write_text(md)
+    (res_dir/f'reproduce_{name}.json').write_text(json.dumps(dict(command=command, runs=[
+        dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], cpu_time_s=v.get('cpu_times'),
+             times_unknown=v.get('times_unknown', []), times_note=v.get('times_note'), teacher=v['teacher'], student=v.get('student'),
+             pseudo_label_f1_curve=v.get('pseudo_label_f1_curve'), margins=v.get('margins'),
+             pseudo_label_stats=v.get('pseudo_label_stats'), diagnostics=v.get('diagnostics'), machine=v['machine'])
+        for s, rs in runs.items() for k, v in rs.items()]), indent=1))
+    plot(runs, res_dir/f'reproduce_{name}_pseudo_f1.png')
+    return runs, md
 
 if __name__ == '__main__': main()

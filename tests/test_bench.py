@@ -166,8 +166,6 @@ def test_recipe_smoke(repo_root, tmp_path):
 
 def test_summary_table3(repo_root):
     "Table 3 from grid runs: paired differences to ContProto by seed, and the pairs ordered as in the paper (hand count)."
-    import sys
-    sys.path.insert(0, str(repo_root/'bench'))
     summary = _load(repo_root, 'summary')
     run = lambda seed, row, f1: dict(seed=seed, row=row, student={'f1': f1}, teacher={'f1': 0.5})
     # paper (de): contproto 76.41 > no_reg 76.23 > no_proto 74.87 > proto_no_cl 72.59
