@@ -5,13 +5,15 @@ the commit, and the numerics guard's figures of this code (`bench/guard.py`), wh
 against the committed guard: change the numerics and this run must be made again.
 
     python bench/readme.py [--seeds 0,1,2] [--runs runs/readme]     # resumable: a finished seed is kept, an interrupted one resumed
+
+Each seed runs in a process of its own (`grid.run_grid`), its output in `runs/readme/seed<k>.log`.
 """
 import argparse, contextlib, json, re, shlex, statistics, subprocess, sys
 from pathlib import Path
-from contproto_fastai.results import Results, finished
+from contproto_fastai.results import Results
 from contproto_fastai.config import arg_parser, config_from_args
 from contproto_fastai.run import machine_info
-from contproto_fastai.grid import subprocess_runner
+from contproto_fastai.grid import Job, run_grid, subprocess_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT/'bench'/'results'/'readme_en-de.json'
@@ -31,15 +33,10 @@ def seed_args(command, seed, out):
     return a + (['--seed', str(seed)] if seed else [])
 
 
-def run_seed(command, seed, out):
-    """README's command for `seed` in `out`, in a process of its own with the machine's threads (`grid.run_or_resume`:
-    kept when finished, resumed when interrupted; its output in `seed<k>.log` beside the folder)."""
-    if not finished(out):
-        args = seed_args(command, seed, out)
-        print('$', shlex.join(['contproto-fit', *args]), flush=True)
-        with contextlib.chdir(ROOT): cfg = config_from_args(arg_parser().parse_args(args))   # README's paths: from the repository root
-        subprocess_runner(cfg, threads=None)
-    return Results.read(out)
+def jobs(command, seeds):
+    "README's command for each of `seeds` as a `grid.Job` in `seed<k>` (its paths read from the repository root, as README's are)."
+    with contextlib.chdir(ROOT):
+        return [Job(f'seed{s}', config_from_args(arg_parser().parse_args(seed_args(command, s, f'seed{s}')))) for s in seeds]
 
 
 def guard_figures():
@@ -54,7 +51,10 @@ def main(argv=None):
     p.add_argument('--runs', default='runs/readme', type=Path)
     a = p.parse_args(argv)
     command, seeds = readme_command(), [int(s) for s in a.seeds.split(',')]
-    runs = {s: run_seed(command, s, (ROOT/a.runs/f'seed{s}').resolve()) for s in seeds}
+    root = (ROOT/a.runs).resolve()
+    # one seed at a time, each in a process of its own with the machine's threads (as a user runs it)
+    run_grid(jobs(command, seeds), root, workers=1, runner=lambda cfg: subprocess_runner(cfg, threads=None), keep_checkpoints=True)
+    runs = {s: Results.read(root/f'seed{s}') for s in seeds}
     pts = lambda key: [round(100 * runs[s][key]['f1'], 4) for s in seeds]       # test F1 in points, one per seed
     sd = lambda xs: round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.
     zs, st = pts('teacher'), pts('student')
