@@ -15,9 +15,9 @@ from .results import Results, finished
 from .run import Run
 
 # %% auto #0
-__all__ = ['OFFLINE', 'EPOCH_KEYS', 'MOVES', 'TABLE3', 'PAPER', 'Job', 'job_key', 'seed_jobs', 'options', 'run_or_resume',
-           'prune', 'in_process', 'beside', 'subprocess_runner', 'main', 'run_grid', 'load_runs', 'dig', 'epoch_record',
-           'tidy', 'run_records', 'where', 'paired', 'machines', 'gap_closed']
+__all__ = ['OFFLINE', 'EPOCH_KEYS', 'MOVES', 'DETAIL_KEYS', 'TABLE3', 'PAPER', 'Job', 'job_key', 'seed_jobs', 'options',
+           'run_or_resume', 'prune', 'in_process', 'beside', 'subprocess_runner', 'main', 'run_grid', 'load_runs',
+           'dig', 'epoch_record', 'detail_record', 'tidy', 'run_records', 'where', 'paired', 'machines', 'gap_closed']
 
 # %% ../nbs/08g_grid.ipynb #c005
 @dataclass
@@ -191,14 +191,33 @@ def epoch_record(e, hist):
                 **{f'heldout_model_{k}': dig(ho, 'model', k) for k in ('differs', 'toward_gold', 'from_gold')},
                 **{k: dig(e, 'moves', k, 'n') for k in MOVES})
 
-def tidy(runs):
-    "One record per target, seed, row and epoch of every traced student of `runs` ({name: results}); epoch 0: the teacher's labels."
+DETAIL_KEYS = ('pseudo_precision', 'pseudo_recall', *(f'{k}_{q}' for k in MOVES for q in ('fixed', 'broken')), 'refining',
+               'gate_differs', 'gate_passed', 'gate_held', 'gate_model_differs', 'glode_weight', 'glode_moved', 'glode_no_vote',
+               'votes_pushed', 'votes_toward_gold', 'votes_from_gold', 'margins')
+
+def detail_record(e):
+    """More tidy fields of trace entry `e`: pseudo-label P/R, each kind of argmax change fixed / broken, whether the epoch
+    refined (a margin gate's or GLoDe's statistics), the gate's counts and GLoDe's, the prototype votes (all summed over
+    classes), the margins per class."""
+    gate, votes, gl = e.get('refine_stats'), e.get('votes'), e.get('glode') or {}
+    return dict(pseudo_precision=dig(e, 'pseudo', 'precision'), pseudo_recall=dig(e, 'pseudo', 'recall'),
+                **{f'{k}_{q}': dig(e, 'moves', k, q) for k in MOVES for q in ('fixed', 'broken')},
+                refining=bool(e.get('refined')) and ('refine_stats' in e or 'glode' in e),
+                **{f'gate_{k}': None if gate is None else sum(gate[k]) for k in ('differs', 'passed', 'held', 'model_differs')},
+                **{f'glode_{k}': gl.get(k) for k in ('weight', 'moved', 'no_vote')},
+                **{f'votes_{k}': None if votes is None else sum(votes[k]) for k in ('pushed', 'toward_gold', 'from_gold')},
+                margins=e.get('margins'))
+
+def tidy(runs, detail=False):
+    """One record per target, seed, row and epoch of every traced student of `runs` ({name: results}), `EPOCH_KEYS`
+    each (`detail`: and `DETAIL_KEYS`); epoch 0: the teacher's labels."""
     out = []
     for name, r in _dicts(runs).items():
         if not r.get('trace'): continue
-        key = _key(name)
-        out.append(dict(key, epoch=0, **_start_record(r.get('trace_start') or {})))
-        out += [dict(key, epoch=e['epoch'] + 1, **epoch_record(e, r.get('student_history') or [])) for e in r['trace']]
+        key, more = _key(name), detail_record if detail else (lambda e: {})
+        out.append(dict(key, epoch=0, **_start_record(r.get('trace_start') or {}), **(dict.fromkeys(DETAIL_KEYS) if detail else {})))
+        trace = [{'epoch': i, **e} for i, e in enumerate(r['trace'])]          # an entry without its epoch: the i-th
+        out += [dict(key, epoch=e['epoch'] + 1, **epoch_record(e, r.get('student_history') or []), **more(e)) for e in trace]
     return out
 
 def run_records(runs):
