@@ -20,7 +20,8 @@ import argparse, json, shutil, statistics, sys
 from pathlib import Path
 from contproto_fastai.config import RunConfig, data_paths
 from contproto_fastai.results import mean_std
-from contproto_fastai.grid import seed_jobs, run_grid, subprocess_runner, in_process, load_runs, job_key, machines, paired, PAPER
+from contproto_fastai.grid import (seed_jobs, run_grid, subprocess_runner, in_process, load_runs, job_key, tidy, where, machines,
+                                   paired, PAPER)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll', wikiann=ROOT.parent/'shared'/'data'/'wikiann')
@@ -155,6 +156,7 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
         L.append(f"| {row} | {'/'.join(sorted({str(x.get('max_span_len', '')) for x in sp}))} | "
                  f"{ms([x.get('train_spans') for x in sp], 1, '{:,.0f}')} | {ms([x.get('test_entities_covered') for x in sp], 100, '{:.1f}')}% | "
                  f"{ms(cpu, 1 / 60, '{:.0f}')} |")
+    ee = tidy({f'en-{t}/seed{s}/{row}': r for s, rs in by_seed.items() for row, r in rs.items()}, detail=True)
     for row in rows:
         rs = [by_seed[s][row] for s in seeds if row in by_seed[s]]
         if not rs or not rs[0].get('trace'): continue
@@ -170,29 +172,25 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
               "no class voted for; in the margins column its global-vote thresholds.", "",
               "| epoch | refined | pseudo P / R / F1 | span P / R | O→ent | ent→O | ent→ent | differ / passed / held | moved to other class: toward gold / from gold | model ≠ label | margins | test F1 | dev F1 |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        n_ep = max(len(r['trace']) for r in rs)
-        for e in range(n_ep):
-            es = [r['trace'][e] for r in rs if len(r['trace']) > e]
-            m = lambda f: statistics.mean(v for v in map(f, es) if v is not None) if any(f(x) is not None for x in es) else None
+        recs = sorted(where(ee, row=row), key=lambda x: x['seed'])          # the tidy records of this row, seed by seed
+        for e in range(max(x['epoch'] for x in recs)):
+            es = where(recs, epoch=e + 1)                                     # after student epoch e
+            mean = lambda vs: statistics.mean(v for v in vs if v is not None) if any(v is not None for v in vs) else None
+            m = lambda k: mean([x[k] for x in es])
             f = lambda v, k=100, d=1: '' if v is None else f"{k * v:.{d}f}"
-            pr = lambda key, sub: m(lambda x: (x.get(key) or {}).get(sub))
-            mv = lambda kind: '/'.join(f(m(lambda x: x['moves'][kind].get(q)), 1, 0) for q in ('fixed', 'broken'))
-            nmv = lambda kind: f(m(lambda x: x['moves'][kind]['n']), 1, 0)
-            rsum = lambda k: m(lambda x: sum(x['refine_stats'][k]) if 'refine_stats' in x else None)
-            gate = '' if rsum('differs') is None else f"{f(rsum('differs'), 1, 0)} / {f(rsum('passed'), 1, 0)} / {f(rsum('held'), 1, 0)}"
-            gl = lambda k: m(lambda x: (x.get('glode') or {}).get(k))
-            if gl('weight') is not None:        # GLoDe has no gate (its base counts are not a gate's): its blend weight, labels its votes moved, spans without a vote
-                gate = f"w {f(gl('weight'), 1, 3)}: {f(gl('moved'), 1, 0)} moved, {f(gl('no_vote'), 1, 0)} no vote"
-            vsum = lambda k: m(lambda x: sum(x['votes'][k]) if 'votes' in x else None)
-            votes = '' if vsum('pushed') is None else f"{f(vsum('pushed'), 1, 0)}: {f(vsum('toward_gold'), 1, 0)} / {f(vsum('from_gold'), 1, 0)}"
-            margins = ', '.join(f"{c} {f(m(lambda x, i=i: (x.get('margins') or [None] * len(labels))[i]), 1, 2)}" for i, c in enumerate(labels)) \
-                if any(x.get('margins') for x in es) else ''
-            devs = [r['student_history'][e]['span_f1'] for r in rs if len(r.get('student_history') or []) > e]
-            L.append(f"| {e} | {'yes' if es[0]['refined'] and ('refine_stats' in es[0] or 'glode' in es[0]) else 'no'} | {f(pr('pseudo', 'precision'))} / {f(pr('pseudo', 'recall'))} / "
-                     f"{f(pr('pseudo', 'f1'))} | {f(pr('span', 'precision'))} / {f(pr('span', 'recall'))} | "
+            mv = lambda kind: '/'.join(f(m(f'{kind}_{q}'), 1, 0) for q in ('fixed', 'broken'))
+            nmv = lambda kind: f(m(kind), 1, 0)
+            gate = '' if m('gate_differs') is None else f"{f(m('gate_differs'), 1, 0)} / {f(m('gate_passed'), 1, 0)} / {f(m('gate_held'), 1, 0)}"
+            if m('glode_weight') is not None:   # GLoDe has no gate (its base counts are not a gate's): its blend weight, labels its votes moved, spans without a vote
+                gate = f"w {f(m('glode_weight'), 1, 3)}: {f(m('glode_moved'), 1, 0)} moved, {f(m('glode_no_vote'), 1, 0)} no vote"
+            votes = '' if m('votes_pushed') is None else f"{f(m('votes_pushed'), 1, 0)}: {f(m('votes_toward_gold'), 1, 0)} / {f(m('votes_from_gold'), 1, 0)}"
+            margins = ', '.join(f"{c} {f(mean([(x['margins'] or [None] * len(labels))[i] for x in es]), 1, 2)}" for i, c in enumerate(labels)) \
+                if any(x['margins'] for x in es) else ''
+            L.append(f"| {e} | {'yes' if es[0]['refining'] else 'no'} | {f(m('pseudo_precision'))} / {f(m('pseudo_recall'))} / "
+                     f"{f(m('pseudo_f1'))} | {f(m('span_precision'))} / {f(m('span_recall'))} | "
                      f"{nmv('o_to_entity')} ({mv('o_to_entity')}) | {nmv('entity_to_o')} ({mv('entity_to_o')}) | "
-                     f"{nmv('entity_to_entity')} ({mv('entity_to_entity')}) | {gate} | {votes} | {f(rsum('model_differs'), 1, 0)} | {margins} | "
-                     f"{f(pr('test', 'f1'))} | {f(statistics.mean(devs) if devs else None)} |")
+                     f"{nmv('entity_to_entity')} ({mv('entity_to_entity')}) | {gate} | {votes} | {f(m('gate_model_differs'), 1, 0)} | {margins} | "
+                     f"{f(m('test_f1'))} | {f(m('dev_f1'))} |")
         fl = [r['trace_start'].get('flippable') for r in rs if r.get('trace_start', {}).get('flippable')]
         if fl:
             x = fl[0]
