@@ -21,7 +21,7 @@ from pathlib import Path
 from contproto_fastai.config import RunConfig, data_paths
 from contproto_fastai.results import mean_std
 from contproto_fastai.grid import (seed_jobs, run_grid, subprocess_runner, in_process, load_runs, job_key, tidy, where, machines,
-                                   paired, PAPER)
+                                   paired, PAPER, MOVES)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll', wikiann=ROOT.parent/'shared'/'data'/'wikiann')
@@ -200,9 +200,6 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
     return '\n'.join(L) + '\n'
 
 
-MOVES = ('entity_to_o', 'o_to_entity', 'entity_to_entity')
-
-
 def _rise(v):
     "Pseudo-label F1 rise of one run of `answer`: after the last epoch − after the warm-up epoch (None if either is unknown)."
     return None if None in v['pseudo_f1'] else v['pseudo_f1'][1] - v['pseudo_f1'][0]
@@ -224,20 +221,22 @@ def answer(by_target, grid=GRID):
     out = {}
     for t, by_seed in by_target.items():
         seeds = sorted(by_seed)
+        ee = tidy({f'en-{t}/seed{s}/{row}': r for s, rs in by_seed.items() for row, r in rs.items()}, detail=True)
         d = dict(seeds=seeds, zero_shot={s: by_seed[s]['teacher']['teacher']['f1'] for s in seeds if 'teacher' in by_seed[s]},
                  ceiling={s: by_seed[s]['ceiling']['teacher']['f1'] for s in seeds if 'ceiling' in by_seed[s]}, rows={}, diffs={},
                  gpu_seeds=[s for s in seeds if any(_on_gpu(r) for r in by_seed[s].values())])
         for row in list(grid['rows']) + list(grid['extra'].get(t, {})):
             per = {}
             for s in seeds:
-                r = by_seed[s].get(row)
-                if r is None or not r.get('trace'): continue
-                tr, c = r['trace'], lambda k: _curve(r, k)
-                per[s] = dict(kept=r['student']['f1'], kept_epoch=r.get('kept_epoch'), last=_last_test(r),
-                              pseudo_f1=[c('pseudo.f1')[1], c('pseudo.f1')[-1]], span_precision=[c('span.precision')[1], c('span.precision')[-1]],
-                              span_recall=[c('span.recall')[1], c('span.recall')[-1]],
-                              moves={k: {q: sum(e['moves'][k][q] for e in tr if e.get('moves')) for q in ('n', 'fixed', 'broken')} for k in MOVES},
-                              margins=dict(zip(r['labels'], tr[-1]['margins'])) if tr[-1].get('margins') else None)
+                es = sorted(where(ee, seed=s, row=row), key=lambda x: x['epoch'])     # a traced student's epochs, 0: the teacher's labels
+                if not es: continue
+                r, warm, end = by_seed[s][row], es[1], es[-1]
+                ends = lambda k: [warm[k], end[k]]
+                total = lambda k: sum(x[k] for x in es[1:] if x[k] is not None)         # over all its epochs
+                per[s] = dict(kept=r['student']['f1'], kept_epoch=r.get('kept_epoch'), last=end['test_f1'], pseudo_f1=ends('pseudo_f1'),
+                              span_precision=ends('span_precision'), span_recall=ends('span_recall'),
+                              moves={k: dict(n=total(k), fixed=total(f'{k}_fixed'), broken=total(f'{k}_broken')) for k in MOVES},
+                              margins=dict(zip(r['labels'], end['margins'])) if end['margins'] else None)
             if per: d['rows'][row] = per
         recs = [dict(v, seed=seed, row=row) for row, per in d['rows'].items() for seed, v in per.items()]
         for a, b in DIFFS:
