@@ -82,16 +82,20 @@ def by_target(runs):
     return out
 
 
-def _curve(r, key):
-    "Per-epoch values of trace entry `key` ('pseudo.f1', 'test.f1', ...) of one run, epoch 0 = the teacher's labels."
-    a, b = key.split('.')
-    start = (r.get('trace_start') or {}).get(a)
-    return [None if start is None else start.get(b)] + [(e.get(a) or {}).get(b) for e in r.get('trace') or []]
+def runs_tidy(by_seed, t):
+    "`grid.tidy`'s detailed records of target `t`'s runs ({seed: {row: results}})."
+    return tidy({f'en-{t}/seed{s}/{row}': r for s, rs in by_seed.items() for row, r in rs.items()}, detail=True)
 
 
-def _last_test(r):
-    "Target test F1 of one run's last epoch (the trace's test subset; None without a trace)."
-    return (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
+def _epochs(ee, seed, row):
+    "The tidy records of one run in epoch order (0: the teacher's labels); [] for a run without a trace."
+    return sorted(where(ee, seed=seed, row=row), key=lambda x: x['epoch'])
+
+
+def _end(ee, seed, row, key):
+    "`key` of one run's last epoch (`test_f1`: on the trace's test subset); None without a trace."
+    es = _epochs(ee, seed, row)
+    return es[-1][key] if es else None
 
 
 def _on_gpu(r):
@@ -106,6 +110,7 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
     seeds = sorted(by_seed)
     paper = PAPER.get(t, {})
     d = ans or answer({t: by_seed}, grid)[t]
+    ee = runs_tidy(by_seed, t)
     L = [f"# The paper's student schedule: en → {t}", "", f"Command: `{command}`", ""]
     L += ["Machine(s): " + '; '.join(f"seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))}: {m}" for m, ss in machines((s, r) for s, rs in by_seed.items() for r in rs.values()).items()), ""]
     if d['gpu_seeds']:
@@ -125,8 +130,8 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
         rs = [by_seed[s][row] for s in seeds if row in by_seed[s]]
         if not rs: continue
         st = [r['student'] for r in rs]
-        last = [_last_test(r) for r in rs]
-        pf = [_curve(r, 'pseudo.f1') for r in rs]
+        last = [_end(ee, s, row, 'test_f1') for s in seeds if row in by_seed[s]]
+        pf = [[x['pseudo_f1'] for x in _epochs(ee, s, row)] or [None] for s in seeds if row in by_seed[s]]
         pf_s = f"{ms([c[0] for c in pf])} → {ms([c[1] if len(c) > 1 else None for c in pf])} → {ms([c[-1] for c in pf])}"
         L.append(f"| {row} | {len(rs)} | {ms([x['f1'] for x in st])} | {ms([x['precision'] for x in st])} | {ms([x['recall'] for x in st])} | "
                  f"{', '.join(str(r.get('kept_epoch')) for r in rs)} | {ms(last)} | {pf_s} | {paper.get(row, '—')} |")
@@ -156,7 +161,6 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
         L.append(f"| {row} | {'/'.join(sorted({str(x.get('max_span_len', '')) for x in sp}))} | "
                  f"{ms([x.get('train_spans') for x in sp], 1, '{:,.0f}')} | {ms([x.get('test_entities_covered') for x in sp], 100, '{:.1f}')}% | "
                  f"{ms(cpu, 1 / 60, '{:.0f}')} |")
-    ee = tidy({f'en-{t}/seed{s}/{row}': r for s, rs in by_seed.items() for row, r in rs.items()}, detail=True)
     for row in rows:
         rs = [by_seed[s][row] for s in seeds if row in by_seed[s]]
         if not rs or not rs[0].get('trace'): continue
@@ -221,7 +225,7 @@ def answer(by_target, grid=GRID):
     out = {}
     for t, by_seed in by_target.items():
         seeds = sorted(by_seed)
-        ee = tidy({f'en-{t}/seed{s}/{row}': r for s, rs in by_seed.items() for row, r in rs.items()}, detail=True)
+        ee = runs_tidy(by_seed, t)
         d = dict(seeds=seeds, zero_shot={s: by_seed[s]['teacher']['teacher']['f1'] for s in seeds if 'teacher' in by_seed[s]},
                  ceiling={s: by_seed[s]['ceiling']['teacher']['f1'] for s in seeds if 'ceiling' in by_seed[s]}, rows={}, diffs={},
                  gpu_seeds=[s for s in seeds if any(_on_gpu(r) for r in by_seed[s].values())])
@@ -314,7 +318,8 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
         (results/f'schedule_en-{t}.json').write_text(json.dumps(dict(command=command, runs=[
             dict(seed=s, row=row, **{k: r.get(k) for k in keep}) for s, rs in sorted(by_seed.items()) for row, r in rs.items()]), indent=1))
         seeds = sorted(s for s in by_seed if all(r in by_seed[s] for r in grid['rows'] if any(r in v for v in by_seed.values())))
-        curves = {row: [_curve(by_seed[s][row], 'pseudo.f1') for s in seeds] for row in list(grid['rows']) + list(grid['extra'].get(t, {}))
+        ee = runs_tidy(by_seed, t)
+        curves = {row: [[x['pseudo_f1'] for x in _epochs(ee, s, row)] for s in seeds] for row in list(grid['rows']) + list(grid['extra'].get(t, {}))
                   if seeds and all(row in by_seed[s] and by_seed[s][row].get('trace') for s in seeds)}
         if curves:
             plot_pseudo_f1(curves, results/f'schedule_en-{t}_fig3.png', title=f'Pseudo-label F1, en → {t} (Fig. 3)')
@@ -335,13 +340,15 @@ def repeat_table(a, b, t, seed, names=('schedule', 'again'), rows=('teacher', *G
     kind of machine, `names` their runs folders, `note` how they were run), each row's F1 in both and their
     difference, and each paired difference of `DIFFS` in both."""
     f1 = lambda r: (r.get('student') or r.get('teacher') or {}).get('f1')
-    pseudo_end = lambda r: _curve(r, 'pseudo.f1')[-1] if r.get('trace') else None
+    ea, eb = runs_tidy({seed: a}, t), runs_tidy({seed: b}, t)
+    last = lambda ee, row: _end(ee, seed, row, 'test_f1')
+    pseudo_end = lambda ee, row: _end(ee, seed, row, 'pseudo_f1')
     sub = lambda u, v: None if u is None or v is None else u - v
     both = [row for row in rows if row in a and row in b]
     js = dict(target=t, seed=seed, runs=list(names), note=note, machines=[a[both[0]].get('machine'), b[both[0]].get('machine')] if both else [],
-              rows={row: dict(kept=[f1(a[row]), f1(b[row])], last=[_last_test(a[row]), _last_test(b[row])], kept_epoch=[a[row].get('kept_epoch'), b[row].get('kept_epoch')],
-                              pseudo_end=[pseudo_end(a[row]), pseudo_end(b[row])]) for row in both},
-              diffs={f'{x}-{y}': dict(kept=[sub(f1(r[x]), f1(r[y])) for r in (a, b)], last=[sub(_last_test(r[x]), _last_test(r[y])) for r in (a, b)])
+              rows={row: dict(kept=[f1(a[row]), f1(b[row])], last=[last(ea, row), last(eb, row)], kept_epoch=[a[row].get('kept_epoch'), b[row].get('kept_epoch')],
+                              pseudo_end=[pseudo_end(ea, row), pseudo_end(eb, row)]) for row in both},
+              diffs={f'{x}-{y}': dict(kept=[sub(f1(r[x]), f1(r[y])) for r in (a, b)], last=[sub(last(ee, x), last(ee, y)) for ee in (ea, eb)])
                      for x, y in DIFFS if all(k in r for r in (a, b) for k in (x, y))})
     pt = lambda v, f='{:.2f}': '—' if v is None else f.format(100 * v)
     dv = lambda u, v: '—' if sub(v, u) is None else f"{100 * sub(v, u):+.2f}"
