@@ -9,15 +9,15 @@ from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from fastcore.imports import IN_NOTEBOOK
 from .config import RunConfig, arg_parser
 from .results import Results, finished
 from .run import Run
 
 # %% auto #0
-__all__ = ['OFFLINE', 'EPOCH_KEYS', 'MOVES', 'DETAIL_KEYS', 'TABLE3', 'PAPER', 'Job', 'job_key', 'seed_jobs', 'options',
-           'run_or_resume', 'prune', 'in_process', 'beside', 'subprocess_runner', 'main', 'run_grid', 'load_runs',
-           'dig', 'epoch_record', 'detail_record', 'tidy', 'run_records', 'where', 'paired', 'machines', 'gap_closed']
+__all__ = ['OFFLINE', 'RUN_ONE', 'EPOCH_KEYS', 'MOVES', 'DETAIL_KEYS', 'TABLE3', 'PAPER', 'Job', 'job_key', 'seed_jobs',
+           'options', 'run_or_resume', 'prune', 'in_process', 'beside', 'subprocess_runner', 'main', 'run_grid',
+           'load_runs', 'dig', 'epoch_record', 'detail_record', 'tidy', 'run_records', 'where', 'paired', 'machines',
+           'gap_closed']
 
 # %% ../nbs/08g_grid.ipynb #c005
 @dataclass
@@ -74,6 +74,7 @@ def prune(folder):
 
 # %% ../nbs/08g_grid.ipynb #c012
 OFFLINE = dict(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
+RUN_ONE = 'from contproto_fastai.grid import main; main()'     # the process a run gets
 
 def in_process(cfg:RunConfig):
     "Runner: `run_or_resume` in this process (one job at a time)."
@@ -91,22 +92,18 @@ def subprocess_runner(cfg:RunConfig, threads=1):
     cfg.save(beside(out, 'json'))
     env = {**os.environ, **OFFLINE, **(dict(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads)) if threads else {})}
     with open(beside(out, 'log'), 'a') as f:
-        r = subprocess.run([sys.executable, '-m', 'contproto_fastai.grid', str(beside(out, 'json'))], stdout=f, stderr=subprocess.STDOUT, env=env)
+        r = subprocess.run([sys.executable, '-c', RUN_ONE, str(beside(out, 'json'))], stdout=f, stderr=subprocess.STDOUT, env=env)
     if r.returncode: raise RuntimeError(f"exit {r.returncode}, see {beside(out, 'log')}")
     return Results.read(out)
 
 def main(argv=None):
-    "`python -m contproto_fastai.grid CONFIG.json`: `run_or_resume` of a saved `RunConfig` (what `subprocess_runner` starts)."
+    "`run_or_resume` of the `RunConfig` saved in the one argument (what `subprocess_runner` starts: `RUN_ONE`)."
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1: sys.exit("usage: python -m contproto_fastai.grid CONFIG.json")
+    if len(argv) != 1: sys.exit(f"usage: python -c '{RUN_ONE}' CONFIG.json")
     res = run_or_resume(RunConfig.load(argv[0]))
     print(f"{res.status}: {Path(res.config['out'])/'results.json'}", flush=True)
 
-# %% ../nbs/08g_grid.ipynb #c013
-#| eval: false
-if __name__ == '__main__' and not IN_NOTEBOOK: main()
-
-# %% ../nbs/08g_grid.ipynb #c015
+# %% ../nbs/08g_grid.ipynb #c014
 def _log(msg): print(time.strftime('%H:%M:%S'), msg, flush=True)
 
 def _start(job, root, runner, log, keep):
@@ -151,7 +148,7 @@ def run_grid(jobs, root, workers=2, runner=subprocess_runner, after_each=None, k
     if failed: raise RuntimeError("failed: " + '; '.join(f"{n} ({why})" for n, why in failed.items()))
     return load_runs(root, jobs)
 
-# %% ../nbs/08g_grid.ipynb #c017
+# %% ../nbs/08g_grid.ipynb #c016
 def load_runs(root, jobs=None):
     "{name: `Results`} of the finished runs under `root`: of `jobs`, or of every `<pair>/seed<k>/<row>` folder."
     root = Path(root)
@@ -247,7 +244,7 @@ def machines(runs):
         for m in sorted({json.dumps(r['machine']) for _, r in rs if 'machine' in r}): out.setdefault(m, []).append(k)
     return out
 
-# %% ../nbs/08g_grid.ipynb #c019
+# %% ../nbs/08g_grid.ipynb #c018
 TABLE3 = ('no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl')
 # no span-based zero-shot or vanilla self-training number is reported there
 PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, no_proto_no_cl=74.17, no_reg=76.23, fixed_margin=74.65, proto_no_cl=72.59),
