@@ -289,6 +289,24 @@ def test_schedule_jobs(repo_root, tmp_path):
     assert (fac.BUDGET, fac.TEACHER, fac.STUDENT) == (sch.GRID['budget'], sch.GRID['teacher'], sch.GRID['student'])
 
 
+def test_factors_todo(repo_root, tmp_path):
+    """bench/factors.py's jobs: teachers always, the rows asked for, `--extra` options in every run and `--student-extra`
+    in the students only (the paper-scale grid as bench/gpu_factors.sh runs it)."""
+    fac = _load(repo_root, 'factors')
+    for lang in ('en', 'de'):
+        (tmp_path/lang).mkdir()
+        for split in ('train', 'dev', 'test'): (tmp_path/lang/f'{split}.txt').write_text('a\tB-PER\n')
+    fac.DATA['conll'] = tmp_path
+    js = fac.todo(fac.PAPER_SCALE, rows=['contproto_pre', 'no_proto_pre'], extra=['--bs', '32'], student_extra=['--epochs', '2'])
+    assert [(j.name, j.after) for j in js] == [('en-de/seed0/teacher', None), ('en-de/seed0/contproto_pre', 'en-de/seed0/teacher'),
+                                               ('en-de/seed0/no_proto_pre', 'en-de/seed0/teacher')]
+    assert [(j.config.bs, j.config.epochs) for j in js] == [(32, 0), (32, 2), (32, 2)]
+    c = js[1].config
+    assert (c.student_init, c.ablation, c.tgt_limit, c.tgt_heldout, c.src_limit) == ('pretrained', 'contproto', 11952, 200, None)
+    assert [j.name for j in fac.todo(fac.GRID, ['de4x'])] == ['en-de4x/seed0/teacher', 'en-de4x/seed0/contproto', 'en-de4x/seed0/no_proto']
+    assert fac.todo(fac.GRID, ['de4x'])[1].config.student_src_limit == 1600
+
+
 def test_schedule_gpu_seeds_and_repeat(repo_root):
     """Seeds on another machine: the per-target table names each machine's seeds, flags GPU runs, and leaves them out of
     the CPU minutes; a seed run twice gives each row's F1 in both runs and the paired differences within each."""
