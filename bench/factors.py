@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from contproto_fastai.config import RunConfig, data_paths
 from contproto_fastai.results import mean_std as ms
-from contproto_fastai.grid import seed_jobs, options, run_grid, subprocess_runner, load_runs, tidy as tidy_epochs, run_records, where, dig, paired
+from contproto_fastai.grid import seed_jobs, options, run_grid, subprocess_runner, load_runs, tidy as tidy_epochs, run_records, where, paired
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll')
