@@ -17,62 +17,53 @@ student with the teacher's labels on them, against the same on its train spans (
     bash bench/gpu_factors.sh                      # the paper's data scale on one GPU (see its head)
 """
 import argparse, json, sys
+from dataclasses import replace
 from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import schedule as S
+from contproto_fastai.config import RunConfig, data_paths
+from contproto_fastai.results import mean_std as ms
+from contproto_fastai.grid import seed_jobs, options, run_grid, subprocess_runner, load_runs, tidy as tidy_epochs, run_records, where, paired
 
-ROOT = S.ROOT
-PRE, DS = ['--student-init', 'pretrained'], ['--tgt-loss', 'double_softmax']
+ROOT = Path(__file__).resolve().parent.parent
+DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll')
+PRE, DS = dict(student_init='pretrained'), dict(tgt_loss='double_softmax')
+# the 10-epoch grid's budget, teacher and students (bench/schedule.py's GRID; tests/test_bench.py checks they agree)
+BUDGET = dict(src_limit=2000, dev_limit=500, tgt_limit=400, bs=16, sortish=50)
+TEACHER = dict(teacher_epochs=3, epochs=0)
+STUDENT = dict(teacher_epochs=3, epochs=10, student_src_limit=400, student_init='teacher', trace_test=True, trace_test_limit=1000)
 GRID = dict(
-    budget=S.GRID['budget'], teacher=S.GRID['teacher'], ceiling=False,
-    student=S.GRID['student'] + ['--tgt-heldout', '200'],
-    rows=dict(contproto_pre=['--ablation', 'contproto', *PRE], no_proto_pre=['--ablation', 'no_proto', *PRE],
-              authors_pre=['--ablation', 'authors', *PRE],
-              authors_pre_ds=['--ablation', 'authors', *PRE, *DS], no_proto_pre_ds=['--ablation', 'no_proto', *PRE, *DS],
-              contproto=['--ablation', 'contproto'], no_proto=['--ablation', 'no_proto']),
+    budget=BUDGET, teacher=TEACHER, ceiling=False,
+    student=dict(STUDENT, tgt_heldout=200),
+    rows=dict(contproto_pre=dict(ablation='contproto', **PRE), no_proto_pre=dict(ablation='no_proto', **PRE),
+              authors_pre=dict(ablation='authors', **PRE),
+              authors_pre_ds=dict(ablation='authors', **PRE, **DS), no_proto_pre_ds=dict(ablation='no_proto', **PRE, **DS),
+              contproto=dict(ablation='contproto'), no_proto=dict(ablation='no_proto')),
     targets=dict(de=dict(data='conll', seeds=[0, 1]),
-                 de4x=dict(data='conll', lang='de', seeds=[0], budget=['--tgt-limit', '1600'], student=['--student-src-limit', '1600'],
+                 de4x=dict(data='conll', lang='de', seeds=[0], budget=dict(tgt_limit=1600), student=dict(student_src_limit=1600),
                            rows=['contproto', 'no_proto'])),
 )
 # The paper's data scale, for one GPU (`bench/gpu_factors.sh`): all English train, all German train but the 200 held-out
 # sentences, the full dev and test sets; the rows the 400-sentence grid points to (`--rows`), from one teacher.
-PAPER_SCALE = dict(GRID, budget=['--tgt-limit', '11952', '--bs', '16', '--sortish', '50'],
-                   student=['--teacher-epochs', '3', '--epochs', '10', '--student-init', 'teacher', '--trace-test',
-                            '--trace-test-limit', '1000', '--tgt-heldout', '200'],
+PAPER_SCALE = dict(GRID, budget=dict(tgt_limit=11952, bs=16, sortish=50),
+                   student=dict(teacher_epochs=3, epochs=10, student_init='teacher', trace_test=True, trace_test_limit=1000, tgt_heldout=200),
                    targets=dict(de=dict(data='conll', seeds=[0])))
 GRIDS = dict(factors=GRID, paper=PAPER_SCALE)
+
+
+def jobs(grid, t):
+    "Target `t`'s runs as `grid.Job`s: per seed (the first first) its teacher and a student per row (the target's own `rows`, if it names them) after it."
+    spec = grid['targets'][t]
+    base = RunConfig(**{**data_paths(DATA[spec['data']], 'en', spec.get('lang', t)), **grid['budget'], **spec.get('budget', {}), 'quiet': True})
+    rows = {r: grid['rows'][r] for r in spec.get('rows', grid['rows'])}
+    students = {row: {**grid['student'], **spec.get('student', {}), **f} for row, f in rows.items()}
+    return [j for seed in spec['seeds'] for j in seed_jobs(f'en-{t}', seed, base, grid['teacher'], students)]
+
 
 # the pairs "a − b" (a ContProto row against no_proto under the same factors)
 PAIRS = [('contproto', 'no_proto'), ('contproto_pre', 'no_proto_pre'), ('authors_pre', 'no_proto_pre'),
          ('authors_pre_ds', 'no_proto_pre_ds'), ('contproto_pre', 'contproto'), ('authors_pre_ds', 'authors_pre')]
 
 
-# ---- tables: one tidy record per target, seed, row and epoch; every table below is a pivot of it -------------------
-EPOCH_KEYS = ('pseudo_f1', 'span_f1', 'span_precision', 'span_recall', 'test_f1', 'dev_f1', 'model_differs', 'model_toward_gold',
-              'model_from_gold', 'nearest_differs', 'nearest_toward_gold', 'nearest_from_gold', 'train_spans', 'heldout_model_differs',
-              'heldout_model_toward_gold', 'heldout_model_from_gold', 'heldout_spans', 'entity_to_o', 'o_to_entity', 'entity_to_entity')
-
-
-def _epoch_record(e, hist):
-    "The tidy fields of one trace entry `e` (after epoch `e['epoch']`; `hist`: the run's student history)."
-    ag = e.get('agreement') or {}
-    tr, ho = ag.get('train') or {}, ag.get('heldout') or {}
-    return dict(refined=e.get('refined'), pseudo_f1=_dig(e, ('pseudo', 'f1')), span_f1=_dig(e, ('span', 'f1')),
-                span_precision=_dig(e, ('span', 'precision')), span_recall=_dig(e, ('span', 'recall')), test_f1=_dig(e, ('test', 'f1')),
-                dev_f1=hist[e['epoch']].get('span_f1') if len(hist) > e['epoch'] else None,
-                **{f'model_{k}': _dig(tr, ('model', k)) for k in ('differs', 'toward_gold', 'from_gold')},
-                **{f'nearest_{k}': _dig(tr, ('nearest', k)) for k in ('differs', 'toward_gold', 'from_gold')},
-                train_spans=tr.get('spans'), heldout_spans=ho.get('spans'),
-                **{f'heldout_model_{k}': _dig(ho, ('model', k)) for k in ('differs', 'toward_gold', 'from_gold')},
-                **{k: _dig(e, ('moves', k, 'n')) for k in S.MOVES})
-
-
-def _dig(d, keys):
-    "d[k0][k1]…, None where a level is missing."
-    for k in keys: d = d.get(k) if isinstance(d, dict) else None
-    return d
-
-
+# ---- tables: one tidy record per target, seed, row and epoch (`grid.tidy`); every table below is a pivot of it ----------
 def _mean(xs, scale=100, fmt='{:.1f}'):
     "Mean of `xs` × `scale` (None left out), '' when none."
     xs = [scale * x for x in xs if x is not None]
@@ -80,26 +71,13 @@ def _mean(xs, scale=100, fmt='{:.1f}'):
 
 
 def tidy(runs, grid=GRID):
-    """`(runs, epochs)`: one record per finished student run (target, seed, row, test F1 of the kept epoch, kept epoch,
-    zero-shot F1, student CPU minutes) and one per run and epoch (epoch 0: the teacher's labels), `EPOCH_KEYS` each."""
-    rr, ee = [], []
-    for t in grid['targets']:
-        for seed, rs in sorted(S.load_runs(Path(runs), t).items()):
-            for row, r in rs.items():
-                if not r.get('trace'): continue
-                key = dict(target=t, seed=seed, row=row)
-                rr.append(dict(key, kept=r['student']['f1'], kept_epoch=r.get('kept_epoch'), zero_shot=(rs.get('teacher') or {}).get('teacher', {}).get('f1'),
-                               cpu_min=(r.get('cpu_times') or {}).get('student', 0) / 60 or None))
-                st = r.get('trace_start') or {}
-                ee.append(dict(key, epoch=0, **{**dict.fromkeys(EPOCH_KEYS), 'pseudo_f1': _dig(st, ('pseudo', 'f1')), 'span_f1': _dig(st, ('span', 'f1')),
-                                                 'span_precision': _dig(st, ('span', 'precision')), 'span_recall': _dig(st, ('span', 'recall'))}))
-                ee += [dict(key, epoch=e['epoch'] + 1, **_epoch_record(e, r.get('student_history') or [])) for e in r['trace']]
-    return rr, ee
+    """`(runs, epochs)` of the finished students under `runs` of `grid`'s targets: one record per run (`grid.run_records`)
+    and one per run and epoch (`grid.tidy`; epoch 0: the teacher's labels)."""
+    found = {n: r for n, r in load_runs(runs).items() if Path(n).parts[0].split('-', 1)[-1] in grid['targets']}
+    return run_records(found), tidy_epochs(found)
 
 
-def _vals(recs, **where):
-    "The records matching every `where` field."
-    return [r for r in recs if all(r.get(k) == v for k, v in where.items())]
+_vals = where
 
 
 def _at(ee, t, s, row, epoch):
@@ -118,9 +96,23 @@ def _share(r, k, n):
     return None if r.get(k) is None or not r.get(n) else r[k] / r[n]
 
 
+PER_RUN = ('kept', 'last', 'rise_entity', 'rise_span', 'heldout_differs', 'train_differs')
+
+def per_run(runs_t, ee, t):
+    """One record per run of target `t` (`runs_t`: its run records), in seed order: kept and last test F1, both metrics'
+    rise over the refining epochs, the held-out and train model ≠ label shares after the last epoch (`PER_RUN`)."""
+    out = []
+    for r in sorted(runs_t, key=lambda r: r['seed']):
+        s, row, last = r['seed'], r['row'], _at(ee, t, r['seed'], r['row'], -1)
+        out.append(dict(seed=s, row=row, kept=r['kept'], last=last.get('test_f1'), rise_entity=_rise(ee, t, s, row, 'pseudo_f1'),
+                        rise_span=_rise(ee, t, s, row, 'span_f1'), heldout_differs=_share(last, 'heldout_model_differs', 'heldout_spans'),
+                        train_differs=_share(last, 'model_differs', 'train_spans')))
+    return out
+
+
 def tables(rr, ee, command='python bench/factors.py run', grid=GRID, commit=None):
     "Markdown per target: rows (mean ± std over seeds), the pairs of `PAIRS` by seed, and every row epoch by epoch."
-    ms, out = S.ms, {}
+    out = {}
     for t in grid['targets']:
         runs_t = _vals(rr, target=t)
         if not runs_t: continue
@@ -147,13 +139,11 @@ def tables(rr, ee, command='python bench/factors.py run', grid=GRID, commit=None
         L += ["", "Paired by seed (same teacher and pseudo labels), *a − b* ×100 (positive: *a* higher), mean ± std over the",
               "seeds where both finished (n):", "",
               "| a − b | n | test F1 kept | last | entity F1 rise | span F1 rise |", "|---|---|---|---|---|---|"]
+        per = per_run(runs_t, ee, t)
         for a, b in PAIRS:
-            both = sorted({r['seed'] for r in _vals(runs_t, row=a)} & {r['seed'] for r in _vals(runs_t, row=b)})
-            if not both: continue
-            k = lambda row, s: _vals(runs_t, row=row, seed=s)[0]['kept']
-            d = lambda f: [None if f(a, s) is None or f(b, s) is None else f(a, s) - f(b, s) for s in both]
-            L.append(f"| {a} − {b} | {len(both)} | {ms(d(k))} | {ms(d(lambda row, s: _at(ee, t, s, row, -1).get('test_f1')))} | "
-                     f"{ms(d(lambda row, s: _rise(ee, t, s, row, 'pseudo_f1')))} | {ms(d(lambda row, s: _rise(ee, t, s, row, 'span_f1')))} |")
+            d = lambda k: list(paired(per, a, b, k).values())
+            if not d('kept'): continue
+            L.append(f"| {a} − {b} | {len(d('kept'))} | {ms(d('kept'))} | {ms(d('last'))} | {ms(d('rise_entity'))} | {ms(d('rise_span'))} |")
         for row in rows:
             seeds = [r['seed'] for r in _vals(runs_t, row=row)]
             L += ["", f"## {row}: epoch by epoch (mean over {len(seeds)} seed{'s' * (len(seeds) > 1)})", "",
@@ -204,18 +194,14 @@ def summary(rr, ee, grid=GRID):
     for t in grid['targets']:
         runs_t = _vals(rr, target=t)
         if not runs_t: continue
-        per = lambda row, s: dict(kept=_vals(runs_t, row=row, seed=s)[0]['kept'], last=_at(ee, t, s, row, -1).get('test_f1'),
-                                  rise_entity=_rise(ee, t, s, row, 'pseudo_f1'), rise_span=_rise(ee, t, s, row, 'span_f1'),
-                                  heldout_differs=_share(_at(ee, t, s, row, -1), 'heldout_model_differs', 'heldout_spans'),
-                                  train_differs=_share(_at(ee, t, s, row, -1), 'model_differs', 'train_spans'))
-        seeds = lambda row: sorted({r['seed'] for r in _vals(runs_t, row=row)})
-        rows = {row: dict(n=len(seeds(row)), **{k: pts(per(row, s)[k] for s in seeds(row)) for k in per(row, seeds(row)[0])})
+        per = per_run(runs_t, ee, t)
+        seeds = lambda row: [r['seed'] for r in _vals(per, row=row)]
+        rows = {row: dict(n=len(seeds(row)), **{k: pts(r[k] for r in _vals(per, row=row)) for k in PER_RUN})
                 for row in grid['rows'] if seeds(row)}
         pairs = {}
         for a, b in PAIRS:
-            both = sorted(set(seeds(a)) & set(seeds(b)))
-            if both: pairs[f'{a}-{b}'] = dict(n=len(both), **{k: pts(None if per(a, s)[k] is None or per(b, s)[k] is None else per(a, s)[k] - per(b, s)[k]
-                                                                       for s in both) for k in ('kept', 'last', 'rise_entity', 'rise_span')})
+            d = {k: paired(per, a, b, k) for k in ('kept', 'last', 'rise_entity', 'rise_span')}
+            if d['kept']: pairs[f'{a}-{b}'] = dict(n=len(d['kept']), **{k: pts(v.values()) for k, v in d.items()})
         out[t] = dict(rows=rows, pairs=pairs)
     return out
 
@@ -233,23 +219,20 @@ def main(argv=None):
     p.add_argument('--student-extra', default='', help="run: options added to every student (e.g. '--epochs 2' for a check)")
     a = p.parse_args(argv)
     grid = GRIDS[a.grid]
-    if a.data: S.DATA['conll'] = Path(a.data)
+    if a.data: DATA['conll'] = Path(a.data)
     if a.what == 'run':      # German's two seeds at 400 sentences first, then the 4x-data rows (3 CPU-hours each)
-        S.run_grid(Path(a.runs), a.workers, grid=grid, todo=todo(grid, a.targets and a.targets.split(','), a.rows and a.rows.split(','),
-                                                                  a.extra.split(), a.student_extra.split()))
+        try: run_grid(todo(grid, a.targets and a.targets.split(','), a.rows and a.rows.split(','), a.extra.split(), a.student_extra.split()),
+                      a.runs, a.workers, subprocess_runner)
+        except RuntimeError as e: sys.exit(str(e))
     write_tables(Path(a.runs), a.results, grid, commit=a.commit)
 
 
 def todo(grid, targets=None, rows=None, extra=(), student_extra=()):
-    """The grid's jobs, target by target (`targets`: these), teachers and `rows` (None: all), `extra` options added to
-    each run, `student_extra` to each student."""
-    out = []
-    for t in targets or grid['targets']:
-        for f, args, dep in S.jobs(grid, [t]):
-            if dep is not None and rows is not None and f.name not in rows: continue
-            cut = len(args) - 2 if dep is not None else len(args)       # students end in '--teacher-from', None
-            out.append((f, args[:cut] + list(extra) + (list(student_extra) if dep is not None else []) + args[cut:], dep))
-    return out
+    """The grid's jobs, target by target (`targets`: these), teachers and `rows` (None: all), the fields of the
+    `contproto-fit` options `extra` set in each run, those of `student_extra` in each student."""
+    extra, student_extra = options(extra), options(student_extra)
+    return [replace(j, config=replace(j.config, **{**extra, **(student_extra if j.after else {})}))
+            for t in targets or grid['targets'] for j in jobs(grid, t) if j.after is None or rows is None or j.key[2] in rows]
 
 
 if __name__ == '__main__': main()

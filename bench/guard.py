@@ -11,6 +11,7 @@ the numerics, refresh both (`write` here, then `bench/readme.py`).
     python bench/guard.py check      # run it and compare with bench/results/guard.json
     python bench/guard.py write      # refresh bench/results/guard.json (the code's numerics changed on purpose)
     python bench/guard.py spread     # the run under each ATen CPU kernel set and 1 or 2 threads: the tolerance's evidence
+    python bench/guard.py figures    # print the figures of this code and its commit as one JSON line (what bench/readme.py records)
 
 `TOLERANCE` comes from `spread` (bench/results/guard.json, `spread`): the largest difference between those variants,
 which stand in for other x86 machines (a CPU without AVX-512 runs other kernels of ATen, MKL and oneDNN, which add
@@ -104,7 +105,7 @@ def spread(variants=((None, 1), ('avx2', 1), ('default', 1), (None, 2))):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('what', choices=('check', 'write', 'spread'))
+    p.add_argument('what', choices=('check', 'write', 'spread', 'figures'))
     a = p.parse_args(argv)
     from contproto_fastai.progress import machine_info
     from contproto_fastai.config import FILES
@@ -116,6 +117,7 @@ def main(argv=None):
         OUT.write_text(json.dumps(dict(d, spread=dict(s, machine=machine_info())), indent=2) + '\n')
         return
     got = measure()
+    if a.what == 'figures': print(json.dumps(dict(code=code_commit(), figures=got))); return
     if a.what == 'write':
         d = committed() if OUT.exists() else {}
         OUT.write_text(json.dumps(dict(d, command=COMMAND, code=code_commit(),

@@ -3,15 +3,30 @@ teacher and its pseudo labels on 1,000 German sentences, a student from the teac
 4 refining) under different refinement choices, read from their results.json traces, and how confident the teacher's
 soft labels are (how many labels any refinement schedule could change at all).
 
-    bash bench/pilot.sh                     # the runs (resumable), then this script
+    python bench/pilot.py run               # the runs (resumable: two one-thread processes at a time), then the tables
     python bench/pilot.py                   # bench/results/pilot_refinement.{md,json}
 """
-import argparse, json, math
+import argparse, json, math, sys
+from dataclasses import replace
 from pathlib import Path
+from contproto_fastai.config import RunConfig, data_paths
 from contproto_fastai.results import Results
+from contproto_fastai.grid import Job, run_grid, subprocess_runner
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent/'shared'/'data'/'conll'
+
+
+def jobs():
+    """The pilot as `grid.Job`s: the README command's teacher (1,000 English sentences, 3 epochs, pseudo labels on 1,000
+    German ones), then 5-epoch students (1 warm-up + 4 refining) from its weights under each refinement choice, and one
+    from the pretrained encoder."""
+    base = RunConfig(**data_paths(DATA, 'en', 'de'), teacher_epochs=3, src_limit=1000, dev_limit=500, tgt_limit=1000, sortish=50, quiet=True)
+    student = replace(base, epochs=5, student_init='teacher')
+    rows = dict(A_contproto=dict(ablation='contproto'), B_authors=dict(ablation='authors'),
+                C_beta_schedule=dict(ablation='contproto', beta='0.95,0.8'), D_fresh_student=dict(ablation='contproto', student_init='pretrained'))
+    return [Job('teacher', replace(base, epochs=0))] + [Job(name, replace(student, **f), after='teacher') for name, f in rows.items()]
 
 
 def _sum(xs): return sum(xs) if xs else 0
@@ -86,9 +101,13 @@ def table(rows, conf, labels):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('what', nargs='?', choices=['run', 'tables'], default='tables')
     p.add_argument('--runs', default=str(ROOT/'runs'/'pilot')); p.add_argument('--results', default=str(ROOT/'bench'/'results'))
     a = p.parse_args(argv)
     runs = Path(a.runs)
+    if a.what == 'run':
+        try: run_grid(jobs(), runs, workers=2, runner=subprocess_runner, keep_checkpoints=True)
+        except RuntimeError as e: sys.exit(str(e))
     rows = [run_row(d.name, r) for d in sorted(runs.iterdir()) if d.is_dir() and d.name != 'teacher' and (r := read_run(d))]
     labels = Results.read(runs/'teacher')['labels']
     sched = {'paper: β = 0.95, 4 refining epochs (the pilots)': 0.95 ** 4, 'paper: β = 0.95, 9 refining epochs (§4.1)': 0.95 ** 9,

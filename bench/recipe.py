@@ -6,12 +6,15 @@ same data and budget for every row: source dev span F1 (model selection) and tar
 
 Everything after `--` goes to every `contproto-fit --epochs 0` call (teacher only), after the row's own options
 (so it can override them, e.g. `--model` in the CI smoke run). Rows are `ROWS` below (pick with
-`--rows`), seeds with `--seeds`. Runs go in `runs/recipe/<name>/seed<k>/<row>`; a finished run is skipped, so the
+`--rows`), seeds with `--seeds`. Runs go in `runs/recipe/<name>/seed<k>/<row>` (`grid.Job`s, one at a time, each in a
+process of its own, its output in `<row>.log` beside its folder); a finished run is skipped, so the
 same command continues an interrupted comparison. After every run bench/results/recipe_<name>.{md,json} are
 rewritten (mean ± std over the seeds that finished)."""
-import argparse, json, shutil, statistics, subprocess, sys, time
+import argparse, json, statistics, sys
 from pathlib import Path
-from contproto_fastai.results import Results, mean_std
+from contproto_fastai.results import mean_std
+from contproto_fastai.config import arg_parser, config_from_args
+from contproto_fastai.grid import Job, run_grid, subprocess_runner, load_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 # row: (what it is, contproto-fit options)
@@ -27,17 +30,12 @@ ROWS = {
     'e5-no-norm': ("as e5-heads-1e-3, without the LayerNorm on z", ['--model', 'e5-small', '--norm', 'off', '--head-lr', '1e-3']),
 }
 
-def run(rest, out, log=print):
-    "One teacher-only `contproto-fit` run in `out` (skipped when finished); its results.json."
-    out = Path(out); f = out/'results.json'
-    if not (f.exists() and Results.read(out).finished):
-        exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
-        cmd = [exe, '--resume', str(out), '--quiet'] if (out/'config.json').exists() else [exe, *rest, '--epochs', '0', '--out', str(out), '--quiet']
-        log(' '.join(cmd)); t = time.time()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
-        if r.returncode: sys.exit(f"failed (exit {r.returncode}): {' '.join(cmd)}")
-        log(f"{out.name}: {time.time() - t:.0f}s")
-    return Results.read(out).to_dict()
+def jobs(rest, name, todo):
+    """The `(seed, row)` runs of `todo` as teacher-only `grid.Job`s under `<name>/seed<k>/<row>`: the row's options, then
+    `rest` (which may override them)."""
+    fit = lambda args: config_from_args(arg_parser().parse_args(args))
+    return [Job(f'{name}/seed{seed}/{row}', fit([*ROWS[row][1], *rest, '--seed', str(seed), '--epochs', '0', '--quiet']))
+            for seed, row in dict.fromkeys(todo)]
 
 ms = mean_std
 
@@ -66,24 +64,27 @@ def main(argv=None):
     a = p.parse_args(argv)
     rest = a.rest[1:] if a.rest[:1] == ['--'] else a.rest
     rows = [r for r in a.rows.split(',') if r]
-    jobs = [(int(sd), r) for sd in a.seeds.split(',') for r in rows]
+    pairs = [(int(sd), r) for sd in a.seeds.split(',') for r in rows]
     if a.more:
         ms, mr = a.more.split(':')
-        jobs += [(int(sd), r) for sd in ms.split(',') for r in mr.split(',') if r]
-    bad = [r for _, r in jobs if r not in ROWS]
+        pairs += [(int(sd), r) for sd in ms.split(',') for r in mr.split(',') if r]
+    bad = [r for _, r in pairs if r not in ROWS]
     if bad: sys.exit(f"unknown rows {bad}: choose from {list(ROWS)}")
     command = ' '.join(['python', 'bench/recipe.py'] + (argv if argv is not None else sys.argv[1:]))
-    res, runs = Path(a.results), {}
+    res, root, todo = Path(a.results), Path(a.runs), jobs(rest, a.name, pairs)
     res.mkdir(parents=True, exist_ok=True)
-    for seed, row in jobs:
-        r = run(ROWS[row][1] + rest + ['--seed', str(seed)], Path(a.runs)/a.name/f'seed{seed}'/row,
-                log=lambda m: print(f"[seed {seed}] {m}", flush=True))
-        runs[(seed, row)] = r
+    def write():
+        runs = {j.key[1:]: r.to_dict() for j in todo if (r := load_runs(root, [j]).get(j.name))}
+        if not runs: return ''
         md = table(runs, a.name, command)
         (res/f'recipe_{a.name}.md').write_text(md)
         (res/f'recipe_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
             dict(seed=s, row=k, config=v['config'], recipe=v.get('recipe'), teacher_history=v['teacher_history'],
                  teacher=v['teacher'], wall_time_s=v['times'], machine=v['machine']) for (s, k), v in sorted(runs.items())]), indent=1))
-    print(md)
+        return md
+    # one run at a time, each in a process of its own with the machine's threads, as the recipes were measured
+    try: run_grid(todo, root, workers=1, runner=lambda cfg: subprocess_runner(cfg, threads=None), after_each=write, keep_checkpoints=True)
+    except RuntimeError as e: sys.exit(str(e))
+    print(write())
 
 if __name__ == '__main__': main()

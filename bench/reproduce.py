@@ -9,58 +9,27 @@ paper's numbers, with the share of the zero-shot → ceiling gap each row closes
 
 Everything after `--` goes to every `contproto-fit` call. Per seed, the `vanilla` run trains the teacher (its zero-shot
 score is the *zero-shot* row) and every other preset reuses that teacher and its pseudo labels (`--teacher-from`).
-Runs go in `--runs/<name>/seed<k>/<preset>`; a finished run is skipped and an interrupted one resumed (`--resume`),
-so the same command continues a grid across sessions. Order: vanilla, ContProto and authors for every seed first, then the
+Runs go in `--runs/<name>/seed<k>/<preset>` (`grid.Job`s, run one at a time by `grid.run_grid`, each in a process of
+its own, its output in `<preset>.log` beside its folder); a finished run is skipped and an interrupted one resumed, so
+the same command continues a grid across sessions. Order: vanilla, ContProto and authors for every seed first, then the
 ceiling and the ablations (`--order`); `--ablation-seeds` runs the ablation rows for fewer seeds (a smaller grid) and
 `--ceiling-seeds` the ceiling (default: the first seed). After every run
 the table is rewritten: bench/results/reproduce_<name>.{md,json} and the pseudo-label F1 per epoch (paper Fig. 3) as
 reproduce_<name>_pseudo_f1.png. `--smoke` runs on toy files with a tiny encoder (what CI runs). A finished run's resume
 checkpoints are deleted once its diagnostics are cached (e5-small: 0.6 GB each; `--keep-checkpoints` keeps them)."""
-import argparse, functools, json, shutil, statistics, subprocess, sys, time
+import argparse, functools, json, statistics, sys
 from pathlib import Path
-from collections import Counter
 from contproto_fastai.results import Results, mean_std as results_mean_std, finished
 from contproto_fastai.config import arg_parser, config_from_args
 from contproto_fastai.refinement import refinement_report
+from contproto_fastai.grid import (Job, PAPER, TABLE3, gap_closed, prune, run_grid, subprocess_runner,
+                                   machines as grid_machines)
 
 ROOT = Path(__file__).resolve().parent.parent
-MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], ['no_proto', 'no_proto_no_cl', 'no_reg', 'fixed_margin', 'proto_no_cl']
+MAIN, ABLATIONS = ['vanilla', 'contproto', 'authors'], list(TABLE3)
 CEILING = 'ceiling'   # supervised on the target's own gold train set: the top of the zero-shot → supervised gap
-# paper (XLM-R large, 3 runs): Table 1/2 ContProto and Table 3 ablations; no span-based zero-shot or vanilla
-# self-training number is reported there
-PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, no_proto_no_cl=74.17, no_reg=76.23, fixed_margin=74.65, proto_no_cl=72.59),
-             es=dict(contproto=85.02, no_proto=84.08, no_proto_no_cl=84.47, no_reg=84.96, fixed_margin=84.49, proto_no_cl=81.18),
-             nl=dict(contproto=83.69, no_proto=81.44, no_proto_no_cl=81.03, no_reg=83.56, fixed_margin=83.09, proto_no_cl=80.76),
-             ar=dict(contproto=72.20, no_proto=71.49, no_proto_no_cl=70.40, no_reg=72.15, fixed_margin=69.19, proto_no_cl=69.72),
-             hi=dict(contproto=83.45, no_proto=83.10, no_proto_no_cl=81.00, no_reg=83.21, fixed_margin=83.07, proto_no_cl=58.38),
-             zh=dict(contproto=61.47, no_proto=59.57, no_proto_no_cl=56.30, no_reg=61.31, fixed_margin=60.61, proto_no_cl=53.52))
 
 done = finished        # whether the run in a folder has finished: its results.json says so
-
-def prune(out):
-    """Delete a finished run's resume checkpoints (`*_ckpt.pt`) and the student's best-epoch file (its exported model
-    stays): they only serve a resume and the diagnostics, which are cached by then. The teacher's weights and pseudo
-    labels stay for the students that start from them (`--teacher-from`)."""
-    out = Path(out)
-    if not done(out): return
-    for f in [*out.glob('*_ckpt.pt'), out/'models'/'student.pth']: f.unlink(missing_ok=True)
-
-def run_fit(args, out, what, log=print):
-    "One `contproto-fit` run with `args` into `out` (resumed if interrupted, skipped if finished); returns its results.json."
-    out = Path(out)
-    if not done(out):
-        exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
-        if (out/'config.json').exists(): cmd = [exe, '--resume', str(out), '--quiet']
-        else: cmd = [exe, *args, '--out', str(out), '--quiet']
-        log(' '.join(cmd)); t = time.time()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
-        if r.returncode: sys.exit(f"{what} failed (exit {r.returncode}): {' '.join(cmd)}")
-        log(f"{what}: {time.time() - t:.0f}s")
-    return Results.read(out).to_dict()
-
-def run_preset(rest, preset, out, teacher_from=None, log=print):
-    "One `contproto-fit` student run of a Table 3 preset, on the teacher of `teacher_from` if given."
-    return run_fit([*rest, '--ablation', preset] + (['--teacher-from', str(teacher_from)] if teacher_from else []), out, preset, log)
 
 def fit_config(rest):
     "The `RunConfig` the `contproto-fit` arguments `rest` give (parsed by `contproto-fit`'s own parser)."
@@ -71,11 +40,6 @@ def ceiling_args(rest):
     gold train set as the labelled training data (its labels are read for this row only) and no student (`--epochs 0`)."""
     cfg = fit_config(rest)
     return [*rest, '--src-train', cfg.tgt_train, '--epochs', '0', '--teacher-epochs', str(cfg.teacher_epochs or cfg.epochs)]
-
-def gap_closed(f1, zero_shot, ceiling):
-    "Share of the zero-shot → ceiling gap a row closes, (F1 − zero-shot) / (ceiling − zero-shot); None without both ends."
-    if None in (f1, zero_shot, ceiling) or ceiling == zero_shot: return None
-    return (f1 - zero_shot) / (ceiling - zero_shot)
 
 @functools.lru_cache(maxsize=None)     # the table is rewritten after every run: read each test file once
 def long_entity_share(test_file, max_span_len, encoding='auto'):
@@ -112,10 +76,10 @@ def kept_epoch(history, monitor='span_f1'):
     return max(range(len(xs)), key=lambda i: (xs[i], -i))
 
 def machines(runs):
-    "The machine line of a table: the one machine every run reports, or each distinct one with its number of runs."
-    ms = Counter(json.dumps(r['machine']) for rs in runs.values() for r in rs.values())
+    "The machine line of a table: the one machine every run reports, or each distinct one with its number of runs (most first)."
+    ms = grid_machines(enumerate(r for rs in runs.values() for r in rs.values()))     # in the order the runs came
     if len(ms) == 1: return f"Machine: {next(iter(ms))}"
-    return "Machines (runs): " + '; '.join(f"{m} ({n})" for m, n in ms.most_common())
+    return "Machines (runs): " + '; '.join(f"{m} ({len(ns)})" for m, ns in sorted(ms.items(), key=lambda x: -len(x[1])))
 
 def table(runs, name, rest, command, tgt):
     "Markdown: one row per preset (mean ± std over seeds), plus the zero-shot teachers, the why-statistics and Fig. 3."
@@ -234,28 +198,49 @@ def main(argv=None):
     if set(abl_seeds) - set(seeds): sys.exit(f"--ablation-seeds {abl_seeds} must be among --seeds {seeds} (their teachers)")
     bad = [r for r in rows if r not in MAIN + [CEILING] + ABLATIONS]
     if bad: sys.exit(f"unknown rows {bad}: choose from {MAIN + [CEILING] + ABLATIONS}")
-    jobs = plan(seeds, rows, abl_seeds, a.order, ceiling_seeds)
+    todo = jobs(rest, a.name, plan(seeds, rows, abl_seeds, a.order, ceiling_seeds))
     command = ' '.join(['python', 'bench/reproduce.py'] + (argv if argv is not None else sys.argv[1:]))
-    runs, res_dir, tgt = {}, Path(a.results), _target(rest)
+    root, res_dir = Path(a.runs), Path(a.results)
     res_dir.mkdir(parents=True, exist_ok=True)
-    for seed, preset in jobs:
-        d, log = Path(a.runs)/a.name/f'seed{seed}', lambda m: print(f"[seed {seed}] {m}", flush=True)
-        if preset == CEILING: r = run_fit(ceiling_args(rest + ['--seed', str(seed)]), d/preset, preset, log)
-        else:
-            r = run_preset(rest + ['--seed', str(seed)], preset, d/preset, None if preset == 'vanilla' else d/'vanilla', log)
-            r['diagnostics'] = diagnostics(d/preset, d/'vanilla')
-        if not a.keep_checkpoints: prune(d/preset)
-        runs.setdefault(seed, {})[preset] = r
-        md = table(runs, a.name, rest, command, tgt)
-        (res_dir/f'reproduce_{a.name}.md').write_text(md)
-        (res_dir/f'reproduce_{a.name}.json').write_text(json.dumps(dict(command=command, runs=[
-            dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], cpu_time_s=v.get('cpu_times'),
-                 times_unknown=v.get('times_unknown', []), times_note=v.get('times_note'), teacher=v['teacher'], student=v.get('student'),
-                 pseudo_label_f1_curve=v.get('pseudo_label_f1_curve'), margins=v.get('margins'),
-                 pseudo_label_stats=v.get('pseudo_label_stats'), diagnostics=v.get('diagnostics'), machine=v['machine'])
-            for s, rs in runs.items() for k, v in rs.items()]), indent=1))
-        plot(runs, res_dir/f'reproduce_{a.name}_pseudo_f1.png')
+    write = lambda: write_tables(todo, root, res_dir, a.name, rest, command, a.keep_checkpoints)
+    # one run at a time, each in a process of its own with the machine's threads; checkpoints pruned once diagnosed
+    try: run_grid(todo, root, workers=1, runner=lambda cfg: subprocess_runner(cfg, threads=None), after_each=write, keep_checkpoints=True)
+    except RuntimeError as e: sys.exit(str(e))
+    runs, md = write()
     print(md)
     return runs
+
+def jobs(rest, name, runs):
+    """The `(seed, row)` runs of `plan` as `grid.Job`s under `<name>/seed<k>/<row>`: the `contproto-fit` options `rest`
+    and the row's preset, each preset after the seed's `vanilla` run (its teacher); the ceiling on its own."""
+    out = []
+    for seed, row in runs:
+        d, args = f'{name}/seed{seed}', [*rest, '--seed', str(seed)]
+        if row == CEILING: out.append(Job(f'{d}/{row}', fit_config([*ceiling_args(args), '--quiet'])))
+        else: out.append(Job(f'{d}/{row}', fit_config([*args, '--ablation', row, '--quiet']), None if row == 'vanilla' else f'{d}/vanilla'))
+    return out
+
+def write_tables(todo, root, res_dir, name, rest, command, keep_checkpoints=False):
+    """`reproduce_<name>.{md,json}` and Fig. 3 from the finished runs of `todo` under `root` (each student's diagnostics
+    cached in its folder first, then its checkpoints deleted unless `keep_checkpoints`): `(runs, markdown)`."""
+    runs = {}
+    for j in todo:
+        out = root/j.name
+        if not done(out): continue
+        (_, seed, row), r = j.key, Results.read(out).to_dict()
+        if row != CEILING: r['diagnostics'] = diagnostics(out, out.parent/'vanilla')
+        if not keep_checkpoints: prune(out)
+        runs.setdefault(seed, {})[row] = r
+    if not runs: return runs, ''
+    md = table(runs, name, rest, command, _target(rest))
+    (res_dir/f'reproduce_{name}.md').write_text(md)
+    (res_dir/f'reproduce_{name}.json').write_text(json.dumps(dict(command=command, runs=[
+        dict(seed=s, row=k, config=v['config'], wall_time_s=v['times'], cpu_time_s=v.get('cpu_times'),
+             times_unknown=v.get('times_unknown', []), times_note=v.get('times_note'), teacher=v['teacher'], student=v.get('student'),
+             pseudo_label_f1_curve=v.get('pseudo_label_f1_curve'), margins=v.get('margins'),
+             pseudo_label_stats=v.get('pseudo_label_stats'), diagnostics=v.get('diagnostics'), machine=v['machine'])
+        for s, rs in runs.items() for k, v in rs.items()]), indent=1))
+    plot(runs, res_dir/f'reproduce_{name}_pseudo_f1.png')
+    return runs, md
 
 if __name__ == '__main__': main()

@@ -1,7 +1,8 @@
 """The paper's student schedule (§4.1: 10 epochs, 1 warm-up + 9 with prototype refinement) with the default encoder,
 refinement traced epoch by epoch, on German (4 seeds), Arabic and Chinese (seed 0), the three targets where the paper's
-Fig. 3 shows pseudo-label F1 rising most. The grid is data (`GRID` below); every run is one `contproto-fit` call in
-its own folder, so the grid resumes where it stopped (a finished run is skipped, an interrupted one resumed).
+Fig. 3 shows pseudo-label F1 rising most. The grid is data (`GRID` below: the fields of a `RunConfig` each run sets,
+made into `grid.Job`s by `jobs`); `grid.run_grid` runs each in its own folder and process, so the grid resumes where it
+stopped (a finished run is skipped, an interrupted one resumed).
 
     python bench/schedule.py run [--workers 2] [--targets de,ar,zh]   # resumable; runs/schedule/en-<t>/seed<k>/<row>
     python bench/schedule.py tables                                   # bench/results/schedule_en-<t>.{md,json,_fig3.png,_fig3_rise.png}
@@ -11,149 +12,95 @@ German seeds 2 and 3 ran on one GPU (`bench/gpu_schedule.sh`: the grid's code an
 their twelve rows at once); the tables say which seed ran on which machine.
 
 Two one-thread processes share the 2-core machine (1.31x the throughput of one two-thread process, measured for the
-two-epoch grid); every row of a seed starts from that seed's teacher (`--teacher-from`), which a teacher-only run
-(`--epochs 0`) trains first. The tables read only the runs' results.json: each student run records its trace (see
+two-epoch grid); every row of a seed starts from that seed's teacher (`teacher_from`), which a teacher-only run
+(`epochs=0`) trains first. The tables read only the runs' results.json: each student run records its trace (see
 `contproto_fastai.diagnostics`), so nothing is re-encoded here.
 """
-import argparse, json, os, shutil, statistics, subprocess, sys, time
-from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
+import argparse, json, shutil, statistics, sys
 from pathlib import Path
-from contproto_fastai.results import Results, mean_std, finished
+from contproto_fastai.config import RunConfig, data_paths
+from contproto_fastai.results import mean_std
+from contproto_fastai.grid import (seed_jobs, run_grid, subprocess_runner, in_process, load_runs, job_key, tidy, where, machines,
+                                   paired, PAPER, MOVES)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = dict(conll=ROOT.parent/'shared'/'data'/'conll', wikiann=ROOT.parent/'shared'/'data'/'wikiann')
 GRID = dict(
     # data sizes: see README ("The paper's student schedule"); every run of every target uses the same
     # (the teacher and ceiling with the options of the two-epoch grid, bench/grid.sh; one torch thread here)
-    budget=['--src-limit', '2000', '--dev-limit', '500', '--tgt-limit', '400', '--bs', '16', '--sortish', '50'],
-    teacher=['--teacher-epochs', '3', '--epochs', '0'],
-    student=['--teacher-epochs', '3', '--epochs', '10', '--student-src-limit', '400', '--student-init', 'teacher',
-             '--trace-test', '--trace-test-limit', '1000'],
+    budget=dict(src_limit=2000, dev_limit=500, tgt_limit=400, bs=16, sortish=50),
+    teacher=dict(teacher_epochs=3, epochs=0),
+    student=dict(teacher_epochs=3, epochs=10, student_src_limit=400, student_init='teacher', trace_test=True, trace_test_limit=1000),
     targets=dict(de=dict(data='conll', seeds=[0, 1, 2, 3]),   # German 2, 3: on one GPU, bench/gpu_schedule.sh
                  ar=dict(data='wikiann', seeds=[0]), zh=dict(data='wikiann', seeds=[0])),
-    rows=dict(vanilla=['--ablation', 'vanilla'], contproto=['--ablation', 'contproto'], no_proto=['--ablation', 'no_proto'],
-              fixed_margin=['--ablation', 'fixed_margin'], authors=['--ablation', 'authors'], glode=['--ablation', 'glode']),
-    extra=dict(zh=dict(contproto_tgt8=['--ablation', 'contproto', '--tgt-max-span-len', '8'])),   # seed 0 only
-    plots={('de', 0, 'vanilla'), ('de', 0, 'contproto')},                                        # t-SNE (Fig. 2)
+    rows={row: dict(ablation=row) for row in ('vanilla', 'contproto', 'no_proto', 'fixed_margin', 'authors', 'glode')},
+    extra=dict(zh=dict(contproto_tgt8=dict(ablation='contproto', tgt_max_span_len=8))),   # seed 0 only
+    plots={('de', 0, 'vanilla'), ('de', 0, 'contproto')},                                # t-SNE (Fig. 2)
 )
-# paper, XLM-R large: ContProto (Tables 1-2) and the Table 3 rows
-PAPER = dict(de=dict(contproto=76.41, no_proto=74.87, fixed_margin=74.65), ar=dict(contproto=72.20, no_proto=71.49, fixed_margin=69.19),
-             zh=dict(contproto=61.47, no_proto=59.57, fixed_margin=60.61))
 # the paired differences "a − b" of the tables (positive: `a` scored higher), the questions of the issue's item 7
 DIFFS = [('contproto', 'vanilla'), ('contproto', 'no_proto'), ('contproto', 'fixed_margin'), ('glode', 'contproto'),
          ('authors', 'contproto')]
 
 
+def base_config(t, spec, grid=GRID):
+    """Target `t`'s data and the grid's budget: a data folder (`data`, language `lang`, default `t`), or four files
+    (`files`: the smoke grid) with more fields (`config`); the spec's `budget` fields win over the grid's."""
+    files = ({k: str(Path(v).resolve()) for k, v in spec['files'].items()} if 'files' in spec
+             else data_paths(DATA[spec['data']], 'en', spec.get('lang', t)))
+    return RunConfig(**{**files, **spec.get('config', {}), **grid['budget'], **spec.get('budget', {}), 'quiet': True})
 
-
-def _data_args(t, spec):
-    "The data options of target `t`: a data folder (`data`), or four files and extra options (`files`, `args`: the smoke grid)."
-    if 'files' in spec: return [x for k, v in spec['files'].items() for x in (f"--{k.replace('_', '-')}", str(v))] + spec.get('args', [])
-    return ['--data', str(DATA[spec['data']]), '--src', 'en', '--tgt', spec.get('lang', t)]
-
-def _gold_train(t, spec):
-    "The target's gold train file (the ceiling's training data)."
-    return str(spec['files']['tgt_train']) if 'files' in spec else str(DATA[spec['data']]/t/'train.txt')
 
 def jobs(grid=GRID, targets=None):
-    """Every run of `grid` as `(folder, contproto-fit arguments, folder it depends on)`, in the order they should start.
-    A target's spec may name its language folder (`lang`, default its key), add options to the grid's `budget` and
-    `student` ones (`budget`, `student`: later options win) and pick its `rows`; `ceiling=False` in the grid: no ceiling."""
+    """Every run of `grid` as a `Job`, in the order they should start: each target's first seed, then the other seeds.
+    Per seed a teacher, on the first seed the ceiling (none if the grid says `ceiling=False`), and a student per row
+    (the target's `rows` if it picks them, the grid's `extra` rows on the first seed) after that teacher. A target's
+    `student` fields win over the grid's, a row's over both."""
     first, later = [], []
     for t, spec in grid['targets'].items():
         if targets and t not in targets: continue
-        data = _data_args(t, spec) + grid['budget'] + spec.get('budget', [])
+        base = base_config(t, spec, grid)
         for k, seed in enumerate(spec['seeds']):
-            d, s = Path('en-' + t)/f'seed{seed}', ['--seed', str(seed)]
-            todo = first if k == 0 else later
-            todo.append((d/'teacher', data + s + grid['teacher'], None))
-            if k == 0 and grid.get('ceiling', True):
-                tgt_train = _gold_train(t, spec)        # the ceiling: the target's own gold train set, this row only
-                todo.append((d/'ceiling', data + s + grid['teacher'] + ['--src-train', tgt_train], None))
             rows = {r: grid['rows'][r] for r in spec['rows']} if 'rows' in spec else dict(grid['rows'])
             rows.update(grid.get('extra', {}).get(t, {}) if k == 0 else {})
-            for row, a in rows.items():
-                plots = ['--plots'] if (t, seed, row) in grid.get('plots', ()) else []
-                todo.append((d/row, data + s + grid['student'] + spec.get('student', []) + a + plots + ['--teacher-from', None], d/'teacher'))
+            students = {row: {**grid['student'], **spec.get('student', {}), **f, 'plots': (t, seed, row) in grid.get('plots', ())}
+                        for row, f in rows.items()}
+            (first if k == 0 else later).extend(seed_jobs(f'en-{t}', seed, base, grid['teacher'], students,
+                                                          ceiling=k == 0 and grid.get('ceiling', True)))
     return first + later
-
-
-def run_one(runs, folder, args, dep, log=print):
-    "One `contproto-fit` run, one torch thread, resumed if interrupted; its checkpoints deleted once it finished."
-    out = runs/folder
-    if finished(out): return out
-    exe = shutil.which('contproto-fit') or sys.exit("contproto-fit not found: pip install -e .")
-    args = [str(runs/dep) if a is None else a for a in args]
-    cmd = [exe, '--resume', str(out), '--quiet'] if (out/'config.json').exists() else [exe, *args, '--out', str(out), '--quiet']
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
-    out.mkdir(parents=True, exist_ok=True)
-    log(f"start {folder}: {' '.join(cmd)}"); t = time.time()
-    with open(out.parent/f'{out.name}.log', 'a') as f: r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-    if r.returncode: raise RuntimeError(f"{folder} failed (exit {r.returncode}); see {out.parent/f'{out.name}.log'}")
-    for c in [*out.glob('*_ckpt.pt'), out/'models'/'student.pth']: c.unlink(missing_ok=True)   # teacher.pth stays (--teacher-from)
-    log(f"done {folder} in {time.time() - t:.0f}s")
-    return out
-
-
-def run_grid(runs, workers=2, targets=None, results=None, grid=GRID, todo=None):
-    """Run the grid's jobs (`todo`: these of them, in this order) on `workers` processes, each job once its teacher has
-    finished; tables rewritten after each."""
-    todo, running, failed = list(todo) if todo is not None else jobs(grid, targets), {}, []
-    log = lambda m: print(time.strftime('%H:%M:%S'), m, flush=True)
-    with ThreadPoolExecutor(workers) as ex:
-        while todo or running:
-            for j in list(todo):
-                if len(running) >= workers: break
-                folder, args, dep = j
-                if dep is not None and not finished(runs/dep):
-                    if any(dep == f for f, *_ in [*running.values(), *todo]): continue   # its teacher comes first (started in this pass too)
-                todo.remove(j); running[ex.submit(run_one, runs, folder, args, dep, log)] = j
-            if not running: break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                j = running.pop(fut)
-                try: fut.result()
-                except Exception as e: log(str(e)); failed.append(j[0])
-            if results is not None: write_tables(runs, results, grid=grid)
-    if failed: sys.exit(f"failed: {', '.join(map(str, failed))}")
 
 
 # ---- tables ---------------------------------------------------------------------------------------------------------
 ms = mean_std
 
 
-def load_runs(runs, t):
-    "{seed: {row: results.json}} of the finished runs of target `t`."
+def by_target(runs):
+    "{target: {seed: {row: results dict}}} of `runs` ({name: results}: `grid.load_runs`), seeds and rows in name order."
     out = {}
-    for d in sorted((runs/f'en-{t}').glob('seed*')):
-        for r in sorted(d.iterdir()):
-            if r.is_dir() and finished(r): out.setdefault(int(d.name[4:]), {})[r.name] = Results.read(r).to_dict()
+    for name, r in sorted(runs.items(), key=lambda x: Path(x[0]).parts):
+        t, seed, row = job_key(name)
+        out.setdefault(t, {}).setdefault(seed, {})[row] = r.to_dict()
     return out
 
 
-def _curve(r, key):
-    "Per-epoch values of trace entry `key` ('pseudo.f1', 'test.f1', ...) of one run, epoch 0 = the teacher's labels."
-    a, b = key.split('.')
-    start = (r.get('trace_start') or {}).get(a)
-    return [None if start is None else start.get(b)] + [(e.get(a) or {}).get(b) for e in r.get('trace') or []]
+def runs_tidy(by_seed, t):
+    "`grid.tidy`'s detailed records of target `t`'s runs ({seed: {row: results}})."
+    return tidy({f'en-{t}/seed{s}/{row}': r for s, rs in by_seed.items() for row, r in rs.items()}, detail=True)
 
 
-def _last_test(r):
-    "Target test F1 of one run's last epoch (the trace's test subset; None without a trace)."
-    return (r.get('trace') or [{}])[-1].get('test', {}).get('f1')
+def _epochs(ee, seed, row):
+    "The tidy records of one run in epoch order (0: the teacher's labels); [] for a run without a trace."
+    return sorted(where(ee, seed=seed, row=row), key=lambda x: x['epoch'])
+
+
+def _end(ee, seed, row, key):
+    "`key` of one run's last epoch (`test_f1`: on the trace's test subset); None without a trace."
+    es = _epochs(ee, seed, row)
+    return es[-1][key] if es else None
 
 
 def _on_gpu(r):
     "Whether a run's results say it ran on a GPU."
     return str((r.get('machine') or {}).get('device', 'cpu')).startswith('cuda')
-
-
-def machines(by_seed):
-    "{machine line (JSON): [seeds whose runs ran there]}, in order of first seed."
-    out = {}
-    for s, rs in sorted(by_seed.items()):
-        for m in sorted({json.dumps(r['machine']) for r in rs.values() if 'machine' in r}): out.setdefault(m, []).append(s)
-    return out
 
 
 def target_table(t, by_seed, command, grid=GRID, ans=None):
@@ -163,8 +110,9 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
     seeds = sorted(by_seed)
     paper = PAPER.get(t, {})
     d = ans or answer({t: by_seed}, grid)[t]
+    ee = runs_tidy(by_seed, t)
     L = [f"# The paper's student schedule: en → {t}", "", f"Command: `{command}`", ""]
-    L += ["Machine(s): " + '; '.join(f"seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))}: {m}" for m, ss in machines(by_seed).items()), ""]
+    L += ["Machine(s): " + '; '.join(f"seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))}: {m}" for m, ss in machines((s, r) for s, rs in by_seed.items() for r in rs.values()).items()), ""]
     if d['gpu_seeds']:
         L += ["Seeds on a GPU: one call of `bash bench/gpu_schedule.sh` trained their teachers, then all their rows at once, in FP32.",
               "GPU runs are not bit-reproducible: the same seed run twice gives other numbers (`schedule_repeat_en-*.md`).", ""]
@@ -182,8 +130,8 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
         rs = [by_seed[s][row] for s in seeds if row in by_seed[s]]
         if not rs: continue
         st = [r['student'] for r in rs]
-        last = [_last_test(r) for r in rs]
-        pf = [_curve(r, 'pseudo.f1') for r in rs]
+        last = [_end(ee, s, row, 'test_f1') for s in seeds if row in by_seed[s]]
+        pf = [[x['pseudo_f1'] for x in _epochs(ee, s, row)] or [None] for s in seeds if row in by_seed[s]]
         pf_s = f"{ms([c[0] for c in pf])} → {ms([c[1] if len(c) > 1 else None for c in pf])} → {ms([c[-1] for c in pf])}"
         L.append(f"| {row} | {len(rs)} | {ms([x['f1'] for x in st])} | {ms([x['precision'] for x in st])} | {ms([x['recall'] for x in st])} | "
                  f"{', '.join(str(r.get('kept_epoch')) for r in rs)} | {ms(last)} | {pf_s} | {paper.get(row, '—')} |")
@@ -228,29 +176,25 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
               "no class voted for; in the margins column its global-vote thresholds.", "",
               "| epoch | refined | pseudo P / R / F1 | span P / R | O→ent | ent→O | ent→ent | differ / passed / held | moved to other class: toward gold / from gold | model ≠ label | margins | test F1 | dev F1 |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        n_ep = max(len(r['trace']) for r in rs)
-        for e in range(n_ep):
-            es = [r['trace'][e] for r in rs if len(r['trace']) > e]
-            m = lambda f: statistics.mean(v for v in map(f, es) if v is not None) if any(f(x) is not None for x in es) else None
+        recs = sorted(where(ee, row=row), key=lambda x: x['seed'])          # the tidy records of this row, seed by seed
+        for e in range(max(x['epoch'] for x in recs)):
+            es = where(recs, epoch=e + 1)                                     # after student epoch e
+            mean = lambda vs: statistics.mean(v for v in vs if v is not None) if any(v is not None for v in vs) else None
+            m = lambda k: mean([x[k] for x in es])
             f = lambda v, k=100, d=1: '' if v is None else f"{k * v:.{d}f}"
-            pr = lambda key, sub: m(lambda x: (x.get(key) or {}).get(sub))
-            mv = lambda kind: '/'.join(f(m(lambda x: x['moves'][kind].get(q)), 1, 0) for q in ('fixed', 'broken'))
-            nmv = lambda kind: f(m(lambda x: x['moves'][kind]['n']), 1, 0)
-            rsum = lambda k: m(lambda x: sum(x['refine_stats'][k]) if 'refine_stats' in x else None)
-            gate = '' if rsum('differs') is None else f"{f(rsum('differs'), 1, 0)} / {f(rsum('passed'), 1, 0)} / {f(rsum('held'), 1, 0)}"
-            gl = lambda k: m(lambda x: (x.get('glode') or {}).get(k))
-            if gl('weight') is not None:        # GLoDe has no gate (its base counts are not a gate's): its blend weight, labels its votes moved, spans without a vote
-                gate = f"w {f(gl('weight'), 1, 3)}: {f(gl('moved'), 1, 0)} moved, {f(gl('no_vote'), 1, 0)} no vote"
-            vsum = lambda k: m(lambda x: sum(x['votes'][k]) if 'votes' in x else None)
-            votes = '' if vsum('pushed') is None else f"{f(vsum('pushed'), 1, 0)}: {f(vsum('toward_gold'), 1, 0)} / {f(vsum('from_gold'), 1, 0)}"
-            margins = ', '.join(f"{c} {f(m(lambda x, i=i: (x.get('margins') or [None] * len(labels))[i]), 1, 2)}" for i, c in enumerate(labels)) \
-                if any(x.get('margins') for x in es) else ''
-            devs = [r['student_history'][e]['span_f1'] for r in rs if len(r.get('student_history') or []) > e]
-            L.append(f"| {e} | {'yes' if es[0]['refined'] and ('refine_stats' in es[0] or 'glode' in es[0]) else 'no'} | {f(pr('pseudo', 'precision'))} / {f(pr('pseudo', 'recall'))} / "
-                     f"{f(pr('pseudo', 'f1'))} | {f(pr('span', 'precision'))} / {f(pr('span', 'recall'))} | "
+            mv = lambda kind: '/'.join(f(m(f'{kind}_{q}'), 1, 0) for q in ('fixed', 'broken'))
+            nmv = lambda kind: f(m(kind), 1, 0)
+            gate = '' if m('gate_differs') is None else f"{f(m('gate_differs'), 1, 0)} / {f(m('gate_passed'), 1, 0)} / {f(m('gate_held'), 1, 0)}"
+            if m('glode_weight') is not None:   # GLoDe has no gate (its base counts are not a gate's): its blend weight, labels its votes moved, spans without a vote
+                gate = f"w {f(m('glode_weight'), 1, 3)}: {f(m('glode_moved'), 1, 0)} moved, {f(m('glode_no_vote'), 1, 0)} no vote"
+            votes = '' if m('votes_pushed') is None else f"{f(m('votes_pushed'), 1, 0)}: {f(m('votes_toward_gold'), 1, 0)} / {f(m('votes_from_gold'), 1, 0)}"
+            margins = ', '.join(f"{c} {f(mean([(x['margins'] or [None] * len(labels))[i] for x in es]), 1, 2)}" for i, c in enumerate(labels)) \
+                if any(x['margins'] for x in es) else ''
+            L.append(f"| {e} | {'yes' if es[0]['refining'] else 'no'} | {f(m('pseudo_precision'))} / {f(m('pseudo_recall'))} / "
+                     f"{f(m('pseudo_f1'))} | {f(m('span_precision'))} / {f(m('span_recall'))} | "
                      f"{nmv('o_to_entity')} ({mv('o_to_entity')}) | {nmv('entity_to_o')} ({mv('entity_to_o')}) | "
-                     f"{nmv('entity_to_entity')} ({mv('entity_to_entity')}) | {gate} | {votes} | {f(rsum('model_differs'), 1, 0)} | {margins} | "
-                     f"{f(pr('test', 'f1'))} | {f(statistics.mean(devs) if devs else None)} |")
+                     f"{nmv('entity_to_entity')} ({mv('entity_to_entity')}) | {gate} | {votes} | {f(m('gate_model_differs'), 1, 0)} | {margins} | "
+                     f"{f(m('test_f1'))} | {f(m('dev_f1'))} |")
         fl = [r['trace_start'].get('flippable') for r in rs if r.get('trace_start', {}).get('flippable')]
         if fl:
             x = fl[0]
@@ -258,9 +202,6 @@ def target_table(t, by_seed, command, grid=GRID, ans=None):
                   f"span's argmax can move only if top − second < (1 − K)/K = {x['bound']:.2f}), seed {seeds[0]}, per class of the teacher's argmax: "
                   + ', '.join(f"{c} {fo} of {n}" for c, n, fo in zip(labels, x['spans'], x['flippable']))]
     return '\n'.join(L) + '\n'
-
-
-MOVES = ('entity_to_o', 'o_to_entity', 'entity_to_entity')
 
 
 def _rise(v):
@@ -284,27 +225,27 @@ def answer(by_target, grid=GRID):
     out = {}
     for t, by_seed in by_target.items():
         seeds = sorted(by_seed)
+        ee = runs_tidy(by_seed, t)
         d = dict(seeds=seeds, zero_shot={s: by_seed[s]['teacher']['teacher']['f1'] for s in seeds if 'teacher' in by_seed[s]},
                  ceiling={s: by_seed[s]['ceiling']['teacher']['f1'] for s in seeds if 'ceiling' in by_seed[s]}, rows={}, diffs={},
                  gpu_seeds=[s for s in seeds if any(_on_gpu(r) for r in by_seed[s].values())])
         for row in list(grid['rows']) + list(grid['extra'].get(t, {})):
             per = {}
             for s in seeds:
-                r = by_seed[s].get(row)
-                if r is None or not r.get('trace'): continue
-                tr, c = r['trace'], lambda k: _curve(r, k)
-                per[s] = dict(kept=r['student']['f1'], kept_epoch=r.get('kept_epoch'), last=_last_test(r),
-                              pseudo_f1=[c('pseudo.f1')[1], c('pseudo.f1')[-1]], span_precision=[c('span.precision')[1], c('span.precision')[-1]],
-                              span_recall=[c('span.recall')[1], c('span.recall')[-1]],
-                              moves={k: {q: sum(e['moves'][k][q] for e in tr if e.get('moves')) for q in ('n', 'fixed', 'broken')} for k in MOVES},
-                              margins=dict(zip(r['labels'], tr[-1]['margins'])) if tr[-1].get('margins') else None)
+                es = sorted(where(ee, seed=s, row=row), key=lambda x: x['epoch'])     # a traced student's epochs, 0: the teacher's labels
+                if not es: continue
+                r, warm, end = by_seed[s][row], es[1], es[-1]
+                ends = lambda k: [warm[k], end[k]]
+                total = lambda k: sum(x[k] for x in es[1:] if x[k] is not None)         # over all its epochs
+                per[s] = dict(kept=r['student']['f1'], kept_epoch=r.get('kept_epoch'), last=end['test_f1'], pseudo_f1=ends('pseudo_f1'),
+                              span_precision=ends('span_precision'), span_recall=ends('span_recall'),
+                              moves={k: dict(n=total(k), fixed=total(f'{k}_fixed'), broken=total(f'{k}_broken')) for k in MOVES},
+                              margins=dict(zip(r['labels'], end['margins'])) if end['margins'] else None)
             if per: d['rows'][row] = per
+        recs = [dict(v, seed=seed, row=row) for row, per in d['rows'].items() for seed, v in per.items()]
         for a, b in DIFFS:
-            ra, rb = d['rows'].get(a, {}), d['rows'].get(b, {})
-            both = [s for s in seeds if s in ra and s in rb]
-            if both: d['diffs'][f'{a} − {b}'] = {s: dict(kept=ra[s]['kept'] - rb[s]['kept'],
-                                                         last=None if None in (ra[s]['last'], rb[s]['last']) else ra[s]['last'] - rb[s]['last'])
-                                                  for s in both}
+            kept, last = paired(recs, a, b, 'kept'), paired(recs, a, b, 'last')
+            if kept: d['diffs'][f'{a} − {b}'] = {s: dict(kept=kept[s], last=last[s]) for s in kept}
         d['mean'] = dict(rise={row: _points(map(_rise, per.values())) for row, per in d['rows'].items()},
                          diffs={k.replace(' − ', '-'): dict(kept=_points(v['kept'] for v in x.values()), last=_points(v['last'] for v in x.values()),
                                                             n=len(x)) for k, x in d['diffs'].items()},
@@ -367,16 +308,18 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
     "Rewrite every target's markdown, JSON and Fig. 3 (one line per row, mean over seeds, min–max band) from the runs."
     from contproto_fastai.plots import plot_pseudo_f1
     results = Path(results); results.mkdir(parents=True, exist_ok=True)
-    by_target = {t: by_seed for t in grid['targets'] if (by_seed := load_runs(Path(runs), t))}
-    ans = answer(by_target, grid)
-    for t, by_seed in by_target.items():
+    found = by_target(load_runs(runs))
+    by_target_ = {t: found[t] for t in grid['targets'] if t in found}
+    ans = answer(by_target_, grid)
+    for t, by_seed in by_target_.items():
         (results/f'schedule_en-{t}.md').write_text(target_table(t, by_seed, command, grid, ans[t]))
         keep = ('config', 'teacher', 'student', 'kept_epoch', 'student_history', 'trace_start', 'trace', 'target_spans', 'times',
                 'cpu_times', 'times_unknown', 'machine', 'labels')
         (results/f'schedule_en-{t}.json').write_text(json.dumps(dict(command=command, runs=[
             dict(seed=s, row=row, **{k: r.get(k) for k in keep}) for s, rs in sorted(by_seed.items()) for row, r in rs.items()]), indent=1))
         seeds = sorted(s for s in by_seed if all(r in by_seed[s] for r in grid['rows'] if any(r in v for v in by_seed.values())))
-        curves = {row: [_curve(by_seed[s][row], 'pseudo.f1') for s in seeds] for row in list(grid['rows']) + list(grid['extra'].get(t, {}))
+        ee = runs_tidy(by_seed, t)
+        curves = {row: [[x['pseudo_f1'] for x in _epochs(ee, s, row)] for s in seeds] for row in list(grid['rows']) + list(grid['extra'].get(t, {}))
                   if seeds and all(row in by_seed[s] and by_seed[s][row].get('trace') for s in seeds)}
         if curves:
             plot_pseudo_f1(curves, results/f'schedule_en-{t}_fig3.png', title=f'Pseudo-label F1, en → {t} (Fig. 3)')
@@ -387,7 +330,7 @@ def write_tables(runs, results, command='python bench/schedule.py run', grid=GRI
         for (tt, s, row) in grid['plots']:
             png = Path(runs)/f'en-{tt}'/f'seed{s}'/row/'tsne.png'
             if tt == t and png.exists(): shutil.copy(png, results/f'schedule_en-{t}_tsne_{row}.png')
-    if by_target:
+    if by_target_:
         (results/'schedule_summary.json').write_text(json.dumps(dict(command=command, targets=ans), indent=1))
         (results/'schedule_summary.md').write_text(answer_table(ans, command))
 
@@ -397,13 +340,15 @@ def repeat_table(a, b, t, seed, names=('schedule', 'again'), rows=('teacher', *G
     kind of machine, `names` their runs folders, `note` how they were run), each row's F1 in both and their
     difference, and each paired difference of `DIFFS` in both."""
     f1 = lambda r: (r.get('student') or r.get('teacher') or {}).get('f1')
-    pseudo_end = lambda r: _curve(r, 'pseudo.f1')[-1] if r.get('trace') else None
+    ea, eb = runs_tidy({seed: a}, t), runs_tidy({seed: b}, t)
+    last = lambda ee, row: _end(ee, seed, row, 'test_f1')
+    pseudo_end = lambda ee, row: _end(ee, seed, row, 'pseudo_f1')
     sub = lambda u, v: None if u is None or v is None else u - v
     both = [row for row in rows if row in a and row in b]
     js = dict(target=t, seed=seed, runs=list(names), note=note, machines=[a[both[0]].get('machine'), b[both[0]].get('machine')] if both else [],
-              rows={row: dict(kept=[f1(a[row]), f1(b[row])], last=[_last_test(a[row]), _last_test(b[row])], kept_epoch=[a[row].get('kept_epoch'), b[row].get('kept_epoch')],
-                              pseudo_end=[pseudo_end(a[row]), pseudo_end(b[row])]) for row in both},
-              diffs={f'{x}-{y}': dict(kept=[sub(f1(r[x]), f1(r[y])) for r in (a, b)], last=[sub(_last_test(r[x]), _last_test(r[y])) for r in (a, b)])
+              rows={row: dict(kept=[f1(a[row]), f1(b[row])], last=[last(ea, row), last(eb, row)], kept_epoch=[a[row].get('kept_epoch'), b[row].get('kept_epoch')],
+                              pseudo_end=[pseudo_end(ea, row), pseudo_end(eb, row)]) for row in both},
+              diffs={f'{x}-{y}': dict(kept=[sub(f1(r[x]), f1(r[y])) for r in (a, b)], last=[sub(last(ee, x), last(ee, y)) for ee in (ea, eb)])
                      for x, y in DIFFS if all(k in r for r in (a, b) for k in (x, y))})
     pt = lambda v, f='{:.2f}': '—' if v is None else f.format(100 * v)
     dv = lambda u, v: '—' if sub(v, u) is None else f"{100 * sub(v, u):+.2f}"
@@ -430,13 +375,11 @@ def smoke_grid(tmp):
     "A seconds-long grid on toy files with a tiny saved encoder (CI): one target, two seeds, three rows, 3 student epochs."
     from contproto_fastai.testing import toy_files
     files, tiny = toy_files(Path(tmp)/'toy', n_src=48, n_dev=16, n_tgt=32, n_test=16)
-    args = ['--model', str(tiny), '--lr', '3e-3', '--dropout', '0.1']
-    return dict(budget=['--bs', '16'], teacher=['--teacher-epochs', '2', '--epochs', '0'],
-                student=['--teacher-epochs', '2', '--epochs', '3', '--student-src-limit', '32', '--student-init', 'teacher', '--trace-test',
-                         '--trace-test-limit', '8'],
-                targets=dict(toy=dict(files=files, args=args, seeds=[0, 1])),
-                rows=dict(vanilla=['--ablation', 'vanilla'], contproto=['--ablation', 'contproto'], glode=['--ablation', 'glode']),
-                extra=dict(toy=dict(contproto_wide=['--ablation', 'contproto', '--tgt-max-span-len', '5'])), plots=set())
+    return dict(budget=dict(bs=16), teacher=dict(teacher_epochs=2, epochs=0),
+                student=dict(teacher_epochs=2, epochs=3, student_src_limit=32, student_init='teacher', trace_test=True, trace_test_limit=8),
+                targets=dict(toy=dict(files=files, config=dict(model=str(tiny), lr=3e-3, dropout=0.1), seeds=[0, 1])),
+                rows={row: dict(ablation=row) for row in ('vanilla', 'contproto', 'glode')},
+                extra=dict(toy=dict(contproto_wide=dict(ablation='contproto', tgt_max_span_len=5))), plots=set())
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -452,13 +395,16 @@ def main(argv=None):
     grid = smoke_grid(a.runs) if a.smoke else GRID
     if a.what == 'repeat':
         again = a.again or p.error('repeat needs --again')
-        md, js = repeat_table(*(load_runs(Path(x), a.target).get(a.seed, {}) for x in (a.runs, again)), a.target, a.seed,
+        md, js = repeat_table(*(by_target(load_runs(x)).get(a.target, {}).get(a.seed, {}) for x in (a.runs, again)), a.target, a.seed,
                               (Path(a.runs).name, Path(again).name), note=a.note)
         out = Path(a.results)/f'schedule_repeat_en-{a.target}'
         out.with_suffix('.md').write_text(md); out.with_suffix('.json').write_text(json.dumps(js, indent=1)); print(md)
         return
-    if a.what == 'run': run_grid(Path(a.runs), a.workers, targets, a.results, grid)
-    write_tables(Path(a.runs), a.results, grid=grid)
+    if a.what == 'run':         # the smoke grid in this process; a real one a process per run, tables rewritten after each
+        try: run_grid(jobs(grid, targets), a.runs, a.workers, in_process if a.smoke else subprocess_runner,
+                      after_each=lambda: write_tables(a.runs, a.results, grid=grid))
+        except RuntimeError as e: sys.exit(str(e))
+    write_tables(a.runs, a.results, grid=grid)
 
 
 if __name__ == '__main__': main()

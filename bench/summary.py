@@ -9,6 +9,7 @@ of rows keep the paper's order). Reads bench/results/reproduce_<name>.json, writ
 import argparse, json, statistics
 from pathlib import Path
 from contproto_fastai.results import mean_std
+from contproto_fastai.grid import PAPER, TABLE3, gap_closed, paired
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ['de', 'es', 'nl', 'ar', 'hi', 'zh']
@@ -26,12 +27,8 @@ def _ms(xs): return mean_std(xs, scale=1)
 
 
 def _paired(runs, a, b):
-    "Mean and std over seeds of F1(a) − F1(b), both runs of the same seed (same teacher and pseudo labels)."
-    by = {}
-    for r in runs:
-        if r['row'] in (a, b) and r.get('student'): by.setdefault(r['seed'], {})[r['row']] = 100 * r['student']['f1']
-    d = [v[a] - v[b] for v in by.values() if a in v and b in v]
-    return d
+    "F1(a) − F1(b) ×100 per seed where both finished (same teacher and pseudo labels): `grid.paired` of the grid's runs."
+    return list(paired([dict(r, f1=100 * r['student']['f1']) for r in runs if r.get('student')], a, b, 'f1').values())
 
 
 def table3(runs, tgt='de'):
@@ -39,9 +36,8 @@ def table3(runs, tgt='de'):
     to ContProto of the same seed and teacher; every row over the seeds that have ablation runs) beside the paper's, and
     whether the paper's ordering holds: how many pairs of rows our means order as the paper does. `(markdown lines,
     dict)`, or `([], None)` with fewer than 2 rows."""
-    from reproduce import PAPER, ABLATIONS
-    paper, rows = PAPER[tgt], ['contproto'] + ABLATIONS
-    seeds = {r['seed'] for r in runs if r['row'] in ABLATIONS and r.get('student')}
+    paper, rows = PAPER[tgt], ['contproto', *TABLE3]
+    seeds = {r['seed'] for r in runs if r['row'] in TABLE3 and r.get('student')}
     runs = [r for r in runs if r['seed'] in seeds]          # ContProto over the ablations' seeds only: like with like
     f1 = {r: _f1s(runs, r) for r in rows}
     have = [r for r in rows if f1[r]]
@@ -62,7 +58,6 @@ def table3(runs, tgt='de'):
 
 
 def summarize(results_dir, suffix='e5'):
-    from reproduce import PAPER, gap_closed
     rows, out = [], {}
     for t in TARGETS:
         f = Path(results_dir)/f'reproduce_en-{t}-{suffix}.json'

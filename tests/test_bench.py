@@ -166,8 +166,6 @@ def test_recipe_smoke(repo_root, tmp_path):
 
 def test_summary_table3(repo_root):
     "Table 3 from grid runs: paired differences to ContProto by seed, and the pairs ordered as in the paper (hand count)."
-    import sys
-    sys.path.insert(0, str(repo_root/'bench'))
     summary = _load(repo_root, 'summary')
     run = lambda seed, row, f1: dict(seed=seed, row=row, student={'f1': f1}, teacher={'f1': 0.5})
     # paper (de): contproto 76.41 > no_reg 76.23 > no_proto 74.87 > proto_no_cl 72.59
@@ -276,23 +274,37 @@ def test_schedule_answer_on_hand_built_runs(repo_root):
     assert '| contproto − no_proto | 1 | 2.00 | -2.00 | 5.00 | 0.00 |' in tt, tt
 
 
-def test_schedule_run_grid_waits_for_teacher(repo_root, tmp_path, monkeypatch):
-    "With a free worker, a row whose teacher started in the same pass still waits for that teacher to finish."
-    import time
-    from pathlib import Path
-    sch = _load(repo_root, 'schedule')
-    T, S = Path('en-xx/seed0/teacher'), Path('en-xx/seed0/vanilla')
-    started = []
-    def fake_run(runs, folder, args, dep, log):
-        started.append((folder, dep is None or sch.finished(runs/dep)))
-        if dep is None: time.sleep(0.3)
-        (runs/folder).mkdir(parents=True, exist_ok=True)
-        r = dict(config=dict(epochs=0), machine={}) if dep is None else dict(config=dict(epochs=1), student={})
-        (runs/folder/'results.json').write_text(json.dumps(r))
-    monkeypatch.setattr(sch, 'run_one', fake_run)
-    monkeypatch.setattr(sch, 'jobs', lambda grid, targets=None: [(T, [], None), (S, [], T)])
-    sch.run_grid(tmp_path, workers=2)
-    assert started == [(T, True), (S, True)], started
+def test_schedule_jobs(repo_root, tmp_path):
+    """bench/schedule.py's grid as jobs: per seed a teacher, the first seed's ceiling on the target's gold train set and
+    extra rows, every student after its seed's teacher; bench/factors.py declares the same budget, teacher and students."""
+    sch, fac = _load(repo_root, 'schedule'), _load(repo_root, 'factors')
+    js = sch.jobs(sch.smoke_grid(tmp_path))
+    assert [j.name for j in js[:3]] == ['en-toy/seed0/teacher', 'en-toy/seed0/ceiling', 'en-toy/seed0/vanilla']
+    assert {j.name.split('/')[1] for j in js if j.name.endswith('contproto_wide')} == {'seed0'} and len(js) == 10
+    assert all(j.after == f"{j.name.rsplit('/', 1)[0]}/teacher" for j in js if j.key[2] not in ('teacher', 'ceiling'))
+    ceil = js[1].config
+    assert ceil.src_train == ceil.tgt_train and ceil.epochs == 0 and js[0].config.src_train != ceil.src_train
+    wide = next(j for j in js if j.key[2] == 'contproto_wide').config
+    assert (wide.tgt_max_span_len, wide.ablation, wide.epochs, wide.trace_test, wide.quiet) == (5, 'contproto', 3, True, True)
+    assert (fac.BUDGET, fac.TEACHER, fac.STUDENT) == (sch.GRID['budget'], sch.GRID['teacher'], sch.GRID['student'])
+
+
+def test_factors_todo(repo_root, tmp_path):
+    """bench/factors.py's jobs: teachers always, the rows asked for, `--extra` options in every run and `--student-extra`
+    in the students only (the paper-scale grid as bench/gpu_factors.sh runs it)."""
+    fac = _load(repo_root, 'factors')
+    for lang in ('en', 'de'):
+        (tmp_path/lang).mkdir()
+        for split in ('train', 'dev', 'test'): (tmp_path/lang/f'{split}.txt').write_text('a\tB-PER\n')
+    fac.DATA['conll'] = tmp_path
+    js = fac.todo(fac.PAPER_SCALE, rows=['contproto_pre', 'no_proto_pre'], extra=['--bs', '32'], student_extra=['--epochs', '2'])
+    assert [(j.name, j.after) for j in js] == [('en-de/seed0/teacher', None), ('en-de/seed0/contproto_pre', 'en-de/seed0/teacher'),
+                                               ('en-de/seed0/no_proto_pre', 'en-de/seed0/teacher')]
+    assert [(j.config.bs, j.config.epochs) for j in js] == [(32, 0), (32, 2), (32, 2)]
+    c = js[1].config
+    assert (c.student_init, c.ablation, c.tgt_limit, c.tgt_heldout, c.src_limit) == ('pretrained', 'contproto', 11952, 200, None)
+    assert [j.name for j in fac.todo(fac.GRID, ['de4x'])] == ['en-de4x/seed0/teacher', 'en-de4x/seed0/contproto', 'en-de4x/seed0/no_proto']
+    assert fac.todo(fac.GRID, ['de4x'])[1].config.student_src_limit == 1600
 
 
 def test_schedule_gpu_seeds_and_repeat(repo_root):
