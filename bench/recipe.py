@@ -14,7 +14,7 @@ import argparse, json, statistics, sys
 from pathlib import Path
 from contproto_fastai.results import mean_std
 from contproto_fastai.config import arg_parser, config_from_args
-from contproto_fastai.grid import Job, run_grid, subprocess_runner, load_runs
+from contproto_fastai.grid import Job, run_grid, subprocess_runner, in_process, load_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 # row: (what it is, contproto-fit options)
@@ -60,6 +60,7 @@ def main(argv=None):
     p.add_argument('--rows', default=','.join(ROWS)); p.add_argument('--runs', default=str(ROOT/'runs'/'recipe'))
     p.add_argument('--more', default='', help="extra runs 'SEEDS:ROWS', e.g. '1,2:e5,e5-heads-3e-3' (more seeds for some rows)")
     p.add_argument('--results', default=str(ROOT/'bench'/'results'))
+    p.add_argument('--in-process', action='store_true', help='run in this process (the CI smoke run), not a process per run')
     p.add_argument('rest', nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     rest = a.rest[1:] if a.rest[:1] == ['--'] else a.rest
@@ -83,7 +84,8 @@ def main(argv=None):
                  teacher=v['teacher'], wall_time_s=v['times'], machine=v['machine']) for (s, k), v in sorted(runs.items())]), indent=1))
         return md
     # one run at a time, each in a process of its own with the machine's threads, as the recipes were measured
-    try: run_grid(todo, root, workers=1, runner=lambda cfg: subprocess_runner(cfg, threads=None), after_each=write, keep_checkpoints=True)
+    runner = in_process if a.in_process else (lambda cfg: subprocess_runner(cfg, threads=None))
+    try: run_grid(todo, root, workers=1, runner=runner, after_each=write, keep_checkpoints=True)
     except RuntimeError as e: sys.exit(str(e))
     print(write())
 

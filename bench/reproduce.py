@@ -22,7 +22,7 @@ from pathlib import Path
 from contproto_fastai.results import Results, mean_std as results_mean_std, finished
 from contproto_fastai.config import arg_parser, config_from_args
 from contproto_fastai.refinement import refinement_report
-from contproto_fastai.grid import (Job, PAPER, TABLE3, gap_closed, prune, run_grid, subprocess_runner,
+from contproto_fastai.grid import (Job, PAPER, TABLE3, gap_closed, prune, run_grid, subprocess_runner, in_process,
                                    machines as grid_machines)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,8 +203,10 @@ def main(argv=None):
     root, res_dir = Path(a.runs), Path(a.results)
     res_dir.mkdir(parents=True, exist_ok=True)
     write = lambda: write_tables(todo, root, res_dir, a.name, rest, command, a.keep_checkpoints)
-    # one run at a time, each in a process of its own with the machine's threads; checkpoints pruned once diagnosed
-    try: run_grid(todo, root, workers=1, runner=lambda cfg: subprocess_runner(cfg, threads=None), after_each=write, keep_checkpoints=True)
+    # one run at a time, each in a process of its own with the machine's threads (the smoke grid: in this process);
+    # checkpoints pruned once diagnosed
+    runner = in_process if a.smoke else (lambda cfg: subprocess_runner(cfg, threads=None))
+    try: run_grid(todo, root, workers=1, runner=runner, after_each=write, keep_checkpoints=True)
     except RuntimeError as e: sys.exit(str(e))
     runs, md = write()
     print(md)

@@ -51,7 +51,6 @@ def test_speed_smoke(repo_root, tmp_path):
 
 
 def test_reproduce_smoke(repo_root, tmp_path):
-    if shutil.which('contproto-fit') is None: pytest.skip("console script contproto-fit not on PATH (pip install -e .)")
     rep = _load(repo_root, 'reproduce')
     args = ['--smoke', '--name', 'smoke', '--seeds', '0', '--rows', 'contproto,ceiling', '--results', str(tmp_path), '--runs', str(tmp_path/'runs'),
             '--', '--embeddings', 'frozen']     # as e5-small: its checkpoints leave the frozen embeddings out
@@ -147,11 +146,10 @@ def test_reproduce_args(repo_root, tmp_path):
 
 def test_recipe_smoke(repo_root, tmp_path):
     "bench/recipe.py on toy files with a tiny encoder: teacher-only runs, one table row per recipe, options reach the runs."
-    if shutil.which('contproto-fit') is None: pytest.skip("console script contproto-fit not on PATH (pip install -e .)")
     rec, rep = _load(repo_root, 'recipe'), _load(repo_root, 'reproduce')
     toy = rep.smoke_args(tmp_path/'toy')
     args = ['--name', 'smoke', '--seeds', '0', '--rows', 'e5-heads-1e-3,e5-mlp,e5-no-norm', '--results', str(tmp_path), '--runs', str(tmp_path/'runs'),
-            '--', *toy, '--teacher-epochs', '1']
+            '--in-process', '--', *toy, '--teacher-epochs', '1']
     rec.main(args)
     js = json.loads((tmp_path/'recipe_smoke.json').read_text())
     by = {r['row']: r for r in js['runs']}
@@ -194,14 +192,11 @@ def test_reproduce_done(repo_root, tmp_path):
         assert done(tmp_path) == finished, (epochs, keys)
 
 
-def test_schedule_smoke(repo_root, tmp_path):
+def test_schedule_smoke(repo_root, tmp_path, capsys):
     "bench/schedule.py on toy files: the grid's jobs in dependency order, resumable, and tables with the per-epoch trace."
-    import subprocess, sys, os
     runs, res = tmp_path/'runs', tmp_path/'res'
-    cmd = [sys.executable, str(repo_root/'bench'/'schedule.py'), 'run', '--smoke', '--runs', str(runs), '--results', str(res), '--workers', '2']
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    run = lambda: _load(repo_root, 'schedule').main(['run', '--smoke', '--runs', str(runs), '--results', str(res), '--workers', '2'])
+    run()                                       # the smoke grid runs in this process
     js = json.loads((res/'schedule_en-toy.json').read_text())
     rows = sorted((x['seed'], x['row']) for x in js['runs'])
     assert rows == sorted([(0, 'ceiling'), (0, 'contproto_wide')] + [(s, r) for s in (0, 1) for r in ('teacher', 'vanilla', 'contproto', 'glode')])
@@ -231,8 +226,9 @@ def test_schedule_smoke(repo_root, tmp_path):
     assert '| contproto_wide | 5 |' in md and '| contproto | 4 |' in md     # the cost table: each row's target span limit
     assert '| w 0.' in md.split('## glode: epoch by epoch')[1]               # GLoDe's blend weight in its gate column
     # finished runs are skipped: a second call starts nothing
-    r2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert r2.returncode == 0 and 'start ' not in r2.stdout, r2.stdout[-2000:]
+    assert 'start ' in capsys.readouterr().out; run()          # the first call started the jobs, the second none
+    out = capsys.readouterr().out
+    assert 'start ' not in out, out[-2000:]
 
 
 def test_schedule_answer_on_hand_built_runs(repo_root):
