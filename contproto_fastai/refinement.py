@@ -14,6 +14,7 @@ from .pseudo import PseudoLabels, ContProtoState
 from .data import encode, SpanDL
 from .predict import load_predictor
 from .contproto import margin_gate
+from .diagnostics import label_moves
 from .checkpoint import load_weights
 from .pipeline import read_split
 
@@ -34,11 +35,10 @@ def refinement_report(out, teacher_dir):
     before = PseudoLabels.load(Path(teacher_dir)/'pseudo_labels.pt').probs.argmax(-1)
     state = ContProtoState.load(out/'state.pt'); after = state.pseudo_labels.probs.argmax(-1)
     if not len(gold) == len(before) == len(after): raise ValueError(f"{out}: target spans do not match the run's pseudo labels")
-    ch = before != after
-    d = dict(spans=len(gold), gold_entity_spans=int((gold > 0).sum()), changed=int(ch.sum()),
-             fixed=int((ch & (after == gold)).sum()), broken=int((ch & (before == gold)).sum()),
-             entity_to_o=int((ch & (before > 0) & (after == 0)).sum()), o_to_entity=int((ch & (before == 0) & (after > 0)).sum()),
-             entity_to_entity=int((ch & (before > 0) & (after > 0)).sum()))
+    mv = label_moves(before, after, gold)          # its kinds partition the changed labels
+    total = lambda q: sum(m[q] for m in mv.values())
+    d = dict(spans=len(gold), gold_entity_spans=int((gold > 0).sum()), changed=total('n'), fixed=total('fixed'), broken=total('broken'),
+             **{k: mv[k]['n'] for k in ('entity_to_o', 'o_to_entity', 'entity_to_entity')})
     for k, y in (('before', before), ('after', after)):
         d[f'span_precision_{k}'] = _rate((y > 0) & (y == gold), y > 0)
         d[f'span_recall_{k}'] = _rate((gold > 0) & (y == gold), gold > 0)
